@@ -1,0 +1,88 @@
+"""Errors that budgetmem raises on purpose.
+
+Every error a user can cause or fix is a :class:`BudgetMemError`. Its message is one
+line that names the problem and the fix; the CLI prints it and exits with status 2.
+
+    BudgetMemError
+    ├── InputError            missing / unreadable file, malformed JSON, unknown format,
+    │                         empty history
+    ├── ConfigError           bad settings, unknown provider or model
+    │   └── UnknownPriceError a model with no price and no explicit user price
+    ├── ModelError            a model that is not prepared or cannot be assembled
+    │   └── ChecksumError     an assembled file whose sha256 is not the pinned one
+    ├── StoreError            a store file that cannot be used as asked
+    └── LLMError              an LLM call that did not produce a usable answer
+        ├── ServerUnavailableError  nothing listens at the endpoint
+        ├── LLMTimeoutError         the endpoint did not answer in time (after retries)
+        └── LLMResponseError        the endpoint answered with an error or garbage
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BudgetMemError",
+    "InputError",
+    "ConfigError",
+    "UnknownPriceError",
+    "ModelError",
+    "ChecksumError",
+    "StoreError",
+    "LLMError",
+    "ServerUnavailableError",
+    "LLMTimeoutError",
+    "LLMResponseError",
+]
+
+
+class BudgetMemError(Exception):
+    """Base class: a one-line, user-facing message; the CLI exits with status 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = " ".join(message.split())
+        self.hint = " ".join(hint.split()) if hint else None
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InputError(BudgetMemError):
+    """The input the user gave cannot be read or has the wrong shape."""
+
+
+class ConfigError(BudgetMemError):
+    """A setting, provider string or model name is not valid."""
+
+
+class UnknownPriceError(ConfigError):
+    """A model has no entry in the price table and the user set none."""
+
+
+class ModelError(BudgetMemError):
+    """An embedded model is missing or cannot be prepared."""
+
+
+class ChecksumError(ModelError):
+    """An assembled model file does not match its pinned sha256."""
+
+
+class StoreError(BudgetMemError):
+    """The store cannot do what was asked (e.g. encoder mismatch in a namespace)."""
+
+
+class LLMError(BudgetMemError):
+    """An LLM call failed."""
+
+
+class ServerUnavailableError(LLMError):
+    """No server answers at the configured endpoint."""
+
+
+class LLMTimeoutError(LLMError):
+    """The endpoint did not answer within the timeout, after all retries."""
+
+
+class LLMResponseError(LLMError):
+    """The endpoint answered, but with an error status or an unusable body."""

@@ -1,0 +1,171 @@
+"""Typed, frozen settings. Built in code or loaded from one TOML file; never global.
+
+Example ``budgetmem.toml``::
+
+    models_dir = "~/.cache/budgetmem/models"
+    prices_file = "prices.toml"
+
+    [encoder]
+    name = "all-minilm-l6-v2"
+
+    [chunking]
+    max_tokens = 256
+
+    [retrieval]
+    retriever = "hybrid"
+    top_k = 5
+
+    [llm]
+    timeout_s = 60
+    openai_base_url = "http://127.0.0.1:8080/v1"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from budgetmem.errors import ConfigError, InputError
+
+__all__ = [
+    "EncoderSettings",
+    "ChunkSettings",
+    "RetrievalSettings",
+    "LLMSettings",
+    "Settings",
+    "load_settings",
+]
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    name: str = "all-mpnet-base-v2"
+    """Registry name of the sentence encoder (all-mpnet-base-v2 768-d, all-minilm-l6-v2 384-d)."""
+    batch_size: int = 32
+    """Texts per forward pass."""
+    window_stride: int = 256
+    """Stride (tokens) of the windows that cover a text longer than the encoder reads;
+    the window embeddings are mean-pooled, so a 1,024-token chunk is embedded whole."""
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    max_tokens: int = 256
+    """Chunk size in encoder tokens (routing paper §5.2: 256 for chats, 1,024 for documents)."""
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 8:
+            raise ConfigError(f"chunk size {self.max_tokens} is too small", hint="use at least 8 tokens")
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    retriever: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    """Hybrid by default: on LoCoMo, BM25 finds evidence that the dense encoder misses."""
+    top_k: int = 5
+    """Candidates handed to the pipeline (routing paper §5.2: K = 5)."""
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    """How hybrid merges the two rankings."""
+    rrf_k: int = 60
+    """Reciprocal-rank-fusion constant (Cormack et al., 2009)."""
+    dense_weight: float = 0.7
+    """Weight of the dense score in weighted fusion (selective-write paper §V: alpha 0.7)."""
+    candidates: int = 100
+    """How deep each retriever ranks before fusion."""
+
+    def __post_init__(self) -> None:
+        if self.retriever not in ("dense", "bm25", "hybrid"):
+            raise ConfigError(f"unknown retriever {self.retriever!r}", hint="use dense, bm25 or hybrid")
+        if self.fusion not in ("rrf", "weighted"):
+            raise ConfigError(f"unknown fusion {self.fusion!r}", hint="use rrf or weighted")
+        if self.top_k < 1:
+            raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ConfigError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    n_ctx: int = 4096
+    """Context window for embedded llama.cpp models."""
+    n_threads: int | None = None
+    """CPU threads for llama.cpp (None: all cores)."""
+    timeout_s: float = 60.0
+    """Per-request timeout for HTTP backends."""
+    max_retries: int = 3
+    """Retries on 429 / 5xx / timeouts / refused connections, with exponential backoff."""
+    backoff_s: float = 0.5
+    """First backoff delay; doubles each retry (a Retry-After header wins if longer)."""
+    openai_base_url: str | None = None
+    """Default endpoint for ``openai:`` providers (else $OPENAI_BASE_URL)."""
+    openai_api_key: str | None = None
+    """Key for ``openai:`` providers (else $OPENAI_API_KEY)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    models_dir: Path | None = None
+    """Where embedded models are assembled (else $BUDGETMEM_MODELS_DIR or ~/.cache/budgetmem/models)."""
+    prices_file: Path | None = None
+    """A TOML or JSON price table that extends or overrides the defaults."""
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with top-level fields or ``section__field`` overrides, e.g. ``retrieval__top_k=10``."""
+        top: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if "__" in key:
+                section, name = key.split("__", 1)
+                nested.setdefault(section, {})[name] = value
+            else:
+                top[key] = value
+        for section, values in nested.items():
+            top[section] = _build(type(getattr(self, section)), values, section, base=getattr(self, section))
+        return dataclasses.replace(self, **top)
+
+
+_SECTIONS = {"encoder": EncoderSettings, "chunking": ChunkSettings, "retrieval": RetrievalSettings, "llm": LLMSettings}
+
+
+def _build(cls: type, values: dict[str, Any], where: str, base: Any = None) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in [{where}]: {', '.join(unknown)}", hint=f"known: {', '.join(sorted(names))}")
+    try:
+        return dataclasses.replace(base, **values) if base is not None else cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"bad settings in [{where}]: {exc}") from None
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Settings from a TOML file (defaults where a field is absent); defaults if ``path`` is None."""
+    if path is None:
+        return Settings()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"settings file not found: {p}", hint="check the --config path") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"settings file {p} is not valid TOML: {exc}") from None
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{key}] in {p} must be a table")
+            kwargs[key] = _build(_SECTIONS[key], value, key)
+        elif key in ("models_dir", "prices_file"):
+            kwargs[key] = (p.parent / Path(value).expanduser()) if not Path(value).expanduser().is_absolute() else Path(value)
+        else:
+            raise ConfigError(f"unknown setting {key!r} in {p}", hint="known: models_dir, prices_file, " + ", ".join(_SECTIONS))
+    return Settings(**kwargs)
