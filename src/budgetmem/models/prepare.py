@@ -280,5 +280,5 @@ def _progress_bar(spec: ModelSpec):  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
     return tqdm(
-        total=spec.size_bytes, unit="B", unit_scale=True, desc=spec.name, disable=spec.layout == "folder", leave=False
+        total=spec.size_bytes, unit="B", unit_scale=True, desc=spec.name, disable=True if spec.layout == "folder" else None, leave=False
     )

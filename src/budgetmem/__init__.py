@@ -1,0 +1,61 @@
+"""budgetmem: runtime memory for LLM agents with explicit performance-cost control."""
+
+from budgetmem.encoder import Encoder
+from budgetmem.errors import (
+    BudgetMemError,
+    ChecksumError,
+    ConfigError,
+    InputError,
+    LLMError,
+    LLMResponseError,
+    LLMTimeoutError,
+    ModelError,
+    ServerUnavailableError,
+    StoreError,
+    UnknownPriceError,
+)
+from budgetmem.ingest import Chunk, History, Session, Turn, load_histories
+from budgetmem.memory import BudgetMem
+from budgetmem.retrieval import Hit, Searcher
+from budgetmem.settings import (
+    ChunkSettings,
+    EncoderSettings,
+    LLMSettings,
+    RetrievalSettings,
+    Settings,
+    load_settings,
+)
+from budgetmem.store import Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BudgetMem",
+    "BudgetMemError",
+    "ChecksumError",
+    "Chunk",
+    "ChunkSettings",
+    "ConfigError",
+    "Encoder",
+    "EncoderSettings",
+    "History",
+    "Hit",
+    "InputError",
+    "LLMError",
+    "LLMResponseError",
+    "LLMSettings",
+    "LLMTimeoutError",
+    "ModelError",
+    "RetrievalSettings",
+    "Searcher",
+    "ServerUnavailableError",
+    "Session",
+    "Settings",
+    "Store",
+    "StoreError",
+    "Turn",
+    "UnknownPriceError",
+    "__version__",
+    "load_histories",
+    "load_settings",
+]

@@ -1,0 +1,3 @@
+from budgetmem.cli.main import main
+
+raise SystemExit(main())

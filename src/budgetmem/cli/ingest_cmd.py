@@ -1,0 +1,50 @@
+"""``budgetmem ingest PATH``: read, chunk, embed and store a history."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from budgetmem.cli.common import add_store_args, print_json, settings_from
+from budgetmem.cli.table import table
+from budgetmem.ingest import FORMATS
+from budgetmem.memory import BudgetMem
+from budgetmem.models import encoder_models
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("ingest", help="store a conversation or documents in a namespace")
+    p.add_argument("path", metavar="PATH", help="LoCoMo / LongMemEval .json, .txt / .md, or a folder of them")
+    add_store_args(p)
+    p.add_argument("--format", default="auto", choices=FORMATS, help="input format (default: detect)")
+    p.add_argument("--encoder", choices=[s.name for s in encoder_models()], help="sentence encoder (default all-mpnet-base-v2)")
+    p.add_argument("--chunk-tokens", type=int, metavar="N", help="chunk size in encoder tokens (default 256)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args, encoder__name=args.encoder, chunking__max_tokens=args.chunk_tokens)
+    from budgetmem.ingest import load_histories
+
+    histories = load_histories(args.path, args.format)  # bad input fails before the store is touched
+    with BudgetMem(args.store, args.namespace, settings=settings) as mem:
+        report = mem.add_histories(histories, progress=sys.stderr.isatty() and not args.json)
+    if args.json:
+        print_json(
+            {
+                "store": args.store,
+                "encoder": report.encoder,
+                "seconds": round(report.seconds, 3),
+                "chunks_added": report.chunks_added,
+                "chunks_per_s": round(report.chunks_per_s, 2),
+                "namespaces": [n.__dict__ for n in report.namespaces],
+            }
+        )
+        return 0
+    rows = [[n.namespace, n.sessions_added, n.sessions_skipped, n.chunks_added, n.tokens_added] for n in report.namespaces]
+    print(table(["namespace", "sessions added", "skipped (already stored)", "chunks", "tokens"], rows))
+    print(
+        f"\n{report.chunks_added} chunks embedded with {report.encoder} in {report.seconds:.1f} s "
+        f"({report.chunks_per_s:.1f} chunks/s) into {args.store}"
+    )
+    return 0

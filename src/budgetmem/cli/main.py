@@ -1,0 +1,52 @@
+"""The ``budgetmem`` command. Errors print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from budgetmem.errors import BudgetMemError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from budgetmem.cli import ingest_cmd, models_cmd, search_cmd
+
+    parser = argparse.ArgumentParser(
+        prog="budgetmem", description="Runtime memory for LLM agents with explicit performance-cost control."
+    )
+    parser.add_argument("--version", action="version", version=f"budgetmem {_version()}")
+    parser.add_argument("--config", metavar="FILE", help="settings file (TOML)")
+    parser.add_argument("--models-dir", metavar="DIR", help="where embedded models live (default $BUDGETMEM_MODELS_DIR)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    models_cmd.register(sub)
+    ingest_cmd.register(sub)
+    search_cmd.register(sub)
+    return parser
+
+
+def _version() -> str:
+    from budgetmem import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except BudgetMemError as exc:
+        print(f"budgetmem: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("budgetmem: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""``budgetmem search "query"``: the top-k chunks of a namespace."""
+
+from __future__ import annotations
+
+import argparse
+
+from budgetmem.cli.common import add_store_args, print_json, settings_from
+from budgetmem.cli.table import table
+from budgetmem.memory import BudgetMem
+from budgetmem.retrieval import RETRIEVERS
+from budgetmem.store import Store
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("search", help="retrieve the chunks that best match a query")
+    p.add_argument("query", metavar="QUERY")
+    add_store_args(p)
+    p.add_argument("-k", "--top-k", type=int, default=None, metavar="K", help="how many chunks (default 5)")
+    p.add_argument("--retriever", choices=RETRIEVERS, help="dense, bm25 or hybrid (default hybrid)")
+    p.add_argument("--fusion", choices=["rrf", "weighted"], help="how hybrid merges rankings (default rrf)")
+    p.set_defaults(run=run)
+
+    n = sub.add_parser("namespaces", help="list the namespaces of a store")
+    n.add_argument("--store", required=True, metavar="FILE")
+    n.add_argument("--json", action="store_true")
+    n.set_defaults(run=run_namespaces)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args, retrieval__fusion=args.fusion)
+    store = Store(args.store, create=False)  # searching never creates a store
+    store.require_namespace(args.namespace)
+    with store, BudgetMem(store, args.namespace, settings=settings) as mem:
+        hits = mem.search(args.query, k=args.top_k, retriever=args.retriever)
+    if args.json:
+        print_json({"query": args.query, "namespace": args.namespace, "hits": [h.to_dict() for h in hits]})
+        return 0
+    if not hits:
+        print("no matching chunks")
+        return 0
+    rows = [
+        [h.rank, round(h.score, 4), h.chunk.session_id, h.chunk.session_date or "", _ids(h.chunk.dia_ids), h.chunk.text]
+        for h in hits
+    ]
+    print(table(["rank", "score", "session", "date", "dia_ids", "text"], rows, max_width=70))
+    return 0
+
+
+def _ids(ids: tuple[str, ...]) -> str:
+    return ids[0] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}" if ids else ""
+
+
+def run_namespaces(args: argparse.Namespace) -> int:
+    with Store(args.store, create=False) as store:
+        infos = store.namespaces()
+    if args.json:
+        print_json([i.__dict__ for i in infos])
+        return 0
+    rows = [[i.name, i.encoder, i.dim, i.chunk_tokens, i.n_sessions, i.n_chunks, i.n_tokens] for i in infos]
+    print(table(["namespace", "encoder", "dim", "chunk tokens", "sessions", "chunks", "tokens"], rows))
+    return 0

@@ -1,0 +1,94 @@
+"""Ingest: histories -> chunks -> embeddings -> one store transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from budgetmem.encoder import Encoder
+from budgetmem.ingest.chunker import chunk_session, render_session
+from budgetmem.ingest.history import History, Session
+from budgetmem.store import SessionBatch, Store
+
+__all__ = ["IngestReport", "NamespaceReport", "ingest_histories", "namespace_for", "session_key"]
+
+
+@dataclass(frozen=True)
+class NamespaceReport:
+    namespace: str
+    history: str
+    sessions_added: int
+    sessions_skipped: int
+    chunks_added: int
+    tokens_added: int
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    namespaces: tuple[NamespaceReport, ...]
+    encoder: str
+    seconds: float
+
+    @property
+    def chunks_added(self) -> int:
+        return sum(n.chunks_added for n in self.namespaces)
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks_added / self.seconds if self.seconds > 0 else 0.0
+
+
+def namespace_for(base: str, history: History, many: bool) -> str:
+    """A file with several histories (LoCoMo conversations) gives one namespace each."""
+    return f"{base}/{history.name}" if many else base
+
+
+def session_key(history: History, session: Session) -> str:
+    payload = json.dumps([history.name, session.session_id, session.date_time, render_session(session)])
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def ingest_histories(
+    store: Store,
+    namespace: str,
+    histories: Sequence[History],
+    encoder: Encoder,
+    max_tokens: int,
+    *,
+    progress: bool = False,
+) -> IngestReport:
+    started = time.perf_counter()
+    many = len(histories) > 1
+    batches: list[SessionBatch] = []
+    reports: list[NamespaceReport] = []
+    for h in histories:
+        ns = namespace_for(namespace, h, many)
+        known = store.known_sessions(ns)
+        added = skipped = n_chunks = n_tokens = 0
+        for s in h.sessions:
+            key = session_key(h, s)
+            if key in known:
+                skipped += 1
+                continue
+            chunks = chunk_session(s, encoder, max_tokens, source=h.source, history=h.name)
+            batches.append(SessionBatch(ns, key, h.source, h.name, s.session_id, chunks, np.zeros((0, 0))))
+            added += 1
+            n_chunks += len(chunks)
+            n_tokens += sum(c.n_tokens for c in chunks)
+        reports.append(NamespaceReport(ns, h.name, added, skipped, n_chunks, n_tokens))
+
+    # Embed everything before writing, then write in one transaction: all or nothing.
+    texts = [c.text for b in batches for c in b.chunks]
+    vectors = encoder.encode(texts, progress=progress)
+    embedded, start = [], 0
+    for b in batches:
+        end = start + len(b.chunks)
+        embedded.append(SessionBatch(b.namespace, b.key, b.source, b.history, b.session_id, b.chunks, vectors[start:end]))
+        start = end
+    store.add(embedded, encoder=encoder.name, dim=encoder.dim, chunk_tokens=max_tokens)
+    return IngestReport(tuple(reports), encoder.name, time.perf_counter() - started)

@@ -1,0 +1,85 @@
+"""Read any supported input into Histories, with one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from budgetmem.errors import InputError
+from budgetmem.ingest.history import History
+from budgetmem.ingest.locomo import looks_like_locomo, parse_locomo
+from budgetmem.ingest.longmemeval import looks_like_longmemeval, parse_longmemeval
+from budgetmem.ingest.text import TEXT_SUFFIXES, parse_text
+
+__all__ = ["FORMATS", "load_histories"]
+
+FORMATS = ("auto", "locomo", "longmemeval", "text", "markdown")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}", hint="check the path") from None
+    except PermissionError:
+        raise InputError(f"cannot read {path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text (byte {exc.start})", hint="convert it to UTF-8") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory") from None
+
+
+def _read_json(path: Path) -> Any:
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON in {path}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def _load_file(path: Path, fmt: str) -> list[History]:
+    suffix = path.suffix.lower()
+    if fmt == "auto":
+        if suffix in TEXT_SUFFIXES:
+            fmt = TEXT_SUFFIXES[suffix]
+        elif suffix == ".json":
+            data = _read_json(path)
+            if looks_like_locomo(data):
+                return parse_locomo(data, str(path))
+            if looks_like_longmemeval(data):
+                return parse_longmemeval(data, str(path))
+            raise InputError(
+                f"cannot tell the format of {path}", hint="pass --format locomo or --format longmemeval"
+            )
+        else:
+            raise InputError(
+                f"unknown file type {suffix or '(none)'} for {path}",
+                hint="use .json (LoCoMo / LongMemEval), .txt or .md, or pass --format",
+            )
+    if fmt == "locomo":
+        return parse_locomo(_read_json(path), str(path))
+    if fmt == "longmemeval":
+        return parse_longmemeval(_read_json(path), str(path))
+    if fmt in ("text", "markdown"):
+        return [parse_text(_read_text(path), path, fmt)]
+    raise InputError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
+
+
+def load_histories(path: str | Path, fmt: str = "auto") -> list[History]:
+    """Histories in a file, or in every .txt/.md file of a folder (one History each)."""
+    p = Path(path)
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
+    if not p.exists():
+        raise InputError(f"file not found: {p}", hint="check the path")
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
+        if not files:
+            raise InputError(f"no .txt or .md files in folder {p}")
+        histories = [h for f in files for h in _load_file(f, fmt)]
+    else:
+        histories = _load_file(p, fmt)
+    if not histories or all(h.n_turns == 0 for h in histories):
+        raise InputError(f"empty history: no turns or text found in {p}", hint="nothing to store")
+    return histories

@@ -1,0 +1,33 @@
+"""Plain text and Markdown documents: one document is one session, paragraphs are turns.
+
+Paragraphs keep the blank lines that follow them, so joining the turns of a document
+gives back the file's text exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from budgetmem.ingest.history import History, Session, Turn
+
+__all__ = ["parse_text", "TEXT_SUFFIXES"]
+
+TEXT_SUFFIXES = {".txt": "text", ".md": "markdown", ".markdown": "markdown"}
+
+
+def _paragraphs(text: str) -> list[str]:
+    # Split after blank-line runs only: a paragraph keeps its trailing newlines.
+    pieces, start = [], 0
+    for m in re.finditer(r"\n[ \t]*\n\s*", text):
+        pieces.append(text[start : m.end()])
+        start = m.end()
+    if start < len(text):
+        pieces.append(text[start:])
+    return [p for p in pieces if p]
+
+
+def parse_text(text: str, path: Path, fmt: str) -> History:
+    turns = tuple(Turn(text=p, dia_id=f"{path.stem}:p{i}") for i, p in enumerate(_paragraphs(text)))
+    sessions = (Session(path.stem, None, turns, "document"),) if turns else ()
+    return History(name=path.stem, source=str(path), format=fmt, sessions=sessions)

@@ -1,0 +1,231 @@
+"""Embedded GGUF models run in-process with llama.cpp (``llamacpp:<registry-name>`` or a .gguf path).
+
+A model loads once per process: instances are cached by (path, n_ctx, n_threads) and shared
+by every ``LlamaCppLLM`` that asks for them. Each loaded instance owns one KV cache, and
+llama.cpp reuses the longest common prompt prefix of consecutive calls, so calls to one
+instance are serialised by a lock rather than interleaved.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from budgetmem.errors import ConfigError, LLMResponseError, ModelError, UnknownPriceError
+from budgetmem.llm.base import LLM, Completion, Message, Price, as_messages, usage_counts
+from budgetmem.llm.pricing import PriceTable
+from budgetmem.models import MODELS, get_model, model_path
+from budgetmem.settings import LLMSettings, Settings
+
+__all__ = ["LlamaCppLLM", "is_gguf_path", "clear_model_cache", "default_threads"]
+
+
+def is_gguf_path(model: str) -> bool:
+    """A model given as a file rather than a registry name."""
+    return model.lower().endswith(".gguf") or "/" in model or os.sep in model
+
+
+def default_threads() -> int:
+    """All cores this process may run on (the settings' meaning of n_threads=None)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C-level writes to fd 2 (llama.cpp/ggml load chatter) for the block."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _llama_cpp() -> ModuleType:
+    try:
+        with _quiet_stderr():
+            import llama_cpp
+    except ImportError as exc:
+        raise ConfigError(
+            f"llama-cpp-python is not installed ({exc})", hint="install budgetmem[embedded]"
+        ) from None
+    return llama_cpp
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    llama: Any
+    lock: threading.Lock
+
+
+_LOADED: dict[tuple[str, int, int], _Loaded] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def _load(path: Path, n_ctx: int, n_threads: int) -> _Loaded:
+    key = (str(path.resolve()), n_ctx, n_threads)
+    with _LOAD_LOCK:  # loads are rare and heavy; one at a time keeps memory predictable
+        slot = _LOADED.get(key)
+        if slot is None:
+            llama_cpp = _llama_cpp()
+            try:
+                with _quiet_stderr():
+                    llama = llama_cpp.Llama(model_path=key[0], n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(f"llama.cpp could not load {path}: {exc}", hint="check the file is a GGUF model") from None
+            slot = _Loaded(llama, threading.Lock())
+            _LOADED[key] = slot
+    return slot
+
+
+def clear_model_cache() -> None:
+    """Drop every loaded model (frees memory; the next call loads again)."""
+    with _LOAD_LOCK:
+        _LOADED.clear()
+
+
+_VALID_GRAMMARS: set[str] = set()
+
+
+def _grammar(slot: _Loaded, text: str) -> Any:
+    """A LlamaGrammar for ``text``, parsed once by llama.cpp before it is used for sampling.
+
+    llama-cpp-python hands an unparsable grammar to the sampler chain as a null pointer
+    (a crash, not an exception), so each new grammar is test-compiled here first.
+    """
+    llama_cpp = _llama_cpp()
+    if text not in _VALID_GRAMMARS:
+        with _quiet_stderr():
+            sampler = llama_cpp.llama_sampler_init_grammar(
+                slot.llama._model.vocab, text.encode("utf-8"), b"root"
+            )
+        if not sampler:
+            raise ConfigError("invalid GBNF grammar (llama.cpp could not parse it)", hint="it needs a 'root ::= ...' rule")
+        llama_cpp.llama_sampler_free(sampler)
+        _VALID_GRAMMARS.add(text)
+    return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+
+
+class LlamaCppLLM(LLM):
+    """A GGUF chat model run in this process; the chat template comes from the GGUF file."""
+
+    supports_grammar = True
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        price: Price,
+        settings: LLMSettings | None = None,
+        models_dir: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings or LLMSettings()
+        self.model = model
+        self.price = price
+        self.name = name or f"llamacpp:{model}"
+        if is_gguf_path(model):
+            self.path = Path(model).expanduser()
+            if not self.path.is_file():
+                raise ModelError(f"model file not found: {self.path}", hint="check the path after llamacpp:")
+        else:
+            self.path = model_path(model, Path(models_dir) if models_dir is not None else None)
+        self.n_ctx = self.settings.n_ctx
+        self.n_threads = self.settings.n_threads or default_threads()
+        _llama_cpp()  # fail at construction, not at the first call, if the extra is missing
+
+    @classmethod
+    def from_provider(
+        cls,
+        model: str,
+        base_url: str | None,
+        *,
+        prices: PriceTable,
+        settings: Settings,
+        models_dir: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+    ) -> LlamaCppLLM:
+        """Validate the model, then its price, then build (the model loads on first use)."""
+        if base_url is not None:
+            raise ConfigError(
+                f"llamacpp:{model} takes no base URL", hint=f"for a server use openai:{model}@{base_url}"
+            )
+        if is_gguf_path(model):
+            price = _file_price(model, prices)
+        else:
+            spec = MODELS.get(model.lower())
+            if spec is None or spec.kind != "llm":
+                known = ", ".join(s.name for s in MODELS.values() if s.kind == "llm")
+                raise ConfigError(f"unknown embedded LLM {model!r}", hint=f"known: {known}, or a path to a .gguf file")
+            model = get_model(model).name
+            name = f"llamacpp:{model}"  # canonical case, so reports group by one name
+            price = prices.lookup(model)
+        return cls(model, price=price, settings=settings.llm, models_dir=models_dir or settings.models_dir, name=name)
+
+    def load(self) -> None:
+        """Load the model now instead of on the first call (e.g. to time calls fairly)."""
+        _load(self.path, self.n_ctx, self.n_threads)
+
+    def complete(
+        self,
+        messages: str | Sequence[Message],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        grammar: str | None = None,
+        json_mode: bool = False,
+    ) -> Completion:
+        self._check_request(max_tokens, grammar, json_mode)
+        chat = [{"role": m.role, "content": m.content} for m in as_messages(messages)]
+        kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        if stop:
+            kwargs["stop"] = list(stop)
+        if json_mode:
+            kwargs["response_format"] = {"type": "json_object"}
+        slot = _load(self.path, self.n_ctx, self.n_threads)
+        if grammar is not None:
+            kwargs["grammar"] = _grammar(slot, grammar)
+        with slot.lock:
+            start = time.perf_counter()  # generation time only, not time spent waiting for the lock
+            try:
+                result = slot.llama.create_chat_completion(messages=chat, **kwargs)
+            except ValueError as exc:  # e.g. the prompt does not fit the context window
+                raise LLMResponseError(f"{self.name}: {exc}", hint="shorten the prompt or raise llm.n_ctx") from None
+            latency = time.perf_counter() - start
+        choice = (result.get("choices") or [{}])[0]
+        text = (choice.get("message") or {}).get("content")
+        if not isinstance(text, str):
+            raise LLMResponseError(f"{self.name} returned no message content")
+        prompt_tokens, completion_tokens = usage_counts(result.get("usage"), self.name)
+        return self._completion(text, prompt_tokens, completion_tokens, latency, choice.get("finish_reason"))
+
+
+def _file_price(model: str, prices: PriceTable) -> Price:
+    """A .gguf file has no default price: the user keys one by its path or file name."""
+    for key in (model, Path(model).name):
+        try:
+            return prices.lookup(key)
+        except UnknownPriceError:
+            continue
+    raise UnknownPriceError(
+        f"no price for local model file {model!r}",
+        hint="set one keyed by its path or file name in a prices file or with PriceTable.with_price",
+    )
