@@ -70,6 +70,14 @@ class Encoder:
         hf_logging.disable_progress_bar()  # a weight-loading bar on every start is noise
         return SentenceTransformer(str(self.path), device="cpu")
 
+    def load(self) -> float:
+        """Load the network now (it loads lazily otherwise); returns the seconds it took."""
+        import time
+
+        started = time.perf_counter()
+        _ = self._model
+        return time.perf_counter() - started
+
     @property
     def max_tokens(self) -> int:
         """Content tokens the network reads in one pass (its limit minus [CLS]/[SEP])."""

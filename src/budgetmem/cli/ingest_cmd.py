@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
                 "store": args.store,
                 "encoder": report.encoder,
                 "seconds": round(report.seconds, 3),
+                "load_seconds": round(report.load_seconds, 3),
                 "chunks_added": report.chunks_added,
                 "chunks_per_s": round(report.chunks_per_s, 2),
                 "namespaces": [n.__dict__ for n in report.namespaces],
@@ -45,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
     print(table(["namespace", "sessions added", "skipped (already stored)", "chunks", "tokens"], rows))
     print(
         f"\n{report.chunks_added} chunks embedded with {report.encoder} in {report.seconds:.1f} s "
-        f"({report.chunks_per_s:.1f} chunks/s) into {args.store}"
+        f"({report.chunks_per_s:.1f} chunks/s; model load {report.load_seconds:.1f} s) into {args.store}"
     )
     return 0

@@ -11,10 +11,17 @@ from budgetmem.errors import BudgetMemError
 __all__ = ["main", "build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (like every other budgetmem error)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from budgetmem.cli import ingest_cmd, models_cmd, search_cmd
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="budgetmem", description="Runtime memory for LLM agents with explicit performance-cost control."
     )
     parser.add_argument("--version", action="version", version=f"budgetmem {_version()}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from budgetmem.cli.common import add_store_args, print_json, settings_from
 from budgetmem.cli.table import table
@@ -38,11 +39,14 @@ def run(args: argparse.Namespace) -> int:
     if not hits:
         print("no matching chunks")
         return 0
-    rows = [
-        [h.rank, round(h.score, 4), h.chunk.session_id, h.chunk.session_date or "", _ids(h.chunk.dia_ids), h.chunk.text]
-        for h in hits
-    ]
-    print(table(["rank", "score", "session", "date", "dia_ids", "text"], rows, max_width=70))
+    for h in hits:
+        c = h.chunk
+        parts = ", ".join(f"{name} {value:.4f}" for name, value in h.components.items())
+        print(f"#{h.rank}  score {h.score:.4f} ({h.retriever}{': ' + parts if parts and h.retriever == 'hybrid' else ''})")
+        print(f"    {c.session_id}  {c.session_date or ''}  {_ids(c.dia_ids)}  chunk {c.id}, {c.n_tokens} tokens")
+        for line in c.text.rstrip().splitlines():
+            print(textwrap.fill(line, width=100, initial_indent="    | ", subsequent_indent="    |   ") or "    |")
+        print()
     return 0
 
 

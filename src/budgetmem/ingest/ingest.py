@@ -33,6 +33,8 @@ class IngestReport:
     namespaces: tuple[NamespaceReport, ...]
     encoder: str
     seconds: float
+    """Chunking, embedding and writing; the encoder's one-off load time is in ``load_seconds``."""
+    load_seconds: float = 0.0
 
     @property
     def chunks_added(self) -> int:
@@ -62,6 +64,7 @@ def ingest_histories(
     *,
     progress: bool = False,
 ) -> IngestReport:
+    load_seconds = encoder.load()
     started = time.perf_counter()
     many = len(histories) > 1
     batches: list[SessionBatch] = []
@@ -91,4 +94,4 @@ def ingest_histories(
         embedded.append(SessionBatch(b.namespace, b.key, b.source, b.history, b.session_id, b.chunks, vectors[start:end]))
         start = end
     store.add(embedded, encoder=encoder.name, dim=encoder.dim, chunk_tokens=max_tokens)
-    return IngestReport(tuple(reports), encoder.name, time.perf_counter() - started)
+    return IngestReport(tuple(reports), encoder.name, time.perf_counter() - started, load_seconds)
