@@ -60,7 +60,8 @@ def test_completion_text_usage_and_usd(smol: LlamaCppLLM, smol_path: Path) -> No
     assert 1 <= first.completion_tokens <= 12
     price = DEFAULT_PRICES.lookup("llama-3.2-3b")
     assert first.price.source.startswith("paper-equivalent")
-    assert first.usd == pytest.approx(first.prompt_tokens * price.input_per_m / 1e6 + first.completion_tokens * price.output_per_m / 1e6, rel=1e-12)
+    by_hand = first.prompt_tokens * price.input_per_m / 1e6 + first.completion_tokens * price.output_per_m / 1e6
+    assert first.usd == pytest.approx(by_hand, rel=1e-12)
     assert first.usd > 0 and first.latency_s > 0
 
 
@@ -89,7 +90,10 @@ def test_model_loads_once_and_calls_serialise(smol: LlamaCppLLM) -> None:
     keys = [k for k in _LOADED if k[0] == str(smol.path.resolve())]
     assert len(keys) == 1  # one shared instance for both objects
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(smol.complete("Say yes.", max_tokens=3).text)) for _ in range(3)]
+    def call() -> None:
+        results.append(smol.complete("Say yes.", max_tokens=3).text)
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:

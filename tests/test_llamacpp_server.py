@@ -95,7 +95,8 @@ def test_text_and_exact_usage(server: RunningServer) -> None:
     assert c.model == f"openai:smollm2-135m@{server.url}"
     price = DEFAULT_PRICES.lookup("smollm2-135m")
     assert c.price == price and c.price.source.startswith("paper-equivalent")
-    assert c.usd == pytest.approx(c.prompt_tokens * price.input_per_m / 1e6 + c.completion_tokens * price.output_per_m / 1e6, rel=1e-12)
+    by_hand = c.prompt_tokens * price.input_per_m / 1e6 + c.completion_tokens * price.output_per_m / 1e6
+    assert c.usd == pytest.approx(by_hand, rel=1e-12)
     again = llm.complete("What is the capital of France?", max_tokens=16)
     assert (again.prompt_tokens, again.completion_tokens) == (c.prompt_tokens, c.completion_tokens)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,4 +101,13 @@ def test_base_url_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert make_llm("openai:gpt-oss-120b").base_url == "http://env:1/v1"  # type: ignore[attr-defined]
     s = Settings(llm=LLMSettings(openai_base_url="http://settings:2/v1"))
     assert make_llm("openai:gpt-oss-120b", settings=s).base_url == "http://settings:2/v1"  # type: ignore[attr-defined]
-    assert make_llm("openai:gpt-oss-120b@http://explicit:3/v1", settings=s).base_url == "http://explicit:3/v1"  # type: ignore[attr-defined]
+    explicit = make_llm("openai:gpt-oss-120b@http://explicit:3/v1", settings=s)
+    assert explicit.base_url == "http://explicit:3/v1"  # type: ignore[attr-defined]
+
+
+def test_missing_llama_cpp_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gguf = tmp_path / "mine.gguf"
+    gguf.write_bytes(b"GGUF")
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` fail
+    with pytest.raises(ConfigError, match=r"install budgetmem\[embedded\]"):
+        make_llm(f"llamacpp:{gguf}", prices=DEFAULT_PRICES.with_price("mine.gguf", 0, 0))

@@ -89,7 +89,9 @@ class ScriptedStubServer:
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def __enter__(self) -> ScriptedStubServer:
         self.thread.start()
@@ -117,7 +119,8 @@ def free_port() -> Iterator[int]:
 
 
 def test_retries_429_then_exact_usage_and_usd() -> None:
-    replies = [Reply(429, {"error": "slow down"}), Reply(429, {"error": "slow down"}), Reply(200, chat_json("ok", 123, 45))]
+    slow_down = Reply(429, {"error": "slow down"})
+    replies = [slow_down, slow_down, Reply(200, chat_json("ok", 123, 45))]
     with ScriptedStubServer(replies) as stub:
         llm = client(stub.url)
         c = llm.complete("hi", max_tokens=7)
@@ -174,7 +177,7 @@ def test_timeout_after_retries() -> None:
         ({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}, "without choices"),
         ({"choices": [{"message": {"content": "x"}}]}, "no token usage"),
         ({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 3}}, "usage.completion_tokens"),
-        ({"choices": [{"message": {"content": None}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}, "content"),
+        ({"choices": [{"message": {"content": None}}], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}, "content"),
     ],
 )
 def test_garbage_bodies(body: Any, fragment: str) -> None:

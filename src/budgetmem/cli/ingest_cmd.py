@@ -8,6 +8,7 @@ import sys
 from budgetmem.cli.common import add_store_args, print_json, settings_from
 from budgetmem.cli.table import table
 from budgetmem.ingest import FORMATS
+from budgetmem.encoder import Encoder
 from budgetmem.memory import BudgetMem
 from budgetmem.models import encoder_models
 
@@ -27,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from budgetmem.ingest import load_histories
 
     histories = load_histories(args.path, args.format)  # bad input fails before the store is touched
-    with BudgetMem(args.store, args.namespace, settings=settings) as mem:
+    # An explicit --encoder must match an existing namespace (the store refuses a mismatch);
+    # without it, an existing namespace keeps the encoder it was embedded with.
+    encoder = Encoder(settings.encoder, settings.models_dir) if args.encoder else None
+    with BudgetMem(args.store, args.namespace, settings=settings, encoder=encoder) as mem:
         report = mem.add_histories(histories, progress=sys.stderr.isatty() and not args.json)
     if args.json:
         print_json(

@@ -42,7 +42,10 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: return their status
+        return int(exc.code or 0)
     try:
         return int(args.run(args) or 0)
     except BudgetMemError as exc:

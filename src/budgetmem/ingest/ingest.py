@@ -71,6 +71,7 @@ def ingest_histories(
     reports: list[NamespaceReport] = []
     for h in histories:
         ns = namespace_for(namespace, h, many)
+        store.check_encoder(ns, encoder.name, encoder.dim)
         known = store.known_sessions(ns)
         added = skipped = n_chunks = n_tokens = 0
         for s in h.sessions:

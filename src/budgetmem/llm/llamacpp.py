@@ -40,22 +40,30 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_STDERR_LOCK = threading.Lock()
+
+
 @contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Silence C-level writes to fd 2 (llama.cpp/ggml load chatter) for the block."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    """Silence C-level writes to fd 2 (llama.cpp/ggml load chatter) for the block.
+
+    fd 2 is process-wide: the lock stops two threads from saving each other's redirect
+    and leaving stderr pointed at /dev/null.
+    """
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 def _llama_cpp() -> ModuleType:
@@ -89,7 +97,9 @@ def _load(path: Path, n_ctx: int, n_threads: int) -> _Loaded:
                 with _quiet_stderr():
                     llama = llama_cpp.Llama(model_path=key[0], n_ctx=n_ctx, n_threads=n_threads, verbose=False)
             except (ValueError, RuntimeError) as exc:
-                raise ModelError(f"llama.cpp could not load {path}: {exc}", hint="check the file is a GGUF model") from None
+                raise ModelError(
+                    f"llama.cpp could not load {path}: {exc}", hint="check the file is a GGUF model"
+                ) from None
             slot = _Loaded(llama, threading.Lock())
             _LOADED[key] = slot
     return slot
@@ -99,28 +109,31 @@ def clear_model_cache() -> None:
     """Drop every loaded model (frees memory; the next call loads again)."""
     with _LOAD_LOCK:
         _LOADED.clear()
+        _GRAMMARS.clear()
 
 
-_VALID_GRAMMARS: set[str] = set()
+_GRAMMARS: dict[str, Any] = {}
+"""Grammar text -> LlamaGrammar, for grammars llama.cpp has parsed successfully."""
 
 
 def _grammar(slot: _Loaded, text: str) -> Any:
-    """A LlamaGrammar for ``text``, parsed once by llama.cpp before it is used for sampling.
+    """A LlamaGrammar for ``text``, test-parsed by llama.cpp once, then cached.
 
     llama-cpp-python hands an unparsable grammar to the sampler chain as a null pointer
-    (a crash, not an exception), so each new grammar is test-compiled here first.
+    (a crash, not an exception), so each new grammar is compiled here first.
     """
+    cached = _GRAMMARS.get(text)
+    if cached is not None:
+        return cached
     llama_cpp = _llama_cpp()
-    if text not in _VALID_GRAMMARS:
-        with _quiet_stderr():
-            sampler = llama_cpp.llama_sampler_init_grammar(
-                slot.llama._model.vocab, text.encode("utf-8"), b"root"
-            )
-        if not sampler:
-            raise ConfigError("invalid GBNF grammar (llama.cpp could not parse it)", hint="it needs a 'root ::= ...' rule")
-        llama_cpp.llama_sampler_free(sampler)
-        _VALID_GRAMMARS.add(text)
-    return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+    with _quiet_stderr():
+        sampler = llama_cpp.llama_sampler_init_grammar(slot.llama._model.vocab, text.encode("utf-8"), b"root")
+    if not sampler:
+        raise ConfigError("invalid GBNF grammar (llama.cpp could not parse it)", hint="it needs a 'root ::= ...' rule")
+    llama_cpp.llama_sampler_free(sampler)
+    grammar = llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+    _GRAMMARS[text] = grammar
+    return grammar
 
 
 class LlamaCppLLM(LLM):

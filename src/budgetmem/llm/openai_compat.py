@@ -184,7 +184,9 @@ class OpenAICompatLLM(LLM):
         try:
             data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise LLMResponseError(f"{self.name} answered with a body that is not JSON: {_snippet(response.text)}") from None
+            raise LLMResponseError(
+                f"{self.name} answered with a body that is not JSON: {_snippet(response.text)}"
+            ) from None
         if not isinstance(data, dict):
             raise LLMResponseError(f"{self.name} answered with JSON that is not an object: {_snippet(response.text)}")
         choices = data.get("choices")
@@ -196,4 +198,5 @@ class OpenAICompatLLM(LLM):
             raise LLMResponseError(f"{self.name} answered without message content: {_snippet(response.text)}")
         prompt_tokens, completion_tokens = usage_counts(data.get("usage"), self.name)
         finish = choices[0].get("finish_reason")
-        return self._completion(text, prompt_tokens, completion_tokens, latency, finish if isinstance(finish, str) else None)
+        finish_reason = finish if isinstance(finish, str) else None
+        return self._completion(text, prompt_tokens, completion_tokens, latency, finish_reason)

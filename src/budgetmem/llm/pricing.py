@@ -154,7 +154,9 @@ def load_prices(path: str | Path, base: PriceTable | None = None) -> PriceTable:
         kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
         raise InputError(f"prices file {p} is not valid {kind}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("prices"), dict):
-        raise ConfigError(f"prices file {p} has no 'prices' table", hint='expected {"prices": {"model": {"input": .., "output": ..}}}')
+        raise ConfigError(
+            f"prices file {p} has no 'prices' table", hint='expected {"prices": {"model": {"input": .., "output": ..}}}'
+        )
     table = base if base is not None else DEFAULT_PRICES
     for model, entry in data["prices"].items():
         if not isinstance(entry, dict):

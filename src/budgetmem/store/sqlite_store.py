@@ -175,6 +175,20 @@ class Store:
             raise StoreError(f"namespace {name!r} not found in {self.path}", hint=f"namespaces here: {known}")
         return info
 
+    def check_encoder(self, namespace: str, encoder: str, dim: int) -> bool:
+        """True if the namespace exists with this encoder, False if it does not exist;
+        a StoreError if it was embedded with another encoder (vectors must never mix)."""
+        with self._lock:
+            row = self._db.execute("SELECT encoder, dim FROM namespaces WHERE name=?", (namespace,)).fetchone()
+        if row is None:
+            return False
+        if (row[0], row[1]) != (encoder, dim):
+            raise StoreError(
+                f"namespace {namespace!r} was embedded with {row[0]} ({row[1]}-d), not {encoder} ({dim}-d)",
+                hint=f"use --encoder {row[0]} or another namespace",
+            )
+        return True
+
     def known_sessions(self, namespace: str) -> set[str]:
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT key FROM sessions WHERE namespace=?", (namespace,))}
@@ -190,15 +204,9 @@ class Store:
         with self._tx():
             known: dict[str, set[str]] = {}
             for ns in dict.fromkeys(b.namespace for b in batches):
-                row = self._db.execute("SELECT encoder, dim FROM namespaces WHERE name=?", (ns,)).fetchone()
-                if row is None:
+                if not self.check_encoder(ns, encoder, dim):
                     self._db.execute(
                         "INSERT INTO namespaces VALUES (?, ?, ?, ?, ?)", (ns, encoder, dim, chunk_tokens, time.time())
-                    )
-                elif (row[0], row[1]) != (encoder, dim):
-                    raise StoreError(
-                        f"namespace {ns!r} was embedded with {row[0]} ({row[1]}-d), not {encoder} ({dim}-d)",
-                        hint=f"use --encoder {row[0]} or another namespace",
                     )
                 known[ns] = {r[0] for r in self._db.execute("SELECT key FROM sessions WHERE namespace=?", (ns,))}
             for b in batches:

@@ -1,0 +1,120 @@
+"""The CLI as a user runs it: JSON for scripts, one-line errors with exit status 2,
+and a store left untouched by a failed command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from conftest import EXAMPLE
+
+from budgetmem.cli.main import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _dump(path) -> list[str]:
+    db = sqlite3.connect(path)
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def store(tmp_path, capsys):
+    db = tmp_path / "mem.db"
+    code, out, _ = _run(
+        capsys, "ingest", str(EXAMPLE), "--store", str(db), "--namespace", "demo",
+        "--encoder", "all-minilm-l6-v2", "--chunk-tokens", "64", "--json",
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out)
+    assert report["encoder"] == "all-minilm-l6-v2"
+    assert report["namespaces"][0]["namespace"] == "demo"
+    assert report["chunks_added"] == report["namespaces"][0]["chunks_added"] > 4
+    return db
+
+
+def test_search_json(store, capsys):
+    code, out, _ = _run(capsys, "search", "What is the bakery called?", "--store", str(store), "--namespace", "demo", "-k", "3", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert len(result["hits"]) == 3
+    top = result["hits"][0]
+    assert {"rank", "score", "chunk_id", "session_id", "session_date", "dia_ids", "text"} <= set(top)
+    assert any("D4:4" in h["dia_ids"] for h in result["hits"])
+
+
+def test_search_human_output_and_namespaces(store, capsys):
+    code, out, _ = _run(capsys, "search", "Pixel the cat", "--store", str(store), "--namespace", "demo", "--retriever", "bm25", "-k", "2")
+    assert code == 0 and out.startswith("#1  score") and "Pixel" in out
+    code, out, _ = _run(capsys, "namespaces", "--store", str(store), "--json")
+    (ns,) = json.loads(out)
+    assert (ns["name"], ns["encoder"], ns["dim"], ns["chunk_tokens"], ns["n_sessions"]) == ("demo", "all-minilm-l6-v2", 384, 64, 4)
+
+
+def test_models_json(capsys):
+    code, out, _ = _run(capsys, "models", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["smollm2-135m"]["status"] == "ready"
+    assert rows["qwen2.5-coder-1.5b"]["ladder"] == "large"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ingest", "{tmp}/missing.json"], "file not found"),
+        (["ingest", "{tmp}/bad.json"], "malformed JSON"),
+        (["ingest", "{tmp}/data.csv"], "unknown file type .csv"),
+        (["ingest", "{tmp}/empty.txt"], "empty history"),
+        (["ingest", str(EXAMPLE), "--format", "yaml"], "invalid choice: 'yaml'"),
+        (["ingest", str(EXAMPLE), "--encoder", "bert-huge"], "invalid choice: 'bert-huge'"),
+        (["ingest", str(EXAMPLE), "--encoder", "all-mpnet-base-v2"], "was embedded with all-minilm-l6-v2"),
+        (["search", "q", "--namespace", "nobody"], "namespace 'nobody' not found"),
+    ],
+)
+def test_errors_are_one_line_exit_2_and_store_unchanged(store, tmp_path, capsys, args, message):
+    (tmp_path / "bad.json").write_text('[{"conversation": {', encoding="utf-8")
+    (tmp_path / "data.csv").write_text("a,b", encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    argv = [a.format(tmp=tmp_path) for a in args]
+    if "--namespace" not in argv:
+        argv += ["--namespace", "demo"]
+    argv += ["--store", str(store)]
+    before = _dump(store)
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert err.strip().count("\n") == 0, err
+    assert err.startswith("budgetmem")
+    assert _dump(store) == before
+
+
+def test_search_never_creates_a_store(tmp_path, capsys):
+    code, _, err = _run(capsys, "search", "q", "--store", str(tmp_path / "absent.db"), "--namespace", "x")
+    assert code == 2 and "store not found" in err
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_unknown_model_prepare(capsys):
+    code, _, err = _run(capsys, "models", "prepare", "gpt-9")
+    assert code == 2 and "unknown model 'gpt-9'" in err
+
+
+def test_console_script_runs_as_a_process(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "budgetmem")
+    proc = subprocess.run([exe, "ingest", str(tmp_path / "nope.json"), "--store", str(tmp_path / "s.db"), "--namespace", "n"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"budgetmem: error: file not found: {tmp_path / 'nope.json'} (check the path)"
+    assert not (tmp_path / "s.db").exists()  # bad input fails before the store is created
