@@ -32,6 +32,7 @@ demo: models
 	$(BIN)/budgetmem search "What did Tomasz name his bakery?" --store $(OUT)/demo.db --namespace demo -k 3
 	$(BIN)/budgetmem search "Who took care of the cat during the move?" --store $(OUT)/demo.db --namespace demo -k 3 --retriever dense
 	$(BIN)/budgetmem search "rye flour mill" --store $(OUT)/demo.db --namespace demo-docs -k 2 --retriever bm25
+	$(BIN)/budgetmem complete "In one sentence: why keep an agent's history raw instead of summarising it?" --max-tokens 48
 
 test: models
 	$(BIN)/python -m pytest -q

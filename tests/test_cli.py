@@ -118,3 +118,24 @@ def test_console_script_runs_as_a_process(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"budgetmem: error: file not found: {tmp_path / 'nope.json'} (check the path)"
     assert not (tmp_path / "s.db").exists()  # bad input fails before the store is created
+
+
+def test_complete_reports_tokens_price_and_cost(capsys):
+    code, out, _ = _run(capsys, "complete", "Say hello.", "--max-tokens", "8", "--json")
+    assert code == 0
+    call = json.loads(out)
+    assert call["model"] == "llamacpp:smollm2-135m"
+    assert call["prompt_tokens"] > 0 and 1 <= call["completion_tokens"] <= 8
+    assert call["usd"] == pytest.approx((call["prompt_tokens"] + call["completion_tokens"]) * 0.06 / 1e6)
+    assert "paper-equivalent" in call["price"]["source"]
+
+
+def test_complete_errors(tmp_path, capsys):
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text("[llm]\nmax_retries = 1\nbackoff_s = 0.01\ntimeout_s = 2\n", encoding="utf-8")
+    code, _, err = _run(capsys, "complete", "hi", "--provider", "openai:mystery@http://127.0.0.1:9/v1")
+    assert code == 2 and "no price for model 'mystery'" in err
+    code, _, err = _run(capsys, "--config", str(cfg), "complete", "hi", "--provider", "openai:llama-3.3-70b@http://127.0.0.1:9/v1")
+    assert code == 2 and "no server at http://127.0.0.1:9/v1" in err and err.count("\n") == 1
+    code, _, err = _run(capsys, "complete", "hi", "--provider", "vllm:foo")
+    assert code == 2 and "unknown provider" in err

@@ -29,6 +29,7 @@ def test_wal_namespaces_and_append(tmp_path, minilm_settings):
         first = mem.add(EXAMPLE)
         assert first.chunks_added == 4 and first.namespaces[0].namespace == "alice"
         mem.add_session([("Alice", "I adopted a parrot called Kiwi.")], session_id="s-new", date_time="1 Jan 2025")
+        assert mem.store.chunks("alice")[-1].dia_ids == ("s-new:0",)
         info = mem.store.require_namespace("alice")
         assert (info.n_chunks, info.n_sessions, info.encoder, info.dim) == (5, 5, "all-minilm-l6-v2", 384)
     with BudgetMem(db, "bob", settings=minilm_settings) as other:

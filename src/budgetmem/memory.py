@@ -64,7 +64,12 @@ class BudgetMem:
         source: str = "api",
     ) -> IngestReport:
         """Append one chat session: turns are ``text`` or ``(speaker, text)``."""
-        parsed = tuple(Turn(text=t) if isinstance(t, str) else Turn(text=t[1], speaker=t[0]) for t in turns)
+        parsed = tuple(
+            Turn(text=t, dia_id=f"{session_id}:{i}")
+            if isinstance(t, str)
+            else Turn(text=t[1], speaker=t[0], dia_id=f"{session_id}:{i}")
+            for i, t in enumerate(turns)
+        )
         if not parsed:
             raise InputError("empty session: no turns given")
         session = Session(session_id, date_time, parsed, "chat")
