@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from budgetmem.errors import ModelError, ServerUnavailableError
+from budgetmem.errors import LLMTimeoutError, ModelError, ServerUnavailableError
 from budgetmem.llm import DEFAULT_PRICES, make_llm
 from budgetmem.llm.openai_compat import OpenAICompatLLM
 from budgetmem.models import model_path
@@ -115,6 +115,17 @@ def test_grammar_output_parses(server: RunningServer) -> None:
     c = llm.complete("What is 2 + 2? Reply in JSON.", max_tokens=16, grammar=grammar)
     parsed = json.loads(c.text)
     assert set(parsed) == {"answer"} and isinstance(parsed["answer"], int)
+
+
+def test_slow_answer_times_out_after_retries(server: RunningServer) -> None:
+    """A real generation that cannot finish in the allowed time: retried, then a clear timeout."""
+    settings = Settings(llm=LLMSettings(timeout_s=0.05, max_retries=1, backoff_s=0.01))
+    llm = make_llm(f"openai:smollm2-135m@{server.url}", settings=settings)
+    started = time.monotonic()
+    with pytest.raises(LLMTimeoutError) as info:
+        llm.complete("Write a long story about a lighthouse keeper.", max_tokens=400)
+    assert time.monotonic() - started < 5.0  # two short attempts, not a full generation
+    assert "\n" not in str(info.value)
 
 
 def test_dead_server_is_unavailable(tmp_path: Path) -> None:
