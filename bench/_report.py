@@ -22,6 +22,7 @@ __all__ = [
     "table",
     "write_section",
     "save_json",
+    "CpuMeter",
 ]
 
 _T0 = time.perf_counter()
@@ -132,3 +133,41 @@ def write_section(path: Path, name: str, body: str) -> None:
 def save_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _cpu_ticks() -> tuple[int, int, int]:
+    """(total, idle, steal) jiffies of the whole machine from /proc/stat."""
+    try:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0, 0
+    user, nice, system, idle, iowait, irq, softirq, steal = f
+    return sum(f), idle + iowait, steal
+
+
+class CpuMeter:
+    """How busy the machine was while we measured: CPU used by other processes, and steal.
+
+    On a shared 2-core VM, other work running at the same time is the main source of noise;
+    recording it lets a reader judge each number.
+    """
+
+    def __init__(self) -> None:
+        self._t = time.perf_counter()
+        self._ticks = _cpu_ticks()
+        t = os.times()
+        self._own = t.user + t.system
+
+    def stop(self) -> dict[str, float]:
+        wall = time.perf_counter() - self._t
+        total, idle, steal = (b - a for a, b in zip(self._ticks, _cpu_ticks()))
+        hz = os.sysconf("SC_CLK_TCK")
+        busy = (total - idle - steal) / hz
+        t = os.times()
+        own = t.user + t.system - self._own
+        return {
+            "wall_s": wall,
+            "own_cpu_s": own,
+            "others_cores": max(0.0, busy - own) / wall if wall > 0 else 0.0,
+            "steal_pct": 100.0 * steal / total if total > 0 else 0.0,
+        }

@@ -20,14 +20,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # only for the 1-thread numpy diagnostic row
+    threadpool_limits = None
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _evidence import CATEGORIES, load_questions, recall  # noqa: E402
-from _report import latency_stats, log, machine_info, peak_rss_mb, rss_mb, save_json, table, write_section  # noqa: E402
+from _report import CpuMeter, latency_stats, log, machine_info, peak_rss_mb, rss_mb, save_json, table, write_section  # noqa: E402
 from _synthetic import ZipfTexts, unit_vectors  # noqa: E402
 
 from budgetmem.encoder import Encoder  # noqa: E402
@@ -65,9 +71,11 @@ def bench_ingest(histories: list[Any]) -> tuple[dict[str, Any], dict[str, Encode
         load_s = time.perf_counter() - t
         log(f"ingest: {name} loaded + first encode in {load_s:.2f}s")
         with tempfile.TemporaryDirectory(prefix="bm-bench-") as tmp, Store(Path(tmp) / "ingest.db") as store:
+            meter = CpuMeter()
             t = time.perf_counter()
             rep = ingest_histories(store, "bench", part, enc, CHUNK_TOKENS)
             wall = time.perf_counter() - t
+            load = meter.stop()
         chunks = rep.chunks_added
         tokens = sum(n.tokens_added for n in rep.namespaces)
         out["runs"][name] = {
@@ -78,6 +86,7 @@ def bench_ingest(histories: list[Any]) -> tuple[dict[str, Any], dict[str, Encode
             "seconds": wall,
             "chunks_per_s": chunks / wall,
             "tokens_per_s": tokens / wall,
+            "machine_load": load,
         }
         encoders[name] = enc
         log(f"ingest: {name} {chunks} chunks / {tokens} tokens in {wall:.1f}s ({chunks / wall:.2f} chunks/s)")
@@ -87,18 +96,20 @@ def bench_ingest(histories: list[Any]) -> tuple[dict[str, Any], dict[str, Encode
     return out, encoders
 
 
-def bench_query_encoding(encoders: dict[str, Encoder], questions: list[str], n: int = 50) -> dict[str, Any]:
+def bench_query_encoding(encoders: dict[str, Encoder], questions: list[str], n: int = 100) -> dict[str, Any]:
     out: dict[str, Any] = {}
     qs = questions[:n]
     for name, enc in encoders.items():
         for q in qs[:3]:
             enc.encode_query(q)
+        meter = CpuMeter()
         times = []
         for q in qs:
             t = time.perf_counter()
             enc.encode_query(q)
             times.append(time.perf_counter() - t)
         out[name] = latency_stats(times)
+        out[name]["machine_load"] = meter.stop()
         log(f"query encoding: {name} p50 {out[name]['p50_ms']:.1f} ms")
     return out
 
@@ -126,9 +137,12 @@ def bench_recall(histories: list[Any], samples: list[dict[str, Any]], encoders: 
     log(f"recall: {len(questions)} questions; unmatched evidence ids: {stats.ids_unmatched}")
     for name, enc in encoders.items():
         with tempfile.TemporaryDirectory(prefix="bm-bench-") as tmp, Store(Path(tmp) / "locomo.db") as store:
+            meter = CpuMeter()
             t = time.perf_counter()
             rep = ingest_histories(store, "locomo", histories, enc, CHUNK_TOKENS)
             ingest_s = time.perf_counter() - t
+            ingest_load = meter.stop()
+            meter = CpuMeter()
             ns_of = {n.history: n.namespace for n in rep.namespaces}
             log(f"recall: {name} ingested {rep.chunks_added} chunks in {ingest_s:.1f}s")
             rrf = Searcher(store, enc, RetrievalSettings(fusion="rrf", top_k=TOP_K, candidates=DEPTH))
@@ -154,7 +168,14 @@ def bench_recall(histories: list[Any], samples: list[dict[str, Any]], encoders: 
                     per[r].append((q.category, recall(q.evidence, got)))
                 if (i + 1) % 200 == 0:
                     log(f"recall: {name} {i + 1}/{len(questions)} questions")
-        res: dict[str, Any] = {"chunks": rep.chunks_added, "ingest_s": ingest_s, "retrievers": {}}
+        res: dict[str, Any] = {
+            "chunks": rep.chunks_added,
+            "tokens": sum(n.tokens_added for n in rep.namespaces),
+            "ingest_s": ingest_s,
+            "ingest_load": ingest_load,
+            "search_load": meter.stop(),
+            "retrievers": {},
+        }
         for r in RETRIEVERS:
             vals = np.array([v for _, v in per[r]])
             cats = np.array([c for c, _ in per[r]])
@@ -226,6 +247,7 @@ def bench_latency(sizes: list[int], n_queries: int, min_queries_1m: int, slow_bu
         gc.collect()
         _reset_peak()
         r: dict[str, Any] = {"rss_before_mb": rss_mb()}
+        meter = CpuMeter()
         log(f"latency {n:,}: generating {n:,} texts")
         t = time.perf_counter()
         texts = list(zipf.texts(n, seed=SEED + n))
@@ -256,21 +278,33 @@ def bench_latency(sizes: list[int], n_queries: int, min_queries_1m: int, slow_bu
         dense = DenseIndex(matrix)
         r["dense_build_s"] = time.perf_counter() - t
 
-        # At 1M a flat scan takes a while: keep >= min_queries_1m but fit the time budget.
+        # At 1M a flat scan takes a while: keep >= min_queries_1m but fit the time budget
+        # (five flat-scan paths below: numpy x2, faiss x2, hybrid).
         probe = _time_queries(lambda q: dense.search(q, TOP_K), vec_q[:5], warmup=1)
         n_slow = n_queries
-        if float(np.median(probe)) * n_queries * 3 > slow_budget_s:
-            n_slow = max(min_queries_1m, int(slow_budget_s / (3 * float(np.median(probe)))))
+        if float(np.median(probe)) * n_queries * 5 > slow_budget_s:
+            n_slow = max(min_queries_1m, int(slow_budget_s / (5 * float(np.median(probe)))))
             n_slow = min(n_slow, n_queries)
         r["queries_slow_paths"] = n_slow
 
         r["numpy"] = latency_stats(_time_queries(lambda q: _numpy_topk(matrix, q, TOP_K), vec_q[:n_slow]))
         log(f"latency {n:,}: numpy p50 {r['numpy']['p50_ms']:.2f} ms")
+        if threadpool_limits is not None:
+            with threadpool_limits(limits=1, user_api="blas"):
+                r["numpy_1thread"] = latency_stats(_time_queries(lambda q: _numpy_topk(matrix, q, TOP_K), vec_q[:n_slow]))
+            log(f"latency {n:,}: numpy (1 BLAS thread) p50 {r['numpy_1thread']['p50_ms']:.2f} ms")
         del matrix
         gc.collect()
         r["dense"] = latency_stats(_time_queries(lambda q: dense.search(q, TOP_K), vec_q[:n_slow]))
         r["dense_vs_numpy_p50"] = r["dense"]["p50_ms"] / r["numpy"]["p50_ms"]
         log(f"latency {n:,}: faiss p50 {r['dense']['p50_ms']:.2f} ms ({r['dense_vs_numpy_p50']:.2f}x numpy)")
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            r["dense_1thread"] = latency_stats(_time_queries(lambda q: dense.search(q, TOP_K), vec_q[:n_slow]))
+        finally:
+            faiss.omp_set_num_threads(threads)
+        log(f"latency {n:,}: faiss (1 OpenMP thread) p50 {r['dense_1thread']['p50_ms']:.2f} ms")
 
         def hybrid(i: int) -> list[int]:
             # What Searcher.search does for retriever="hybrid", fusion="rrf", minus query encoding and chunk fetch.
@@ -281,6 +315,7 @@ def bench_latency(sizes: list[int], n_queries: int, min_queries_1m: int, slow_bu
         r["hybrid"] = latency_stats(_time_queries(hybrid, list(range(n_slow))))
         log(f"latency {n:,}: hybrid p50 {r['hybrid']['p50_ms']:.2f} ms")
         r["peak_rss_mb"] = peak_rss_mb()
+        r["machine_load"] = meter.stop()
         out["sizes"][str(n)] = r
         del dense, bm25
         gc.collect()
@@ -306,6 +341,10 @@ def render(res: dict[str, Any]) -> str:
         "",
         "Notes: CPU-only, on a 2-core machine that was also running other work (test suites) during the run,",
         "so timings are noisy; compare ratios within this table rather than absolute numbers across runs.",
+        "\"Other load\" columns give the CPU (in cores, out of "
+        f"{m['cores']}) that other processes used while that row was measured, from /proc/stat; over the whole run "
+        f"it averaged {res['machine_load']['others_cores']:.2f} cores, and the hypervisor stole "
+        f"{res['machine_load']['steal_pct']:.1f}% of CPU time.",
         "Latencies are single-query wall times (`time.perf_counter`) in one process, after a few warm-up queries.",
         "",
     ]
@@ -325,12 +364,22 @@ def render(res: dict[str, Any]) -> str:
             rows.append([
                 name, r["dim"], _f(r["load_and_first_encode_s"]), r["chunks"], f"{r['tokens']:,}", _f(r["seconds"], 1),
                 _f(r["chunks_per_s"]), _f(r["tokens_per_s"], 0), _f(r["vs_baseline"]) + "x",
+                _f(r["machine_load"]["others_cores"]),
             ])
-        L += [table(["encoder", "dim", "load + 1st encode (s)", "chunks", "tokens", "ingest (s)", "chunks/s", "tokens/s", "vs MPNet"], rows), ""]
+        L += [table(["encoder", "dim", "load + 1st encode (s)", "chunks", "tokens", "ingest (s)", "chunks/s", "tokens/s",
+                     "vs MPNet", "other load (cores)"], rows), ""]
+        if "recall" in res:
+            cross = [
+                f"{n} {e['chunks'] / e['ingest_s']:.2f} chunks/s ({e['chunks']} chunks in {e['ingest_s']:.0f}s, "
+                f"other load {e['ingest_load']['others_cores']:.2f} cores)"
+                for n, e in res["recall"]["encoders"].items()
+            ]
+            L += ["Cross-check, the recall section's ingest of all dev conversations: " + "; ".join(cross) + ".", ""]
     if "query_encoding" in res:
         L += ["### Query encoding", "", "One LoCoMo question through `Encoder.encode_query` (warm model).", ""]
-        rows = [[n, s["n"], _f(s["p50_ms"]), _f(s["p99_ms"])] for n, s in res["query_encoding"].items()]
-        L += [table(["encoder", "queries", "p50 (ms)", "p99 (ms)"], rows), ""]
+        rows = [[n, s["n"], _f(s["p50_ms"]), _f(s["p99_ms"]), _f(s["machine_load"]["others_cores"])]
+                for n, s in res["query_encoding"].items()]
+        L += [table(["encoder", "queries", "p50 (ms)", "p99 (ms)", "other load (cores)"], rows), ""]
     if "latency" in res:
         lat = res["latency"]
         L += [
@@ -350,9 +399,14 @@ def render(res: dict[str, Any]) -> str:
             n_i = int(n)
             rows.append([f"{n_i:,}", "dense (faiss flat)", _f(r["dense_build_s"]), r["dense"]["n"], _f(r["dense"]["p50_ms"]), _f(r["dense"]["p99_ms"])])
             rows.append([f"{n_i:,}", "dense (numpy baseline)", "-", r["numpy"]["n"], _f(r["numpy"]["p50_ms"]), _f(r["numpy"]["p99_ms"])])
+            for key, label in (("dense_1thread", "dense (faiss flat, 1 OpenMP thread)*"), ("numpy_1thread", "dense (numpy, 1 BLAS thread)*")):
+                if key in r:
+                    rows.append([f"{n_i:,}", label, "-", r[key]["n"], _f(r[key]["p50_ms"]), _f(r[key]["p99_ms"])])
             rows.append([f"{n_i:,}", "bm25", _f(r["bm25_build_s"]), r["bm25"]["n"], _f(r["bm25"]["p50_ms"]), _f(r["bm25"]["p99_ms"])])
             rows.append([f"{n_i:,}", "hybrid (rrf)", "-", r["hybrid"]["n"], _f(r["hybrid"]["p50_ms"]), _f(r["hybrid"]["p99_ms"])])
         L += [table(["chunks", "retriever", "index build (s)", "queries", "p50 (ms)", "p99 (ms)"], rows), ""]
+        L += ["\\* Diagnostic rows: the same searches with faiss (or numpy's BLAS) limited to one thread. The default "
+              "rows use every core (faiss and OpenBLAS start one thread per core).", ""]
         rows = [
             [f"{int(n):,}", _f(r["dense"]["p50_ms"]), _f(r["numpy"]["p50_ms"]), _f(r["dense_vs_numpy_p50"]) + "x",
              _f(r["dense"]["p99_ms"] / r["numpy"]["p99_ms"]) + "x"]
@@ -362,11 +416,13 @@ def render(res: dict[str, Any]) -> str:
               table(["chunks", "faiss p50 (ms)", "numpy p50 (ms)", "faiss/numpy p50", "faiss/numpy p99"], rows), ""]
         rows = [
             [f"{int(n):,}", _f(r["texts_gen_s"], 1), _f(r["vectors_gen_s"], 1), _f(r["bm25_index_mb"], 0),
-             _f(r["bm25_build_peak_rss_mb"] / 1024, 1), _f(r["peak_rss_mb"] / 1024, 1)]
+             _f(r["bm25_build_peak_rss_mb"] / 1024, 1), _f(r["peak_rss_mb"] / 1024, 1),
+             _f(r["machine_load"]["wall_s"] / 60, 1), _f(r["machine_load"]["others_cores"])]
             for n, r in lat["sizes"].items()
         ]
         L += ["Corpus generation and memory (process RSS; the dense matrix is float32, n x 768 x 4 bytes, held by faiss):", "",
-              table(["chunks", "texts gen (s)", "vectors gen (s)", "BM25 index (MiB)", "peak RSS during BM25 build (GiB)", "peak RSS for the size (GiB)"], rows), ""]
+              table(["chunks", "texts gen (s)", "vectors gen (s)", "BM25 index (MiB)", "peak RSS during BM25 build (GiB)",
+                                "peak RSS for the size (GiB)", "size total (min)", "other load (cores)"], rows), ""]
         if lat.get("skipped"):
             L += [f"Not measured in this run: {lat['skipped']}.", ""]
     if "recall" in res:
@@ -390,7 +446,8 @@ def render(res: dict[str, Any]) -> str:
             "",
         ]
         for name, e in rc["encoders"].items():
-            L += [f"**{name}** ({e['chunks']} chunks, ingested in {e['ingest_s']:.0f}s):", ""]
+            L += [f"**{name}** ({e['chunks']} chunks, ingested in {e['ingest_s']:.0f}s; other load while searching "
+                  f"{e['search_load']['others_cores']:.2f} cores):", ""]
             rows = [
                 [r, _f(x["recall"], 3), _f(x["all_found"], 3), _f(x["recall_vs_dense"]) + "x",
                  _f(x["search_latency"]["p50_ms"], 1)]
@@ -434,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
     }
     log(f"machine: {res['machine']}")
+    run_meter = CpuMeter()
 
     if parts & {"ingest", "recall"}:
         if not args.data.exists():
@@ -460,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
             res["latency"]["skipped"] = ", ".join(skipped) + " chunks" + (" (--quick)" if args.quick else "")
 
     res["total_s"] = time.perf_counter() - started
+    res["machine_load"] = run_meter.stop()
     save_json(args.json, res)
     write_section(args.out, "foundation", render(res))
     log(f"done in {res['total_s'] / 60:.1f} min: wrote {args.out} and {args.json}")

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 from budgetmem.encoder import Encoder
 from budgetmem.errors import InputError
 from budgetmem.ingest import History, Session, Turn, load_histories
 from budgetmem.ingest.ingest import IngestReport, ingest_histories
+from budgetmem.llm import LLM, make_llm
+from budgetmem.pipeline.cache import ModuleCache
+from budgetmem.pipeline.policy import Policy, parse_policy
+from budgetmem.pipeline.runner import Pipeline, llm_resolver
+from budgetmem.pipeline.trace import QueryResult
+from budgetmem.pipeline.types import ScoredChunk
 from budgetmem.retrieval import Hit, Searcher
 from budgetmem.settings import Settings
 from budgetmem.store import Store
@@ -31,8 +40,20 @@ class BudgetMem:
         *,
         settings: Settings | None = None,
         encoder: Encoder | None = None,
+        strategy: str | None = None,
+        policy: str | Policy = "mid",
+        llms: Mapping[str, LLM] | None = None,
     ) -> None:
+        """``strategy`` overrides settings.pipeline.strategy; ``policy`` is low / mid / high /
+        random / a per-module map / a Policy object; ``llms`` maps provider strings to
+        ready LLM objects (custom clients, or scripted fakes in tests)."""
         self.settings = settings or Settings()
+        if strategy is not None:
+            self.settings = self.settings.replace(pipeline__strategy=strategy)
+        self.policy = self._as_policy(policy)
+        self._llms = llms
+        self._pipeline: Pipeline | None = None
+        self._pipeline_lock = threading.Lock()
         self.store = store if isinstance(store, Store) else Store(store)
         self._owns_store = not isinstance(store, Store)
         self.namespace = namespace
@@ -78,7 +99,49 @@ class BudgetMem:
     def search(self, query: str, k: int | None = None, retriever: str | None = None) -> list[Hit]:
         return self.searcher.search(self.namespace, query, k=k, retriever=retriever)
 
+    def _as_policy(self, policy: str | Policy) -> Policy:
+        return parse_policy(policy, seed=self.settings.pipeline.seed) if isinstance(policy, str) else policy
+
+    @property
+    def pipeline(self) -> Pipeline:
+        with self._pipeline_lock:
+            if self._pipeline is None:
+                p = self.settings.pipeline
+                cache = ModuleCache(p.cache_path) if p.cache_path is not None else None
+                make = partial(make_llm, settings=self.settings, models_dir=self.settings.models_dir)
+                self._pipeline = Pipeline(self.encoder, p, llm_resolver(self._llms, make), cache)
+            return self._pipeline
+
+    def query(
+        self,
+        question: str,
+        *,
+        cost_weight: float | None = None,
+        policy: str | Policy | None = None,
+        question_date: str | None = None,
+        k: int | None = None,
+        retriever: str | None = None,
+    ) -> QueryResult:
+        """Retrieve top-K candidates, run the tiered pipeline, answer; with the full ledger.
+
+        ``cost_weight`` is the performance-cost knob (lambda) handed to the policy: learned
+        routers are trained per value; fixed and random policies ignore it.
+        """
+        chosen = self.policy if policy is None else self._as_policy(policy)
+        t0 = time.perf_counter()
+        hits = self.search(question, k=k, retriever=retriever)
+        retrieval_s = time.perf_counter() - t0
+        if not hits:
+            raise InputError(f"namespace {self.namespace!r} has nothing that matches the question", hint="ingest history first")
+        candidates = [ScoredChunk(h.chunk, h.score) for h in hits]
+        result = self.pipeline.run(question, candidates, chosen, cost_weight=cost_weight, question_date=question_date)
+        result.retrieval_s = retrieval_s
+        result.wall_s += retrieval_s
+        return result
+
     def close(self) -> None:
+        if self._pipeline is not None and self._pipeline.cache is not None:
+            self._pipeline.cache.close()
         if self._owns_store:
             self.store.close()
 

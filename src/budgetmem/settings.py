@@ -35,6 +35,7 @@ __all__ = [
     "ChunkSettings",
     "RetrievalSettings",
     "LLMSettings",
+    "PipelineSettings",
     "Settings",
     "load_settings",
 ]
@@ -106,6 +107,41 @@ class LLMSettings:
 
 
 @dataclass(frozen=True)
+class PipelineSettings:
+    strategy: Literal["implementation", "reasoning", "capacity"] = "implementation"
+    """How tiers differ (routing paper §4.2)."""
+    ladder: tuple[str, str, str] = ("llamacpp:smollm2-135m", "llamacpp:qwen2.5-coder-0.5b", "llamacpp:qwen2.5-coder-1.5b")
+    """Small / medium / large providers for capacity tiering (any three provider strings)."""
+    module_llm: str = "llamacpp:qwen2.5-coder-1.5b"
+    """The LLM of implementation HIGH and of every reasoning tier."""
+    answer_llm: str = "llamacpp:qwen2.5-coder-1.5b"
+    """The model that answers from (query, memory); its cost is counted separately."""
+    filter_keep: int = 3
+    """Chunks the filter keeps out of the top-K candidates."""
+    max_facts: int = 8
+    """Most facts an extractor returns."""
+    layout: Literal["prefix-first", "instruction-first"] = "prefix-first"
+    """Prompt order. prefix-first puts the shared memories before the task so the three
+    extractors reuse llama.cpp's cached prefix; instruction-first is kept to measure that."""
+    answer_style: Literal["locomo", "longmemeval", "hotpotqa", "plain"] = "locomo"
+    """Answer prompt style per dataset (routing paper Appendix C.1-C.3)."""
+    concurrent: bool = True
+    """Run entity / temporal / topic concurrently (Eq. 5: they are independent)."""
+    cache_path: Path | None = Path("~/.cache/budgetmem/module-cache.sqlite")
+    """Content-addressed cache of module results; None turns it off."""
+    seed: int = 0
+    """Seed of the random policy."""
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("implementation", "reasoning", "capacity"):
+            raise ConfigError(f"unknown strategy {self.strategy!r}", hint="use implementation, reasoning or capacity")
+        if len(self.ladder) != 3:
+            raise ConfigError("the ladder needs exactly three providers (small, medium, large)")
+        if self.filter_keep < 1:
+            raise ConfigError(f"filter_keep must be >= 1, got {self.filter_keep}")
+
+
+@dataclass(frozen=True)
 class Settings:
     models_dir: Path | None = None
     """Where embedded models are assembled (else $BUDGETMEM_MODELS_DIR or ~/.cache/budgetmem/models)."""
@@ -115,6 +151,7 @@ class Settings:
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with top-level fields or ``section__field`` overrides, e.g. ``retrieval__top_k=10``."""
@@ -133,7 +170,13 @@ class Settings:
         return dataclasses.replace(self, **top)
 
 
-_SECTIONS = {"encoder": EncoderSettings, "chunking": ChunkSettings, "retrieval": RetrievalSettings, "llm": LLMSettings}
+_SECTIONS = {
+    "encoder": EncoderSettings,
+    "chunking": ChunkSettings,
+    "retrieval": RetrievalSettings,
+    "llm": LLMSettings,
+    "pipeline": PipelineSettings,
+}
 
 
 def _build(cls: type, values: dict[str, Any], where: str, base: Any = None) -> Any:

@@ -19,7 +19,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from budgetmem.cli import complete_cmd, ingest_cmd, models_cmd, search_cmd
+    from budgetmem.cli import ask_cmd, complete_cmd, ingest_cmd, models_cmd, search_cmd
 
     parser = _Parser(
         prog="budgetmem", description="Runtime memory for LLM agents with explicit performance-cost control."
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.register(sub)
     ingest_cmd.register(sub)
     search_cmd.register(sub)
+    ask_cmd.register(sub)
     complete_cmd.register(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""The budget-tiered memory pipeline (routing paper §4)."""

@@ -1,0 +1,152 @@
+"""The typed contract every module honours, whatever its tier (routing paper §4.1, Eq. 4-6).
+
+    filter:   (q, C_q)         -> FilterResult   a ranked subset of chunks with scores
+    entity:   (q, C~_q)        -> FactsResult    short fact strings
+    temporal: (q, C~_q)        -> FactsResult
+    topic:    (q, C~_q)        -> FactsResult
+    summary:  (q, e, t, p)     -> SummaryResult  the memory text handed to the answer model
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum
+from typing import Any, Literal
+
+from budgetmem.ingest.chunker import Chunk
+
+__all__ = [
+    "Tier",
+    "MODULES",
+    "EXTRACTORS",
+    "STRATEGIES",
+    "ScoredChunk",
+    "ModuleInput",
+    "FilterResult",
+    "FactsResult",
+    "SummaryResult",
+    "ModuleResult",
+    "CallRecord",
+    "StepRecord",
+]
+
+
+class Tier(IntEnum):
+    LOW = 0
+    MID = 1
+    HIGH = 2
+
+    @classmethod
+    def parse(cls, text: str) -> Tier:
+        from budgetmem.errors import ConfigError
+
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ConfigError(f"unknown tier {text!r}", hint="use low, mid or high") from None
+
+
+MODULES: tuple[str, ...] = ("filter", "entity", "temporal", "topic", "summary")
+EXTRACTORS: tuple[str, ...] = ("entity", "temporal", "topic")
+STRATEGIES: tuple[str, ...] = ("implementation", "reasoning", "capacity")
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True)
+class ModuleInput:
+    """Everything a module may read. Which fields a module uses is fixed by its contract."""
+
+    query: str
+    chunks: tuple[ScoredChunk, ...] = ()
+    """Filter: the retrieved candidates C_q. Extractors: the filtered chunks C~_q."""
+    facts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Summary: the extractors' outputs, keyed entity / temporal / topic."""
+    question_date: str | None = None
+    """When the question is asked (LongMemEval gives one); resolves "today", "last week"."""
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    chunks: tuple[ScoredChunk, ...]
+    """Kept chunks, best first; scores are the module's own relevance scores."""
+
+
+@dataclass(frozen=True)
+class FactsResult:
+    facts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SummaryResult:
+    text: str
+
+
+ModuleResult = FilterResult | FactsResult | SummaryResult
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One LLM call inside a module step (reasoning HIGH makes several)."""
+
+    purpose: str
+    """e.g. 'direct', 'cot', 'plan', 'act', 'reflect', 'repair'."""
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    usd: float
+    latency_s: float
+    price_source: str
+
+
+@dataclass
+class StepRecord:
+    """The ledger line of one module (or the answer call) for one query."""
+
+    module: str
+    tier: str
+    strategy: str
+    method: Literal["rules", "encoder", "llm"]
+    model: str | None = None
+    calls: list[CallRecord] = field(default_factory=list)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    parse_status: Literal["ok", "repaired", "failed", "n/a"] = "n/a"
+    fallback: str | None = None
+    """What the module returned instead when parsing failed (documented per module)."""
+    raw_output: str | None = None
+    """The unparseable text, kept when parsing failed."""
+    cache_hit: bool = False
+    """True when the result came from the module cache: nothing was paid this time."""
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(c.prompt_tokens for c in self.calls)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(c.completion_tokens for c in self.calls)
+
+    @property
+    def usd(self) -> float:
+        """What this computation costs at the configured prices (also on a cache hit)."""
+        return sum(c.usd for c in self.calls)
+
+    @property
+    def usd_paid(self) -> float:
+        """What was actually spent now: zero on a cache hit."""
+        return 0.0 if self.cache_hit else self.usd
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            usd=self.usd,
+            usd_paid=self.usd_paid,
+        )
+        return d

@@ -1,0 +1,305 @@
+"""Implementation LOW (rules) and MID (encoder) of the five modules, on real spaCy and the
+real all-MiniLM-L6-v2 encoder. No LLM may be touched: the context's llm_for raises."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from budgetmem.encoder import Encoder
+from budgetmem.errors import ConfigError
+from budgetmem.ingest import Chunk, chunk_history, load_histories
+from budgetmem.pipeline.context import RunContext
+from budgetmem.pipeline.modules import MODULE_CLASSES, get_module
+from budgetmem.pipeline.modules.entity import triples
+from budgetmem.pipeline.modules.summary import DIGEST_WORDS
+from budgetmem.pipeline.modules.text import sentences, split_lines, terms
+from budgetmem.pipeline.types import MODULES, FactsResult, ModuleInput, ScoredChunk
+from budgetmem.settings import PipelineSettings
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "conversation.json"
+
+pytestmark = pytest.mark.models
+
+
+def _no_llm(spec: Any) -> Any:
+    raise AssertionError("no LLM in implementation LOW/MID")
+
+
+@pytest.fixture(scope="module")
+def ctx(minilm: Encoder) -> RunContext:
+    return RunContext(encoder=minilm, settings=PipelineSettings(cache_path=None), llm_for=_no_llm)
+
+
+def _chunk(text: str, session: str, stamp: str | None, position: int = 0) -> Chunk:
+    speakers = tuple(dict.fromkeys(line.split(":", 1)[0] for line in text.strip().split("\n")))
+    return Chunk(
+        text=text.strip() + "\n",
+        n_tokens=len(text.split()),
+        source="test",
+        history="caroline-melanie",
+        session_id=session,
+        session_date=stamp,
+        position=position,
+        dia_ids=(),
+        speakers=speakers,
+    )
+
+
+# LoCoMo-style chat, written for these tests.
+CHUNKS = (
+    _chunk(
+        """
+Caroline: Hey Mel! Good to see you! How have you been?
+Melanie: Hey Caroline! I'm swamped with the kids and work. Anything new with you?
+Caroline: I went to an LGBTQ support group yesterday and it was so powerful.
+Melanie: Wow, that's cool! Did you hear any inspiring stories?
+Caroline: The transgender stories were so inspiring. I'm keen on counseling now, maybe at a clinic in Boston.
+Melanie: Last March I painted a sunrise over Lake Tahoe with my kids.
+""",
+        "session_1",
+        "1:56 pm on 8 May, 2023",
+    ),
+    _chunk(
+        """
+Caroline: Last Friday I went to an LGBTQ+ counseling workshop in Boston and it was really enlightening.
+Melanie: That sounds amazing. I ran a charity race for mental health last Sunday.
+Caroline: I have been researching adoption agencies, since I want to build a family.
+Melanie: Adoption agencies can be slow, but you'll be an amazing mom. We're going camping next month.
+""",
+        "session_2",
+        "10:37 am on 27 June, 2023",
+    ),
+    _chunk(
+        """
+Melanie: My daughter Emma started pottery classes two weeks ago.
+Caroline: Emma will love it! I'm reading a book by Toni Morrison next week.
+""",
+        "session_3",
+        "the day after the wedding",
+    ),
+)
+QUERY = "When did Caroline go to the LGBTQ support group?"
+
+
+def _inp(query: str = QUERY, **kw: Any) -> ModuleInput:
+    return ModuleInput(query=query, chunks=tuple(ScoredChunk(c, 1.0) for c in CHUNKS), **kw)
+
+
+@pytest.fixture(scope="module")
+def outputs(ctx: RunContext) -> dict[tuple[str, str], FactsResult]:
+    """Both tiers of the three extractors on the same input (computed once)."""
+    return {
+        (m, tier): getattr(get_module(m), tier)(_inp(), ctx)
+        for m in ("entity", "temporal", "topic")
+        for tier in ("rules", "encoder")
+    }
+
+
+# ---------------------------------------------------------------- registry
+def test_registry_and_singletons() -> None:
+    assert set(MODULE_CLASSES) == set(MODULES)
+    for name in MODULES:
+        assert get_module(name) is get_module(name)
+        assert get_module(name).name == name
+    with pytest.raises(ConfigError):
+        get_module("memory")
+
+
+def test_split_lines_keeps_multiline_turns_together() -> None:
+    c = _chunk("user: first line\nstill the user\nassistant: a reply", "s", None)
+    lines = split_lines(c)
+    assert [(line.speaker, line.text) for line in lines] == [("user", "first line\nstill the user"), ("assistant", "a reply")]
+
+
+# ---------------------------------------------------------------- filter
+@pytest.fixture(scope="module")
+def example_chunks(minilm: Encoder) -> list[Chunk]:
+    history = load_histories(EXAMPLE)[0]
+    return chunk_history(history, minilm, 64)
+
+
+@pytest.mark.parametrize(
+    ("query", "evidence"),
+    [
+        ("Who is Priya's Portuguese tutor?", "D3:8"),
+        ("Who looked after Pixel while Priya moved?", "D1:9"),
+    ],
+)
+def test_filter_keeps_k_and_ranks_the_answer_first(
+    ctx: RunContext, example_chunks: list[Chunk], query: str, evidence: str
+) -> None:
+    # Five candidates as retrieval hands them over (K = 5), the answer chunk ranked last.
+    answer = next(c for c in example_chunks if evidence in c.dia_ids)
+    others = [c for c in example_chunks if c is not answer][::3][:4]
+    inp = ModuleInput(query=query, chunks=tuple(ScoredChunk(c, 0.5) for c in [*others, answer]))
+    low = get_module("filter").rules(inp, ctx)
+    mid = get_module("filter").encoder(inp, ctx)
+    for res in (low, mid):
+        assert len(res.chunks) == ctx.settings.filter_keep == 3
+        assert res.chunks[0].chunk is answer
+        scores = [c.score for c in res.chunks]
+        assert scores == sorted(scores, reverse=True)
+        assert all(0.0 <= s <= 1.0 for s in scores)
+    assert [c.score for c in low.chunks] != pytest.approx([c.score for c in mid.chunks])
+
+
+def test_filter_low_ties_keep_the_retrieval_order(ctx: RunContext) -> None:
+    inp = ModuleInput(query="the of and", chunks=tuple(ScoredChunk(c, 1.0) for c in CHUNKS))
+    res = get_module("filter").rules(inp, ctx)
+    assert [c.chunk.session_id for c in res.chunks] == ["session_1", "session_2", "session_3"]
+    assert all(c.score == 0.0 for c in res.chunks)
+
+
+def test_filter_low_and_mid_disagree_on_a_paraphrase(ctx: RunContext) -> None:
+    # No content word is shared with the pottery chunk; only the encoder sees the link.
+    inp = ModuleInput(query="Which hobby did the daughter take up with clay?", chunks=_inp().chunks)
+    low = get_module("filter").rules(inp, ctx)
+    mid = get_module("filter").encoder(inp, ctx)
+    assert mid.chunks[0].chunk.session_id == "session_3"
+    assert [c.chunk.session_id for c in low.chunks] != [c.chunk.session_id for c in mid.chunks]
+
+
+# ---------------------------------------------------------------- entity
+def test_entity_low_dependency_triples(outputs: dict[tuple[str, str], FactsResult], ctx: RunContext) -> None:
+    facts = outputs[("entity", "rules")].facts
+    assert len(facts) == ctx.settings.max_facts == 8
+    assert all(len(f.split(" | ")) == 3 for f in facts)
+    # first person resolved to the speaker; the triple sharing most query terms ranks first
+    assert facts[0] == "Caroline | went to | LGBTQ support group"
+    every = [t.render() for t in triples(sentences(ctx, CHUNKS))]
+    assert set(facts) <= set(every) and len(every) > len(facts)
+    assert "Melanie | painted | sunrise over Lake Tahoe" in every
+    assert "Caroline | am keen on | counseling" in every  # clitic spelled out, "now" left out
+    assert "Melanie's daughter | started | pottery classes" in every
+    assert "Caroline | reading | book by Toni Morrison" in every
+    assert not any(t.startswith(("Hey", "It |", "That |")) for t in every)
+
+
+def test_entity_mid_ranks_wider_candidates_by_embedding(outputs: dict[tuple[str, str], FactsResult]) -> None:
+    low = outputs[("entity", "rules")].facts
+    mid = outputs[("entity", "encoder")].facts
+    assert 0 < len(mid) <= 8
+    assert mid != low
+    # MID adds entity-anchored sentences that LOW cannot produce, told in the third person
+    sentence_facts = [f for f in mid if " | " not in f]
+    assert sentence_facts
+    assert not any(re.search(r"\bI\b", f) for f in sentence_facts)
+    assert any("support group" in f for f in mid[:2])
+
+
+# ---------------------------------------------------------------- temporal
+def test_temporal_low_anchors(outputs: dict[tuple[str, str], FactsResult]) -> None:
+    facts = outputs[("temporal", "rules")].facts
+    assert facts[0] == (
+        "yesterday — Caroline: I went to an LGBTQ support group yesterday and it was so powerful. "
+        "(said on 1:56 pm on 8 May, 2023)"
+    )
+    expressions = {f.split(" — ")[0] for f in facts}
+    assert {"Last March", "Last Friday", "last Sunday", "next month"} <= expressions
+
+
+def test_temporal_mid_normalises_against_the_session_date(outputs: dict[tuple[str, str], FactsResult]) -> None:
+    facts = outputs[("temporal", "encoder")].facts
+    joined = "\n".join(facts)
+    assert 'Caroline went to an LGBTQ support group and it was so powerful: 7 May 2023 ("yesterday", said 8 May 2023)' in facts
+    assert 'March 2023 ("Last March", said 8 May 2023)' in joined
+    # 27 June 2023 is a Tuesday: last Friday = 23 June, last Sunday = 25 June, next month = July
+    assert '23 June 2023 ("Last Friday", said 27 June 2023)' in joined
+    assert '25 June 2023 ("last Sunday", said 27 June 2023)' in joined
+    assert 'July 2023 ("next month", said 27 June 2023)' in joined
+    assert facts[0].endswith('7 May 2023 ("yesterday", said 8 May 2023)')
+    assert facts != outputs[("temporal", "rules")].facts
+
+
+def test_temporal_mid_keeps_unparseable_session_dates_unnormalised(ctx: RunContext) -> None:
+    inp = ModuleInput(query="When did Emma start pottery?", chunks=(ScoredChunk(CHUNKS[2], 1.0),))
+    facts = get_module("temporal").encoder(inp, ctx).facts
+    assert facts[0] == (
+        "Melanie's daughter Emma started pottery classes: \"two weeks ago\" "
+        '(session date "the day after the wedding" not understood, not normalised)'
+    )
+
+
+def test_temporal_uses_the_question_date_when_given(ctx: RunContext) -> None:
+    inp = ModuleInput(query=QUERY, chunks=(ScoredChunk(CHUNKS[0], 1.0),), question_date="2023/05/17 (Wed) 10:00")
+    facts = get_module("temporal").encoder(inp, ctx).facts
+    assert facts[0].endswith('7 May 2023 ("yesterday", said 8 May 2023, 10 days before the question)')
+
+
+# ---------------------------------------------------------------- topic
+def test_topic_low_keywords(outputs: dict[tuple[str, str], FactsResult]) -> None:
+    facts = outputs[("topic", "rules")].facts
+    assert 0 < len(facts) <= 8
+    assert all(re.fullmatch(r"topic: .+ \(sessions? [\d, ]+\)", f) for f in facts)
+    assert "topic: adoption agencies (session 2)" in facts
+
+
+def test_topic_mid_keyphrases_with_mmr(outputs: dict[tuple[str, str], FactsResult]) -> None:
+    low = outputs[("topic", "rules")].facts
+    mid = outputs[("topic", "encoder")].facts
+    assert 0 < len(mid) <= 8
+    assert all(re.fullmatch(r"topic: .+ — .+", f) for f in mid)
+    phrases = [f.split(" — ")[0].removeprefix("topic: ") for f in mid]
+    stem_sets = [frozenset(terms(p)) for p in phrases]
+    assert len(set(stem_sets)) == len(stem_sets)
+    assert any("support group" in p for p in phrases[:3])
+    assert [f.split(" (")[0] for f in low] != [f.split(" — ")[0] for f in mid]
+
+
+# ---------------------------------------------------------------- summary
+def test_summary_low_digest_has_every_fact_once(outputs: dict[tuple[str, str], FactsResult], ctx: RunContext) -> None:
+    facts = {
+        "entity": outputs[("entity", "rules")].facts[:6],
+        "temporal": outputs[("temporal", "rules")].facts[:3],
+        "topic": outputs[("topic", "rules")].facts[:5] + outputs[("entity", "rules")].facts[:1],  # a repeat
+    }
+    text = get_module("summary").rules(_inp(facts=facts), ctx).text
+    lines = text.split("\n")
+    for fact in {f for fs in facts.values() for f in fs}:
+        assert lines.count(f"- {fact}") == 1, fact
+    assert len(lines) == 3 + 6 + 3 + 5  # three headings, each distinct fact once
+    assert [line for line in lines if not line.startswith("- ")] == ["Entities:", "Time:", "Topics:"]
+
+
+def test_summary_low_caps_the_length(ctx: RunContext) -> None:
+    many = {"entity": tuple(f"fact number {i} about something rather long and wordy here" for i in range(60))}
+    text = get_module("summary").rules(ModuleInput(query="q", facts=many), ctx).text
+    words = [w for w in text.split() if w not in ("-", "Entities:")]
+    assert 240 <= len(words) <= DIGEST_WORDS
+
+
+def test_summary_mid_template(outputs: dict[tuple[str, str], FactsResult], ctx: RunContext) -> None:
+    facts = {m: outputs[(m, "encoder")].facts for m in ("entity", "temporal", "topic")}
+    low = get_module("summary").rules(_inp(facts=facts), ctx).text
+    mid = get_module("summary").encoder(_inp(facts=facts), ctx).text
+    assert mid != low
+    heads = [line.split(":")[0] for line in mid.split("\n") if not line.startswith("- ")]
+    assert heads == ["Question focus", "Key entities", "Timeline", "Topics", "Most relevant evidence"]
+    assert mid.startswith(f"Question focus: {QUERY} (asks for: a date or time; about: caroline, lgbtq, support, group)")
+    assert "Key entities: Caroline" in mid
+    timeline = mid.split("Timeline:\n")[1].split("\nTopics:")[0].split("\n")
+    dated = [line for line in timeline if "said " in line and "not" not in line]
+    # calendar order: March 2023 before 7 May 2023 before the June 2023 events
+    positions = [next(i for i, line in enumerate(dated) if key in line) for key in ("March 2023", "7 May 2023", "23 June 2023")]
+    assert positions == sorted(positions)
+    evidence = mid.split("Most relevant evidence:\n")[1].split("\n")
+    assert len(evidence) == 2
+    said = '"Caroline: I went to an LGBTQ support group yesterday and it was so powerful."'
+    assert evidence[0] == f"- {said} (session 1, 8 May 2023)"
+
+
+def test_summary_mid_with_no_chunks_and_no_facts(ctx: RunContext) -> None:
+    text = get_module("summary").encoder(ModuleInput(query="Who is Marta?"), ctx).text
+    assert "asks for: a person" in text
+    assert text.count("- (none)") == 4
+
+
+def test_tiers_are_deterministic(ctx: RunContext) -> None:
+    inp = ModuleInput(query="What did Emma start?", chunks=(ScoredChunk(CHUNKS[2], 1.0),))
+    for tier in ("rules", "encoder"):
+        first = getattr(get_module("entity"), tier)(inp, ctx)
+        assert getattr(get_module("entity"), tier)(inp, ctx) == first
