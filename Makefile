@@ -5,9 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-# The embedded models the demo and the tests use (the 0.5B / 1.5B rungs are prepared on demand:
-# `budgetmem models prepare`).
-MODELS := all-mpnet-base-v2 all-minilm-l6-v2 smollm2-135m
+# The embedded models the tests use, and the demo's extra medium rung (the 1.5B large rung
+# is prepared on demand: `budgetmem models prepare qwen2.5-coder-1.5b`).
+MODELS      := all-mpnet-base-v2 all-minilm-l6-v2 smollm2-135m
+DEMO_MODELS := $(MODELS) qwen2.5-coder-0.5b
+ASK         := $(BIN)/budgetmem ask --store $(OUT)/demo.db --namespace demo --answer-llm llamacpp:qwen2.5-coder-0.5b
 
 .PHONY: install models demo test bench clean
 
@@ -23,7 +25,8 @@ install: $(STAMP)
 models: install
 	$(BIN)/budgetmem models prepare $(MODELS)
 
-demo: models
+demo: install
+	$(BIN)/budgetmem models prepare $(DEMO_MODELS)
 	@mkdir -p $(OUT)
 	@rm -f $(OUT)/demo.db $(OUT)/demo.db-wal $(OUT)/demo.db-shm
 	$(BIN)/budgetmem ingest examples/conversation.json --store $(OUT)/demo.db --namespace demo --chunk-tokens 64
@@ -32,7 +35,12 @@ demo: models
 	$(BIN)/budgetmem search "What did Tomasz name his bakery?" --store $(OUT)/demo.db --namespace demo -k 3
 	$(BIN)/budgetmem search "Who took care of the cat during the move?" --store $(OUT)/demo.db --namespace demo -k 3 --retriever dense
 	$(BIN)/budgetmem search "rye flour mill" --store $(OUT)/demo.db --namespace demo-docs -k 2 --retriever bm25
-	$(BIN)/budgetmem complete "In one sentence: why keep an agent's history raw instead of summarising it?" --max-tokens 48
+	@echo "--- implementation strategy, every module MID (encoders; only the answer calls an LLM)"
+	$(ASK) "What did Tomasz name his bakery?" --strategy implementation --policy mid
+	@echo "--- implementation strategy, LLM filter and summary, rules elsewhere"
+	$(ASK) "When did Tomasz open his bakery?" --strategy implementation --policy "low,filter=high,summary=high" --module-llm llamacpp:qwen2.5-coder-0.5b
+	@echo "--- capacity strategy, every module on the small rung (SmolLM2-135M)"
+	$(ASK) "Who looked after Pixel while Priya moved?" --strategy capacity --policy low
 
 test: models
 	$(BIN)/python -m pytest -q

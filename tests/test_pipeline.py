@@ -42,15 +42,6 @@ def smart_script(prompt: str) -> str:
     return "<answer>" + json.dumps([f"{module} fact: the bakery is Zakwas"]) + "</answer>"
 
 
-@pytest.fixture(autouse=True)
-def _shared_encoder(minilm):
-    global _ENCODER
-    _ENCODER = minilm
-
-
-_ENCODER = None
-
-
 @pytest.fixture
 def settings(tmp_path):
     base = Settings().replace(encoder__name="all-minilm-l6-v2", chunking__max_tokens=64, retrieval__top_k=5)
@@ -62,11 +53,17 @@ def settings(tmp_path):
     )
 
 
-def _mem(tmp_path, settings, llms, **kw):
-    mem = BudgetMem(tmp_path / "m.db", "demo", settings=settings, llms=llms, encoder=_ENCODER, **kw)
-    if mem.store.namespace("demo") is None:
-        mem.add(EXAMPLE)
-    return mem
+@pytest.fixture
+def make_mem(tmp_path, minilm):
+    """A BudgetMem over the example conversation, sharing the session's encoder."""
+
+    def make(settings, llms, **kw):
+        mem = BudgetMem(tmp_path / "m.db", "demo", settings=settings, llms=llms, encoder=minilm, **kw)
+        if mem.store.namespace("demo") is None:
+            mem.add(EXAMPLE)
+        return mem
+
+    return make
 
 
 def _fakes(script=smart_script):
@@ -74,16 +71,16 @@ def _fakes(script=smart_script):
     return {n: ScriptedFakeLLM(n, script) for n in names}
 
 
-def test_stages_list_modules_and_tiers(tmp_path, settings):
-    with _mem(tmp_path, settings, _fakes(), strategy="reasoning") as mem:
+def test_stages_list_modules_and_tiers(tmp_path, settings, make_mem):
+    with make_mem(settings, _fakes(), strategy="reasoning") as mem:
         stages = mem.pipeline.stages()
     assert [s.module for s in stages] == list(MODULES)
     assert {t: s.behaviour for t, s in stages[0].tiers.items()} == {"LOW": "direct", "MID": "cot", "HIGH": "reflect"}
 
 
-def test_implementation_mid_uses_no_llm_and_ledger_adds_up(tmp_path, settings):
+def test_implementation_mid_uses_no_llm_and_ledger_adds_up(tmp_path, settings, make_mem):
     llms = _fakes()
-    with _mem(tmp_path, settings, llms, policy="mid") as mem:
+    with make_mem(settings, llms, policy="mid") as mem:
         r = mem.query("What did Tomasz name his bakery?")
     assert [s.module for s in r.steps] == list(MODULES)
     assert r.tiers == {m: "MID" for m in MODULES}
@@ -100,9 +97,9 @@ def test_implementation_mid_uses_no_llm_and_ledger_adds_up(tmp_path, settings):
     assert "query total" in r.table() and "price: test price (scripted fake)" in r.table()
 
 
-def test_implementation_high_flows_through_the_llm(tmp_path, settings):
+def test_implementation_high_flows_through_the_llm(tmp_path, settings, make_mem):
     llms = _fakes()
-    with _mem(tmp_path, settings.replace(pipeline__concurrent=False), llms, policy="high") as mem:
+    with make_mem(settings.replace(pipeline__concurrent=False), llms, policy="high") as mem:
         r = mem.query("What did Tomasz name his bakery?")
     assert all(s.method == "llm" and s.parse_status == "ok" and len(s.calls) == 1 for s in r.steps)
     assert "Zakwas" in r.filtered[0].chunk.text and r.filtered[0].score == 1.0
@@ -117,29 +114,29 @@ def test_implementation_high_flows_through_the_llm(tmp_path, settings):
     assert r.extraction_usd == pytest.approx(expected) and r.extraction_usd > 0
 
 
-def test_reasoning_high_is_plan_act_reflect(tmp_path, settings):
+def test_reasoning_high_is_plan_act_reflect(tmp_path, settings, make_mem):
     llms = _fakes()
-    with _mem(tmp_path, settings.replace(pipeline__concurrent=False), llms, strategy="reasoning", policy="high") as mem:
+    with make_mem(settings.replace(pipeline__concurrent=False), llms, strategy="reasoning", policy="high") as mem:
         r = mem.query("What did Tomasz name his bakery?")
     for s in r.steps:
         assert [c.purpose for c in s.calls] == ["plan", "act", "reflect"], s.module
     assert r.memory.startswith("Tomasz's bakery")
 
 
-def test_capacity_routes_each_tier_to_its_rung(tmp_path, settings):
+def test_capacity_routes_each_tier_to_its_rung(tmp_path, settings, make_mem):
     llms = _fakes()
-    with _mem(tmp_path, settings, llms, strategy="capacity", policy="low,topic=mid,summary=high") as mem:
+    with make_mem(settings, llms, strategy="capacity", policy="low,topic=mid,summary=high") as mem:
         r = mem.query("What did Tomasz name his bakery?")
     models = {s.module: s.model for s in r.steps}
     assert models == {"filter": "fake:s", "entity": "fake:s", "temporal": "fake:s", "topic": "fake:m", "summary": "fake:l"}
     assert len(llms["fake:l"].prompts) == 1 and _module_of(llms["fake:l"].prompts[0]) == "summary"
 
 
-def test_unparseable_output_falls_back_visibly(tmp_path, settings):
+def test_unparseable_output_falls_back_visibly(tmp_path, settings, make_mem):
     def script(prompt: str) -> str:
         return "I cannot do that." if _module_of(prompt) == "entity" else smart_script(prompt)
 
-    with _mem(tmp_path, settings, _fakes(script), policy="high") as mem:
+    with make_mem(settings, _fakes(script), policy="high") as mem:
         r = mem.query("What did Tomasz name his bakery?")
     entity = next(s for s in r.steps if s.module == "entity")
     assert entity.parse_status == "failed" and entity.fallback == "rules"
@@ -148,9 +145,9 @@ def test_unparseable_output_falls_back_visibly(tmp_path, settings):
     assert r.facts["entity"], "the rules fallback returns facts, never a silent empty list"
 
 
-def test_cache_never_pays_twice(tmp_path, settings):
+def test_cache_never_pays_twice(tmp_path, settings, make_mem):
     llms = _fakes()
-    with _mem(tmp_path, settings, llms, policy="high") as mem:
+    with make_mem(settings, llms, policy="high") as mem:
         first = mem.query("What did Tomasz name his bakery?")
         n_calls = len(llms[MODEL].prompts)
         second = mem.query("What did Tomasz name his bakery?")
@@ -164,18 +161,18 @@ def test_cache_never_pays_twice(tmp_path, settings):
     assert second.memory == first.memory and second.filtered == first.filtered
 
 
-def test_concurrent_and_sequential_agree(tmp_path, settings):
+def test_concurrent_and_sequential_agree(tmp_path, settings, make_mem):
     results = []
     for concurrent in (True, False):
         s = settings.replace(pipeline__concurrent=concurrent, pipeline__cache_path=tmp_path / f"c{concurrent}.sqlite")
-        with _mem(tmp_path, s, _fakes(), policy="high") as mem:
+        with make_mem(s, _fakes(), policy="high") as mem:
             results.append(mem.query("What did Tomasz name his bakery?"))
     a, b = results
     assert (a.facts, a.memory, a.answer) == (b.facts, b.memory, b.answer)
 
 
-def test_thread_safe_queries(tmp_path, settings):
-    with _mem(tmp_path, settings, _fakes(), policy="mid") as mem:
+def test_thread_safe_queries(tmp_path, settings, make_mem):
+    with make_mem(settings, _fakes(), policy="mid") as mem:
         out: dict[int, str] = {}
 
         def ask(i: int) -> None:
