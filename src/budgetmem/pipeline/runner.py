@@ -41,6 +41,10 @@ class Stage:
     tiers: dict[str, TierSpec]
 
 
+# Answer length caps per dataset (routing paper Appendix A.2, Table 4: 32 for LoCoMo,
+# 512 for LongMemEval and HotpotQA).
+ANSWER_MAX_TOKENS = {"locomo": 32, "longmemeval": 512, "hotpotqa": 512, "plain": 128}
+
 _READS = {
     "filter": "query + retrieved candidate chunks",
     "entity": "query + filtered chunks",
@@ -150,7 +154,7 @@ class Pipeline:
         llm = self._llm(self.settings.answer_llm)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         prompt = build_answer_prompt(query, memory, style=self.settings.answer_style, question_date=question_date)
-        out = llm.complete(prompt, max_tokens=64)
+        out = llm.complete(prompt, max_tokens=ANSWER_MAX_TOKENS[self.settings.answer_style])
         record = StepRecord("answer", "-", self.settings.strategy, "llm", model=llm.name, parse_status="n/a")
         record.calls = [
             CallRecord("answer", out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source)
