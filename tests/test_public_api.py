@@ -3,10 +3,11 @@
 import budgetmem
 import budgetmem.llm
 import budgetmem.models
+import budgetmem.pipeline
 
 
 def test_all_names_resolve():
-    for module in (budgetmem, budgetmem.llm, budgetmem.models):
+    for module in (budgetmem, budgetmem.llm, budgetmem.models, budgetmem.pipeline):
         assert len(module.__all__) == len(set(module.__all__))
         for name in module.__all__:
             assert getattr(module, name) is not None, f"{module.__name__}.{name}"

@@ -16,11 +16,13 @@ from budgetmem.errors import (
 )
 from budgetmem.ingest import Chunk, History, Session, Turn, load_histories
 from budgetmem.memory import BudgetMem
+from budgetmem.pipeline import FixedPolicy, Policy, QueryResult, RandomPolicy, Tier, parse_policy
 from budgetmem.retrieval import Hit, Searcher
 from budgetmem.settings import (
     ChunkSettings,
     EncoderSettings,
     LLMSettings,
+    PipelineSettings,
     RetrievalSettings,
     Settings,
     load_settings,
@@ -35,6 +37,7 @@ __all__ = [
     "ChecksumError",
     "Chunk",
     "ChunkSettings",
+    "FixedPolicy",
     "ConfigError",
     "Encoder",
     "EncoderSettings",
@@ -46,6 +49,10 @@ __all__ = [
     "LLMSettings",
     "LLMTimeoutError",
     "ModelError",
+    "PipelineSettings",
+    "Policy",
+    "QueryResult",
+    "RandomPolicy",
     "RetrievalSettings",
     "Searcher",
     "ServerUnavailableError",
@@ -53,9 +60,11 @@ __all__ = [
     "Settings",
     "Store",
     "StoreError",
+    "Tier",
     "Turn",
     "UnknownPriceError",
     "__version__",
     "load_histories",
     "load_settings",
+    "parse_policy",
 ]
