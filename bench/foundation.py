@@ -331,7 +331,7 @@ def render(res: dict[str, Any]) -> str:
     m = res["machine"]
     L: list[str] = ["## Foundation: ingest, retrieval latency, evidence recall", ""]
     L += [
-        f"- Date: {res['date']}",
+        f"- Date: {res['date']} (start of the run)",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}",
         f"- Software: Python {m['python']}, torch {m['torch']} ({m.get('torch_threads', '?')} threads), "
         f"faiss {m['faiss']} ({m.get('faiss_omp_threads', '?')} OpenMP threads), bm25s {m['bm25s']}, "
@@ -348,6 +348,13 @@ def render(res: dict[str, Any]) -> str:
         "Latencies are single-query wall times (`time.perf_counter`) in one process, after a few warm-up queries.",
         "",
     ]
+    if res["machine_load"]["others_cores"] > 0.5:
+        L += [
+            "With another process holding about one core, code that runs two threads (torch, faiss, OpenBLAS) waits",
+            "for a descheduled thread at every synchronisation point: many two-thread latencies below come out as",
+            "multiples of 4 ms (the scheduler tick), and the one-thread diagnostic rows show the cost without that wait.",
+            "",
+        ]
     if "ingest" in res:
         ing = res["ingest"]
         L += [
@@ -356,7 +363,7 @@ def render(res: dict[str, Any]) -> str:
             f"LoCoMo dev conversations {', '.join(ing['conversations'])}, chunks of {ing['chunk_tokens']} encoder tokens, "
             "`ingest_histories` into a fresh temporary store (chunking + embedding + one SQLite transaction). "
             "Each encoder is a fresh `Encoder`, loaded and warmed by one encode before the timed ingest. "
-            "Chunk counts differ because each encoder's own tokenizer counts the tokens.",
+            "Chunks are cut by each encoder's own tokenizer, so chunk and token counts may differ between encoders.",
             "",
         ]
         rows = []
@@ -478,7 +485,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default=None, help="comma list of corpus sizes (overrides --quick)")
     ap.add_argument("--queries", type=int, default=200, help="queries per size")
     ap.add_argument("--data", type=Path, default=LOCOMO, help="LoCoMo dev file")
+    ap.add_argument("--render", type=Path, default=None, metavar="JSON",
+                    help="measure nothing: rewrite the markdown section from a saved results file")
     args = ap.parse_args(argv)
+
+    if args.render is not None:
+        write_section(args.out, "foundation", render(json.loads(args.render.read_text(encoding="utf-8"))))
+        log(f"rendered {args.render} into {args.out}")
+        return 0
 
     started = time.perf_counter()
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}

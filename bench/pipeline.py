@@ -34,7 +34,11 @@ from budgetmem.eval.metrics import locomo_f1  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
 RESULTS = ROOT / "bench" / "results" / "pipeline"
-ALL_CONFIGS = [f"{s}:{t}" for s in ("implementation", "capacity", "reasoning") for t in ("low", "mid", "high")]
+# Cheap configurations first, so an interrupted run has the most rows per minute.
+ALL_CONFIGS = [
+    "implementation:low", "implementation:mid", "capacity:low", "implementation:high", "reasoning:low",
+    "capacity:mid", "reasoning:mid", "capacity:high", "reasoning:high",
+]  # fmt: skip
 ABLATIONS = ("concurrent", "sequential", "instruction-first")
 
 
@@ -52,6 +56,7 @@ def pick_questions(n: int, seed: int = 13) -> list[dict[str, Any]]:
 
 def base_settings(args: argparse.Namespace) -> Settings:
     s = Settings().replace(
+        encoder__name=args.encoder,
         pipeline__answer_llm=args.answer_llm,
         pipeline__module_llm=args.module_llm,
         pipeline__answer_style="locomo",
@@ -59,8 +64,8 @@ def base_settings(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(s, pipeline=dataclasses.replace(s.pipeline, cache_path=None))
 
 
-def ensure_store(path: Path) -> None:
-    with BudgetMem(path, "locomo") as mem:
+def ensure_store(path: Path, settings: Settings) -> None:
+    with BudgetMem(path, "locomo", settings=settings) as mem:
         report = mem.add(DATA)
     log(f"store ready: {report.chunks_added} new chunks ({report.encoder})")
 
@@ -145,7 +150,7 @@ def render(summary: dict[str, dict[str, float]], args: argparse.Namespace, wall:
         f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores), "
         f"answer model `{args.answer_llm}`, module LLM `{args.module_llm}` (implementation HIGH, reasoning), "
         "capacity ladder SmolLM2-135M / Qwen2.5-Coder-0.5B / Qwen2.5-Coder-1.5B; retrieval hybrid top-5 over "
-        "256-token chunks (all-mpnet-base-v2); module cache off. Dollars are paper-equivalent prices "
+        f"256-token chunks ({args.encoder}, also the MID-tier encoder); module cache off. Dollars are paper-equivalent prices "
         "(the embedded models run locally; each is priced as the paper model of its rung).",
         "",
         f"Command: `.venv/bin/python bench/pipeline.py --questions {args.questions}` (total wall {wall / 60:.1f} min; "
@@ -173,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--questions", type=int, default=20)
     p.add_argument("--configs", default=",".join(ALL_CONFIGS), help="strategy:policy list")
     p.add_argument("--ablation-questions", type=int, default=5, help="0 skips the concurrency / layout runs")
+    p.add_argument("--encoder", default="all-minilm-l6-v2", help="retrieval and MID-tier encoder")
     p.add_argument("--answer-llm", default="llamacpp:qwen2.5-coder-0.5b")
     p.add_argument("--module-llm", default="llamacpp:qwen2.5-coder-0.5b")
     p.add_argument("--store", default=str(RESULTS / "locomo_dev.db"))
@@ -184,10 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     store = Path(args.store)
     store.parent.mkdir(parents=True, exist_ok=True)
-    ensure_store(store)
-    questions = pick_questions(args.questions)
     settings = base_settings(args)
+    ensure_store(store, settings)
+    questions = pick_questions(args.questions)
     summary: dict[str, dict[str, float]] = {}
+    for name in filter(None, args.configs.split(",")):
+        summary[name] = summarise(run_config(name, settings, questions, store))
+        write_section(Path(args.out), "pipeline", render(summary, args, time.perf_counter() - started))
     if args.ablation_questions:
         few = questions[: args.ablation_questions]
         variants = {
@@ -197,9 +206,6 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, s in variants.items():
             summary[name] = summarise(run_config(name, s, few, store))
-    for name in filter(None, args.configs.split(",")):
-        summary[name] = summarise(run_config(name, settings, questions, store))
-        write_section(Path(args.out), "pipeline", render(summary, args, time.perf_counter() - started))
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     write_section(Path(args.out), "pipeline", render(summary, args, time.perf_counter() - started))
     log(f"done in {(time.perf_counter() - started) / 60:.1f} min")

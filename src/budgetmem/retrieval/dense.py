@@ -15,6 +15,11 @@ class DenseIndex:
     def __init__(self, matrix: np.ndarray) -> None:
         import faiss
 
+        # One query at a time does not pay for OpenMP's thread wake-ups: on our 2-core machines
+        # faiss with one thread answered a 10k search in 1.7 ms vs 16 ms with two, and a 1M
+        # search in 168 ms vs 412 ms (docs/BENCHMARKS.md, foundation section). faiss keeps
+        # this setting per process; we only ever search one query at a time.
+        faiss.omp_set_num_threads(1)
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self.size, self.dim = matrix.shape
         self._index = faiss.IndexFlatIP(self.dim)
