@@ -4,15 +4,15 @@ LLM; plus one grammar-constrained repair on the real SmolLM2 model."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import ScriptedFakeLLM as _Fake
 
 from budgetmem.errors import ConfigError, LLMResponseError, ModelError
 from budgetmem.ingest.chunker import Chunk
-from budgetmem.llm.base import LLM, Completion, Message, Price, as_messages, usd_cost
+from budgetmem.llm.base import LLM, Completion, Message, Price, usd_cost
 from budgetmem.pipeline.behaviours import NO_FACTS_SUMMARY, LLMOutcome, budget, run_llm
 from budgetmem.pipeline.parsers import parse_scores, parse_string_list, parse_text, scores_grammar, string_list_grammar, text_grammar
 from budgetmem.pipeline.types import ModuleInput, ScoredChunk
@@ -22,45 +22,25 @@ PRICE = Price(input_per_m=1.0, output_per_m=3.0, source="scripted test price")
 PROMPT_TOKENS, COMPLETION_TOKENS = 100, 7
 
 
-@dataclass
-class Received:
-    prompt: str
-    max_tokens: int
-    stop: tuple[str, ...] | None
-    grammar: str | None
+def ScriptedFakeLLM(*texts: str | Exception, grammar: bool = True) -> _Fake:  # noqa: N802 - reads like the class
+    """The shared scripted fake with this file's fixed token counts and price."""
+    fake = _Fake("fake:scripted", list(texts), supports_grammar=grammar, price=PRICE, tokens=(PROMPT_TOKENS, COMPLETION_TOKENS), latency_s=0.01)
+    _BUILT.append(fake)
+    return fake
 
 
-class ScriptedFakeLLM(LLM):
-    """Returns the scripted texts in order, each with fixed token counts; records every request."""
+@pytest.fixture(autouse=True)
+def _one_user_message_at_temperature_zero(monkeypatch):
+    """Every request the behaviours make is one user message (no system turn) at temperature 0."""
+    yield
+    # checked after each test on every fake it built
+    for fake in _BUILT:
+        for r in fake.received:
+            assert r.temperature == 0.0 and r.roles == ("user",)
+    _BUILT.clear()
 
-    def __init__(self, *texts: str | Exception, grammar: bool = True) -> None:
-        self.name = "fake:scripted"
-        self.price = PRICE
-        self.supports_grammar = grammar
-        self.script = list(texts)
-        self.received: list[Received] = []
 
-    def complete(
-        self,
-        messages: str | Sequence[Message],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-        json_mode: bool = False,
-    ) -> Completion:
-        self._check_request(max_tokens, grammar, json_mode)
-        assert temperature == 0.0
-        msgs = as_messages(messages)
-        assert len(msgs) == 1 and msgs[0].role == "user"  # one user message, no system message
-        self.received.append(Received(msgs[0].content, max_tokens, tuple(stop) if stop else None, grammar))
-        if not self.script:
-            raise AssertionError("the fake LLM ran out of scripted replies")
-        item = self.script.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return self._completion(item, PROMPT_TOKENS, COMPLETION_TOKENS, 0.01, "stop")
+_BUILT: list[_Fake] = []
 
 
 def _chunk(i: int, text: str) -> ScoredChunk:

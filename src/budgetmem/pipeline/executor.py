@@ -114,6 +114,7 @@ def run_step(spec: TierSpec, inp: ModuleInput, ctx: RunContext, cache: ModuleCac
         record.parse_status = saved["parse_status"]
         record.fallback = saved["fallback"]
         record.raw_output = saved["raw_output"]
+        record.note = saved.get("note")
         record.cache_hit = True
         record.wall_s = time.perf_counter() - wall0
         record.cpu_s = time.process_time() - cpu0
@@ -136,9 +137,10 @@ def run_step(spec: TierSpec, inp: ModuleInput, ctx: RunContext, cache: ModuleCac
         )
         record.calls = list(outcome.calls)
         record.parse_status = outcome.parse_status
+        record.note = outcome.note
+        record.raw_output = outcome.raw_output
         if outcome.value is None:
             record.fallback = "rules"
-            record.raw_output = outcome.raw_output
             result = module.rules(inp, ctx)
         else:
             result = _to_result(spec.module, outcome.value, inp, ctx)
@@ -155,6 +157,7 @@ def run_step(spec: TierSpec, inp: ModuleInput, ctx: RunContext, cache: ModuleCac
                     "parse_status": record.parse_status,
                     "fallback": record.fallback,
                     "raw_output": record.raw_output,
+                    "note": record.note,
                 },
             },
         )

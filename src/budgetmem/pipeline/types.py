@@ -119,7 +119,10 @@ class StepRecord:
     fallback: str | None = None
     """What the module returned instead when parsing failed (documented per module)."""
     raw_output: str | None = None
-    """The unparseable text, kept when parsing failed."""
+    """The unparseable text, kept when parsing failed (or when a reflection's revision did
+    not parse and the draft was kept)."""
+    note: str | None = None
+    """What the LLM behaviour wants the reader to know (e.g. draft kept, call skipped)."""
     cache_hit: bool = False
     """True when the result came from the module cache: nothing was paid this time."""
 
