@@ -139,3 +139,32 @@ def test_complete_errors(tmp_path, capsys):
     assert code == 2 and "no server at http://127.0.0.1:9/v1" in err and err.count("\n") == 1
     code, _, err = _run(capsys, "complete", "hi", "--provider", "vllm:foo")
     assert code == 2 and "unknown provider" in err
+
+
+def test_ask_json_with_ledger(store, tmp_path, capsys):
+    cfg = tmp_path / "ask.toml"
+    cfg.write_text(
+        f'[pipeline]\nanswer_llm = "llamacpp:smollm2-135m"\ncache_path = "{tmp_path / "cache.sqlite"}"\n', encoding="utf-8"
+    )
+    argv = ["--config", str(cfg), "ask", "Who is Priya's Portuguese tutor?", "--store", str(store),
+            "--namespace", "demo", "--policy", "low,summary=mid", "--json"]  # fmt: skip
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["tiers"] == {"filter": "LOW", "entity": "LOW", "temporal": "LOW", "topic": "LOW", "summary": "MID"}
+    assert [s["module"] for s in r["steps"]] == ["filter", "entity", "temporal", "topic", "summary"]
+    assert r["totals"]["extraction_usd"] == 0 and all(s["usd"] == 0 and s["cpu_s"] >= 0 for s in r["steps"])
+    a = r["answer_step"]
+    assert a["model"] == "llamacpp:smollm2-135m" and a["prompt_tokens"] > 0
+    assert a["usd"] == pytest.approx((a["prompt_tokens"] + a["completion_tokens"]) * 0.06 / 1e6)
+    assert r["memory"] and r["answer"]
+    assert r["cache"] == {"hits": 0, "misses": 5}
+    code, out, _ = _run(capsys, *argv)
+    assert json.loads(out)["cache"] == {"hits": 5, "misses": 0}  # asked again: nothing recomputed
+
+
+def test_ask_errors(store, capsys):
+    code, _, err = _run(capsys, "ask", "q", "--store", str(store), "--namespace", "demo", "--policy", "medium")
+    assert code == 2 and "unknown policy 'medium'" in err and err.count("\n") == 1
+    code, _, err = _run(capsys, "ask", "q", "--store", str(store), "--namespace", "demo", "--ladder", "a,b")
+    assert code == 2 and "--ladder needs three providers" in err
