@@ -153,8 +153,9 @@ def render(summary: dict[str, dict[str, float]], args: argparse.Namespace, wall:
         f"256-token chunks ({args.encoder}, also the MID-tier encoder); module cache off. Dollars are paper-equivalent prices "
         "(the embedded models run locally; each is priced as the paper model of its rung).",
         "",
-        f"Command: `.venv/bin/python bench/pipeline.py --questions {args.questions}` (total wall {wall / 60:.1f} min; "
-        "resumable: rows are appended to `bench/results/pipeline/*.jsonl`).",
+        f"Command: `.venv/bin/python bench/pipeline.py --questions {args.questions}` ("
+        + (f"total wall {wall / 60:.1f} min; " if wall == wall else "")
+        + "resumable: rows are appended to `bench/results/pipeline/*.jsonl`).",
         "",
         table(
             ["strategy:policy", "questions", "F1", "extraction µ$/q", "answer µ$/q", "tokens/q", "wall s/q", "parse failures"],
@@ -173,6 +174,28 @@ def render(summary: dict[str, dict[str, float]], args: argparse.Namespace, wall:
     return "\n".join(lines) + "\n"
 
 
+def render_saved(args: argparse.Namespace) -> int:
+    """Summarise whatever rows are saved; name the configurations still missing or partial."""
+    summary: dict[str, dict[str, float]] = {}
+    missing = []
+    for name in [*filter(None, args.configs.split(",")), *ABLATIONS]:
+        path = RESULTS / f"{name.replace(':', '_')}.jsonl"
+        rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+        if rows:
+            summary[name] = summarise(rows)
+        want = args.ablation_questions if name in ABLATIONS else args.questions
+        if len(rows) < want:
+            missing.append(f"{name} ({len(rows)}/{want})")
+    body = render(summary, args, wall=float("nan"))
+    if missing:
+        body += (
+            "\n**Incomplete run.** Not yet measured or partial: " + ", ".join(missing) + ". "
+            "Re-running the command resumes from the saved rows.\n"
+        )
+    write_section(Path(args.out), "pipeline", body)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--questions", type=int, default=20)
@@ -183,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--module-llm", default="llamacpp:qwen2.5-coder-0.5b")
     p.add_argument("--store", default=str(RESULTS / "locomo_dev.db"))
     p.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    p.add_argument("--render-only", action="store_true", help="rewrite the doc section from the saved rows, run nothing")
     args = p.parse_args(argv)
+    if args.render_only:
+        return render_saved(args)
     if not DATA.exists():
         print(f"LoCoMo dev subset not found at {DATA}", file=sys.stderr)
         return 2

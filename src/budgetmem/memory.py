@@ -30,7 +30,9 @@ class BudgetMem:
 
     >>> mem = BudgetMem("memory.db", namespace="alice")
     >>> mem.add("examples/conversation.json")          # or mem.add_session([...])
-    >>> hits = mem.search("When did Alice move to Lisbon?", k=5)
+    >>> hits = mem.search("When did Priya move to Lisbon?", k=5)
+    >>> result = mem.query("When did Priya move to Lisbon?", policy="mid,filter=high")
+    >>> print(result.answer, result.total_usd); print(result.table())
     """
 
     def __init__(
