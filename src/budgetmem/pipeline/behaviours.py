@@ -54,7 +54,7 @@ from budgetmem.pipeline.prompts import (
     build_repair_prompt,
     format_text,
 )
-from budgetmem.pipeline.types import EXTRACTORS, MODULES, CallRecord, ModuleInput
+from budgetmem.pipeline.types import EXTRACTORS, MODULES, CallRecord, CallTotals, ModuleInput
 
 __all__ = ["LLMOutcome", "run_llm", "BEHAVIOURS", "NO_FACTS_SUMMARY", "budget"]
 
@@ -68,7 +68,7 @@ ParseStatus = Literal["ok", "repaired", "failed"]
 
 
 @dataclass(frozen=True)
-class LLMOutcome:
+class LLMOutcome(CallTotals):
     """What one LLM tier produced for one module step."""
 
     value: Value | None
@@ -80,18 +80,6 @@ class LLMOutcome:
     """The last unreadable reply: set when failed, and when reflect kept its draft."""
     note: str | None = None
     """A one-line explanation when the outcome is not the plain case (kept draft, no call)."""
-
-    @property
-    def prompt_tokens(self) -> int:
-        return sum(c.prompt_tokens for c in self.calls)
-
-    @property
-    def completion_tokens(self) -> int:
-        return sum(c.completion_tokens for c in self.calls)
-
-    @property
-    def usd(self) -> float:
-        return sum(c.usd for c in self.calls)
 
 
 # Token budgets, sized for small CPU models: enough for the format with room to spare, small

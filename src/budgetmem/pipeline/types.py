@@ -27,6 +27,7 @@ __all__ = [
     "SummaryResult",
     "ModuleResult",
     "CallRecord",
+    "CallTotals",
     "StepRecord",
 ]
 
@@ -103,8 +104,27 @@ class CallRecord:
     price_source: str
 
 
+class CallTotals:
+    """Token and dollar totals over ``self.calls`` (shared by step records and LLM outcomes)."""
+
+    calls: list[CallRecord]
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(c.prompt_tokens for c in self.calls)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(c.completion_tokens for c in self.calls)
+
+    @property
+    def usd(self) -> float:
+        """What these calls cost at the configured prices."""
+        return sum(c.usd for c in self.calls)
+
+
 @dataclass
-class StepRecord:
+class StepRecord(CallTotals):
     """The ledger line of one module (or the answer call) for one query."""
 
     module: str
@@ -125,19 +145,6 @@ class StepRecord:
     """What the LLM behaviour wants the reader to know (e.g. draft kept, call skipped)."""
     cache_hit: bool = False
     """True when the result came from the module cache: nothing was paid this time."""
-
-    @property
-    def prompt_tokens(self) -> int:
-        return sum(c.prompt_tokens for c in self.calls)
-
-    @property
-    def completion_tokens(self) -> int:
-        return sum(c.completion_tokens for c in self.calls)
-
-    @property
-    def usd(self) -> float:
-        """What this computation costs at the configured prices (also on a cache hit)."""
-        return sum(c.usd for c in self.calls)
 
     @property
     def usd_paid(self) -> float:
