@@ -151,7 +151,9 @@ def render(summary: dict[str, dict[str, float]], args: argparse.Namespace, wall:
         f"answer model `{args.answer_llm}`, module LLM `{args.module_llm}` (implementation HIGH, reasoning), "
         "capacity ladder SmolLM2-135M / Qwen2.5-Coder-0.5B / Qwen2.5-Coder-1.5B; retrieval hybrid top-5 over "
         f"256-token chunks ({args.encoder}, also the MID-tier encoder); module cache off. Dollars are paper-equivalent prices "
-        "(the embedded models run locally; each is priced as the paper model of its rung).",
+        "(the embedded models run locally; each is priced as the paper model of its rung). Wall times are "
+        "on 2 cores and include any contention from other work running at the time (in the 2026-11-22 run, "
+        "test suites and a demo ran beside it, so treat them as upper bounds).",
         "",
         f"Command: `.venv/bin/python bench/pipeline.py --questions {args.questions}` ("
         + (f"total wall {wall / 60:.1f} min; " if wall == wall else "")
