@@ -79,17 +79,19 @@ class Searcher:
                 hint=f"search with --encoder {info.encoder}",
             )
         version = self.store.version(namespace)
+        texts: list[str] | None = None
         with self._lock:
             idx = self._cache.get(namespace)
             if idx is None or idx.version != version:
-                ids, _ = self.store.texts(namespace)
+                ids, texts = self.store.texts(namespace)
                 idx = self._cache[namespace] = _Indexes(version, ids)
             if "dense" in need and idx.dense is None:
                 ids, matrix = self.store.embeddings(namespace)
                 assert np.array_equal(ids, idx.ids), "store changed while indexing"
                 idx.dense = DenseIndex(matrix)
             if "bm25" in need and idx.bm25 is None:
-                _, texts = self.store.texts(namespace)
+                if texts is None:  # indexes built by an earlier call: read the texts now
+                    _, texts = self.store.texts(namespace)
                 idx.bm25 = BM25Index(texts)
         return idx
 

@@ -154,19 +154,22 @@ class Store:
         return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
 
     # ------------------------------------------------------------------ namespaces
-    def namespaces(self) -> list[NamespaceInfo]:
-        with self._lock:
-            rows = self._db.execute(
-                """SELECT n.name, n.encoder, n.dim, n.chunk_tokens, n.created_at,
+    _NAMESPACE_INFO = """SELECT n.name, n.encoder, n.dim, n.chunk_tokens, n.created_at,
                           (SELECT COUNT(*) FROM chunks c WHERE c.namespace = n.name),
                           (SELECT COALESCE(SUM(n_tokens), 0) FROM chunks c WHERE c.namespace = n.name),
                           (SELECT COUNT(*) FROM sessions s WHERE s.namespace = n.name)
-                   FROM namespaces n ORDER BY n.name"""
-            ).fetchall()
+                   FROM namespaces n"""
+
+    def namespaces(self) -> list[NamespaceInfo]:
+        with self._lock:
+            rows = self._db.execute(self._NAMESPACE_INFO + " ORDER BY n.name").fetchall()
         return [NamespaceInfo(*r) for r in rows]
 
     def namespace(self, name: str) -> NamespaceInfo | None:
-        return next((n for n in self.namespaces() if n.name == name), None)
+        """One namespace's info; only its own rows are counted (this runs on every search)."""
+        with self._lock:
+            row = self._db.execute(self._NAMESPACE_INFO + " WHERE n.name = ?", (name,)).fetchone()
+        return NamespaceInfo(*row) if row else None
 
     def require_namespace(self, name: str) -> NamespaceInfo:
         info = self.namespace(name)
