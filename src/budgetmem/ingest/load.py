@@ -8,16 +8,18 @@ from typing import Any
 
 from budgetmem.errors import InputError
 from budgetmem.ingest.history import History
+from budgetmem.ingest.hotpotqa import looks_like_hotpotqa, parse_hotpotqa
+from budgetmem.ingest.jsonl import parse_jsonl
 from budgetmem.ingest.locomo import looks_like_locomo, parse_locomo
 from budgetmem.ingest.longmemeval import looks_like_longmemeval, parse_longmemeval
 from budgetmem.ingest.text import TEXT_SUFFIXES, parse_text
 
-__all__ = ["FORMATS", "load_histories"]
+__all__ = ["FORMATS", "load_histories", "read_text", "read_json"]
 
-FORMATS = ("auto", "locomo", "longmemeval", "text", "markdown")
+FORMATS = ("auto", "locomo", "longmemeval", "hotpotqa", "jsonl", "text", "markdown")
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -30,8 +32,8 @@ def _read_text(path: Path) -> str:
         raise InputError(f"{path} is a directory") from None
 
 
-def _read_json(path: Path) -> Any:
-    text = _read_text(path)
+def read_json(path: Path) -> Any:
+    text = read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -44,25 +46,33 @@ def _load_file(path: Path, fmt: str) -> list[History]:
         if suffix in TEXT_SUFFIXES:
             fmt = TEXT_SUFFIXES[suffix]
         elif suffix == ".json":
-            data = _read_json(path)
+            data = read_json(path)
             if looks_like_locomo(data):
                 return parse_locomo(data, str(path))
             if looks_like_longmemeval(data):
                 return parse_longmemeval(data, str(path))
+            if looks_like_hotpotqa(data):
+                return parse_hotpotqa(data, str(path))
             raise InputError(
-                f"cannot tell the format of {path}", hint="pass --format locomo or --format longmemeval"
+                f"cannot tell the format of {path}", hint="pass --format locomo, longmemeval or hotpotqa"
             )
+        elif suffix == ".jsonl":
+            fmt = "jsonl"
         else:
             raise InputError(
                 f"unknown file type {suffix or '(none)'} for {path}",
-                hint="use .json (LoCoMo / LongMemEval), .txt or .md, or pass --format",
+                hint="use .json (LoCoMo / LongMemEval / HotpotQA), .jsonl, .txt or .md, or pass --format",
             )
     if fmt == "locomo":
-        return parse_locomo(_read_json(path), str(path))
+        return parse_locomo(read_json(path), str(path))
     if fmt == "longmemeval":
-        return parse_longmemeval(_read_json(path), str(path))
+        return parse_longmemeval(read_json(path), str(path))
+    if fmt == "hotpotqa":
+        return parse_hotpotqa(read_json(path), str(path))
+    if fmt == "jsonl":
+        return [r.history for r in parse_jsonl(read_text(path), str(path))]
     if fmt in ("text", "markdown"):
-        return [parse_text(_read_text(path), path, fmt)]
+        return [parse_text(read_text(path), path, fmt)]
     raise InputError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
 
 
