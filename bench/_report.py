@@ -105,12 +105,10 @@ def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
-    """A GitHub markdown table; ``align`` is one of 'l'/'r' per column (default: first left, rest right)."""
-    align = align or "l" + "r" * (len(header) - 1)
-    sep = ["---" if a == "l" else "---:" for a in align]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
+    """A GitHub markdown table (the library's own, so docs and reports look alike)."""
+    from budgetmem.cli.table import markdown_table
+
+    return markdown_table(header, rows, align)
 
 
 def write_section(path: Path, name: str, body: str) -> None:

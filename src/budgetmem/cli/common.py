@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from budgetmem.errors import ConfigError
+
 from budgetmem.settings import Settings, load_settings
 
-__all__ = ["settings_from", "print_json", "add_store_args"]
+__all__ = ["settings_from", "print_json", "add_store_args", "add_pipeline_args", "pipeline_settings"]
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -29,3 +31,42 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    """The flags that choose models, retrieval and pipeline execution (ask, eval)."""
+    from budgetmem.retrieval import RETRIEVERS
+
+    p.add_argument("-k", "--top-k", type=int, metavar="K", help="candidate chunks retrieved (default 5)")
+    p.add_argument("--retriever", choices=RETRIEVERS, help="dense, bm25 or hybrid (default hybrid)")
+    p.add_argument("--answer-llm", metavar="PROVIDER", help="answer model (default llamacpp:qwen2.5-coder-1.5b)")
+    p.add_argument("--module-llm", metavar="PROVIDER", help="LLM of implementation HIGH and reasoning tiers")
+    p.add_argument("--ladder", metavar="S,M,L", help="three providers for capacity tiers, small to large")
+    p.add_argument("--style", choices=["locomo", "longmemeval", "hotpotqa", "plain"], help="answer prompt style")
+    p.add_argument("--layout", choices=["prefix-first", "instruction-first"], help="module prompt layout")
+    p.add_argument("--sequential", action="store_true", help="run the three extractors one after another")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the module cache")
+
+
+def pipeline_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """Settings from --config, then the flags of :func:`add_pipeline_args`, then ``overrides``."""
+    import dataclasses
+
+    ladder = tuple(x.strip() for x in args.ladder.split(",")) if args.ladder else None
+    if ladder is not None and len(ladder) != 3:
+        raise ConfigError(f"--ladder needs three providers, got {len(ladder)}", hint="e.g. --ladder A,B,C")
+    settings = settings_from(
+        args,
+        pipeline__answer_llm=args.answer_llm,
+        pipeline__module_llm=args.module_llm,
+        pipeline__ladder=ladder,
+        pipeline__answer_style=args.style,
+        pipeline__layout=args.layout,
+        pipeline__concurrent=False if args.sequential else None,
+        retrieval__top_k=args.top_k,
+        retrieval__retriever=args.retriever,
+        **overrides,
+    )
+    if args.no_cache:  # replace() skips None values, so set it directly
+        settings = dataclasses.replace(settings, pipeline=dataclasses.replace(settings.pipeline, cache_path=None))
+    return settings
