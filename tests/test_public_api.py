@@ -1,13 +1,14 @@
 """The public surface is exactly what ``__all__`` says, and every name resolves."""
 
 import budgetmem
+import budgetmem.eval
 import budgetmem.llm
 import budgetmem.models
 import budgetmem.pipeline
 
 
 def test_all_names_resolve():
-    for module in (budgetmem, budgetmem.llm, budgetmem.models, budgetmem.pipeline):
+    for module in (budgetmem, budgetmem.eval, budgetmem.llm, budgetmem.models, budgetmem.pipeline):
         assert len(module.__all__) == len(set(module.__all__))
         for name in module.__all__:
             assert getattr(module, name) is not None, f"{module.__name__}.{name}"

@@ -19,7 +19,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from budgetmem.cli import ask_cmd, complete_cmd, ingest_cmd, models_cmd, search_cmd
+    from budgetmem.cli import ask_cmd, complete_cmd, eval_cmd, ingest_cmd, models_cmd, report_cmd, search_cmd
 
     parser = _Parser(
         prog="budgetmem", description="Runtime memory for LLM agents with explicit performance-cost control."
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     search_cmd.register(sub)
     ask_cmd.register(sub)
     complete_cmd.register(sub)
+    eval_cmd.register(sub)
+    report_cmd.register(sub)
     return parser
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 import string
+import random
 import threading
 from collections import Counter
+from collections.abc import Sequence
 
-__all__ = ["normalize_answer", "answer_tokens", "token_f1", "exact_match", "locomo_f1"]
+__all__ = ["normalize_answer", "answer_tokens", "token_f1", "exact_match", "locomo_f1", "best_f1", "bootstrap_ci"]
 
 _ARTICLES = re.compile(r"\b(a|an|the|and)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -69,3 +71,25 @@ def locomo_f1(prediction: str, gold: str | int | float, category: int) -> float:
         golds = [g.strip() for g in gold.split(",")]
         return sum(max(token_f1(p, g) for p in preds) for g in golds) / len(golds)
     return token_f1(prediction, gold)
+
+
+def best_f1(prediction: str, golds: Sequence[str]) -> tuple[float, float]:
+    """(F1, exact match) against the best-matching gold answer (LongMemEval, HotpotQA, JSONL)."""
+    if not golds:
+        return 0.0, 0.0
+    return max(token_f1(prediction, g) for g in golds), max(exact_match(prediction, g) for g in golds)
+
+
+def bootstrap_ci(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean: resample the values with replacement
+    ``n_boot`` times and take the (1-level)/2 and (1+level)/2 quantiles of the means."""
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
+    if n == 1:
+        return float(values[0]), float(values[0])
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(n_boot))
+    lo = means[int((1 - level) / 2 * (n_boot - 1))]
+    hi = means[int(round((1 + level) / 2 * (n_boot - 1)))]
+    return lo, hi

@@ -125,6 +125,11 @@ class LLM(ABC):
     ) -> Completion:
         """Run one chat completion; a plain string is one user message."""
 
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens of ``text`` in this model's own tokenizer, or None when the backend has no
+        local tokenizer (hosted APIs): callers then say which count they used instead."""
+        return None
+
     def _check_request(self, max_tokens: int, grammar: str | None, json_mode: bool) -> None:
         """Reject requests the backend cannot honour before spending anything."""
         if max_tokens < 1:

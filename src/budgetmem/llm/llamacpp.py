@@ -196,6 +196,10 @@ class LlamaCppLLM(LLM):
         """Load the model now instead of on the first call (e.g. to time calls fairly)."""
         _load(self.path, self.n_ctx, self.n_threads)
 
+    def count_tokens(self, text: str) -> int:
+        slot = _load(self.path, self.n_ctx, self.n_threads)
+        return len(slot.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def complete(
         self,
         messages: str | Sequence[Message],

@@ -74,6 +74,10 @@ class Pipeline:
             return self._llm(s.ladder[("small", "medium", "large").index(spec.rung)])
         return self._llm(s.module_llm)
 
+    @property
+    def answer_model(self) -> LLM:
+        return self._llm(self.settings.answer_llm)
+
     def stages(self) -> list[Stage]:
         """The stages in order, with what each reads and its three tiers under the strategy."""
         return [
@@ -151,7 +155,7 @@ class Pipeline:
         """The answer model reads (query, memory) only: y = f_ans(q, m)."""
         from budgetmem.pipeline.prompts import build_answer_prompt, extract_answer
 
-        llm = self._llm(self.settings.answer_llm)
+        llm = self.answer_model
         wall0, cpu0 = time.perf_counter(), time.process_time()
         prompt = build_answer_prompt(query, memory, style=self.settings.answer_style, question_date=question_date)
         out = llm.complete(prompt, max_tokens=ANSWER_MAX_TOKENS[self.settings.answer_style])

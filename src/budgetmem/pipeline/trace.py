@@ -46,6 +46,8 @@ class QueryResult:
     cost_weight: float | None = None
     cache: dict[str, int] = field(default_factory=dict)
     """Module-cache hits / misses during this query."""
+    context: dict[str, Any] = field(default_factory=dict)
+    """What a baseline put in the answer model's context (e.g. full-context truncation)."""
 
     # ------------------------------------------------------------------ totals
     @property
@@ -109,6 +111,7 @@ class QueryResult:
                 "llm_s": self.llm_seconds,
             },
             "cache": self.cache,
+            "context": self.context,
             "price_sources": sorted({c.price_source for s in [*self.steps, self.answer_step] for c in s.calls}),
         }
 

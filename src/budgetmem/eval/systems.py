@@ -1,0 +1,136 @@
+"""What answers an evaluation question: the tiered pipeline under any policy, or a baseline
+on the same backbone and retrieval (routing paper §5.1 compares against both).
+
+- ``PipelineSystem``: retrieve top-K, run filter -> {entity, temporal, topic} -> summary under
+  a policy (fixed tiers, a per-module map, random, later a learned router), answer.
+- ``NaiveRAG``: the top-K retrieved chunks go straight to the answer model; no extraction.
+- ``FullContext``: the whole history goes to the answer model, truncated to its context
+  window. The most recent chunks are kept (an agent's newest memory is the one it would
+  keep), and the truncation is reported on every question: tokens and chunks kept of total.
+
+All three return the same :class:`QueryResult`, so the ledger, metrics and reports treat
+them alike; baselines have no module steps, and their answer call is priced as usual.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from budgetmem.errors import ConfigError, InputError
+from budgetmem.eval.datasets import EvalItem
+from budgetmem.memory import BudgetMem
+from budgetmem.pipeline.policy import Policy, parse_policy
+from budgetmem.pipeline.prompts import build_answer_prompt, render_memories
+from budgetmem.pipeline.runner import ANSWER_MAX_TOKENS
+from budgetmem.pipeline.trace import QueryResult
+from budgetmem.pipeline.types import ScoredChunk
+
+__all__ = ["System", "PipelineSystem", "NaiveRAG", "FullContext", "BASELINES", "make_system"]
+
+
+class System(Protocol):
+    name: str
+    """How the run is labelled in reports, e.g. ``implementation:mid`` or ``naive-rag``."""
+
+    def answer(self, mem: BudgetMem, item: EvalItem) -> QueryResult: ...
+
+
+class PipelineSystem:
+    def __init__(self, strategy: str, policy: Policy, cost_weight: float | None = None) -> None:
+        self.strategy = strategy
+        self.policy = policy
+        self.cost_weight = cost_weight
+        self.name = f"{strategy}:{policy.name}"
+
+    def answer(self, mem: BudgetMem, item: EvalItem) -> QueryResult:
+        return mem.query(item.question, policy=self.policy, cost_weight=self.cost_weight, question_date=item.question_date)
+
+
+def _baseline_result(
+    mem: BudgetMem, item: EvalItem, name: str, chunks: list[ScoredChunk], started: float, **context: object
+) -> QueryResult:
+    memory = render_memories(chunks)
+    answer, step = mem.pipeline.answer(item.question, memory, item.question_date)
+    return QueryResult(
+        question=item.question, answer=answer, memory=memory, strategy="baseline", policy=name,
+        candidates=tuple(chunks), filtered=tuple(chunks), facts={}, steps=[], answer_step=step,
+        wall_s=time.perf_counter() - started, context=dict(context),
+    )  # fmt: skip
+
+
+class NaiveRAG:
+    name = "naive-rag"
+
+    def answer(self, mem: BudgetMem, item: EvalItem) -> QueryResult:
+        started = time.perf_counter()
+        hits = mem.search(item.question)
+        retrieval_s = time.perf_counter() - started
+        result = _baseline_result(mem, item, self.name, [ScoredChunk(h.chunk, h.score) for h in hits], started)
+        result.retrieval_s = retrieval_s
+        return result
+
+
+class FullContext:
+    name = "full-context"
+
+    def __init__(self, max_context_tokens: int | None = None) -> None:
+        """``max_context_tokens``: the answer model's window (default: the configured n_ctx)."""
+        self.max_context_tokens = max_context_tokens
+
+    def answer(self, mem: BudgetMem, item: EvalItem) -> QueryResult:
+        started = time.perf_counter()
+        llm = mem.pipeline.answer_model
+        style = mem.settings.pipeline.answer_style
+        window = self.max_context_tokens or mem.settings.llm.n_ctx
+        count = llm.count_tokens
+        counter = "answer model tokenizer"
+        if count("probe") is None:  # hosted API: no local tokenizer, so count with the encoder's
+            count, counter = mem.encoder.count_tokens, f"encoder tokenizer ({mem.encoder.name}), an estimate"
+        empty = build_answer_prompt(item.question, render_memories([]), style=style, question_date=item.question_date)
+        # Room left for memories: the window less the prompt around them, the answer, and a
+        # margin for the chat template's own tokens.
+        budget = window - int(count(empty)) - ANSWER_MAX_TOKENS[style] - 64
+        if budget <= 0:
+            raise ConfigError(f"the answer model's window ({window} tokens) leaves no room for history")
+        chunks = mem.store.chunks(mem.namespace)
+        if not chunks:
+            raise InputError(f"namespace {mem.namespace!r} is empty", hint="ingest the history first")
+        sizes = [int(count(c.text)) for c in chunks]
+        start = len(chunks)  # newest first, while the chunk texts fit
+        used = 0
+        while start > 0 and used + sizes[start - 1] <= budget:
+            start -= 1
+            used += sizes[start]
+
+        def prompt_tokens(first: int) -> int:
+            rendered = render_memories([ScoredChunk(c, 0.0) for c in chunks[first:]])
+            return int(count(build_answer_prompt(item.question, rendered, style=style, question_date=item.question_date)))
+
+        # The memory tags and metadata add tokens: drop the oldest kept chunk until the real
+        # prompt fits the window.
+        limit = window - ANSWER_MAX_TOKENS[style] - 64
+        while start < len(chunks) and prompt_tokens(start) > limit:
+            start += 1
+        kept = [ScoredChunk(c, 0.0) for c in chunks[start:]]
+        used = sum(sizes[start:])
+        total = sum(sizes)
+        return _baseline_result(
+            mem, item, self.name, kept, started, history_tokens=total, kept_tokens=used, history_chunks=len(chunks),
+            kept_chunks=len(kept), truncated=len(kept) < len(chunks), window=window, counted_with=counter,
+        )  # fmt: skip
+
+
+BASELINES = ("naive-rag", "full-context")
+
+
+def make_system(strategy: str, policy: str, *, seed: int = 0, cost_weight: float | None = None) -> System:
+    """``policy``: low | mid | high | random | a per-module map | naive-rag | full-context."""
+    text = policy.strip().lower()
+    if text == "naive-rag":
+        return NaiveRAG()
+    if text == "full-context":
+        return FullContext()
+    if text.startswith("router:"):
+        raise ConfigError("learned routers are not available yet", hint="use a fixed, map or random policy")
+    return PipelineSystem(strategy, parse_policy(policy, seed=seed), cost_weight)
