@@ -5,10 +5,11 @@ import budgetmem.eval
 import budgetmem.llm
 import budgetmem.models
 import budgetmem.pipeline
+import budgetmem.router
 
 
 def test_all_names_resolve():
-    for module in (budgetmem, budgetmem.eval, budgetmem.llm, budgetmem.models, budgetmem.pipeline):
+    for module in (budgetmem, budgetmem.eval, budgetmem.llm, budgetmem.models, budgetmem.pipeline, budgetmem.router):
         assert len(module.__all__) == len(set(module.__all__))
         for name in module.__all__:
             assert getattr(module, name) is not None, f"{module.__name__}.{name}"

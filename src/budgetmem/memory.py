@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from budgetmem.encoder import Encoder
-from budgetmem.errors import InputError
+from budgetmem.errors import ConfigError, InputError
 from budgetmem.ingest import History, Session, Turn, load_histories
 from budgetmem.ingest.ingest import IngestReport, ingest_histories
 from budgetmem.llm import LLM, make_llm
@@ -52,8 +52,8 @@ class BudgetMem:
         self.settings = settings or Settings()
         if strategy is not None:
             self.settings = self.settings.replace(pipeline__strategy=strategy)
-        self.policy = self._as_policy(policy)
         self._llms = llms
+        self._routers: dict[str, Policy] = {}
         self._pipeline: Pipeline | None = None
         self._pipeline_lock = threading.Lock()
         self.store = store if isinstance(store, Store) else Store(store)
@@ -67,6 +67,7 @@ class BudgetMem:
                 enc_settings = type(enc_settings)(**{**enc_settings.__dict__, "name": info.encoder})
             encoder = Encoder(enc_settings, self.settings.models_dir)
         self.encoder = encoder
+        self.policy = self._as_policy(policy)  # after the encoder: a learned router embeds its state with it
         self.searcher = Searcher(self.store, self.encoder, self.settings.retrieval)
 
     def add(self, path: str | Path, *, fmt: str = "auto", progress: bool = False) -> IngestReport:
@@ -102,7 +103,29 @@ class BudgetMem:
         return self.searcher.search(self.namespace, query, k=k, retriever=retriever)
 
     def _as_policy(self, policy: str | Policy) -> Policy:
-        return parse_policy(policy, seed=self.settings.pipeline.seed) if isinstance(policy, str) else policy
+        if not isinstance(policy, str):
+            return policy
+        if policy.strip().lower().startswith("router:"):
+            return self._router(policy.strip()[len("router:") :])
+        return parse_policy(policy, seed=self.settings.pipeline.seed)
+
+    def _router(self, path: str) -> Policy:
+        """A learned router checkpoint (loaded once per path), checked against this strategy."""
+        from budgetmem.router.policy import load_router
+
+        key = str(Path(path).expanduser().resolve())
+        with self._pipeline_lock:
+            if key not in self._routers:
+                router = load_router(key, self.encoder)
+                trained = router.meta.get("strategy")
+                strategy = self.settings.pipeline.strategy
+                if trained and trained != strategy:
+                    raise ConfigError(
+                        f"router {Path(path).name} was trained for the {trained} strategy, not {strategy}",
+                        hint=f"use --strategy {trained}",
+                    )
+                self._routers[key] = router
+            return self._routers[key]
 
     @property
     def pipeline(self) -> Pipeline:

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--policy",
         default="mid",
-        help="low | mid | high | random | a per-module map such as 'mid,filter=high,summary=low' (default mid)",
+        help="low | mid | high | random | a per-module map such as 'mid,filter=high,summary=low' | router:PATH (a trained router; default mid)",
     )
     p.add_argument("--cost-weight", type=float, metavar="L", help="performance-cost knob handed to the policy")
     p.add_argument("--question-date", metavar="DATE", help="when the question is asked (resolves relative dates)")

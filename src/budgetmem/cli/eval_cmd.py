@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--strategy", default="implementation", choices=STRATEGIES)
     p.add_argument(
         "--policy", default="mid",
-        help="low | mid | high | random | a per-module map | naive-rag | full-context (default mid)",
+        help="low | mid | high | random | a per-module map | router:PATH | naive-rag | full-context (default mid)",
     )  # fmt: skip
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions of the split")
     p.add_argument("--judge", metavar="PROVIDER", help="LLM judge, e.g. llamacpp:qwen2.5-coder-1.5b (default: none)")

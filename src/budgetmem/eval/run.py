@@ -138,7 +138,7 @@ def _row(data: EvalSet, item: EvalItem, split: Split, system: System, r: QueryRe
     }  # fmt: skip
 
 
-def _ingest(store: Store, data: EvalSet, items: Iterable[EvalItem], settings: Settings, log: Callable[[str], None]) -> None:
+def ingest_needed(store: Store, data: EvalSet, items: Iterable[EvalItem], settings: Settings, log: Callable[[str], None]) -> None:
     """Store the histories the questions need (only those: a test split stores a sixth of
     LoCoMo). Idempotent, so a shared store or a resumed run embeds nothing twice."""
     from budgetmem.encoder import Encoder
@@ -214,7 +214,7 @@ def run_eval(
     rows = [done[i.id] for i in items if i.id in done]
     cache_totals = {"hits": 0, "misses": 0}
     try:
-        _ingest(store, data, todo, settings, say)
+        ingest_needed(store, data, todo, settings, say)
 
         def mem_for(item: EvalItem) -> BudgetMem:
             ns = namespace_of(data, item)

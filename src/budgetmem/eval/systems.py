@@ -15,6 +15,7 @@ them alike; baselines have no module steps, and their answer call is priced as u
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Protocol
 
 from budgetmem.errors import ConfigError, InputError
@@ -37,11 +38,13 @@ class System(Protocol):
 
 
 class PipelineSystem:
-    def __init__(self, strategy: str, policy: Policy, cost_weight: float | None = None) -> None:
+    def __init__(self, strategy: str, policy: Policy | str, cost_weight: float | None = None) -> None:
+        """``policy``: a Policy, or ``router:PATH`` (loaded by each BudgetMem with its encoder)."""
         self.strategy = strategy
         self.policy = policy
         self.cost_weight = cost_weight
-        self.name = f"{strategy}:{policy.name}"
+        label = f"router:{Path(policy[len('router:') :]).name}" if isinstance(policy, str) else policy.name
+        self.name = f"{strategy}:{label}"
 
     def answer(self, mem: BudgetMem, item: EvalItem) -> QueryResult:
         return mem.query(item.question, policy=self.policy, cost_weight=self.cost_weight, question_date=item.question_date)
@@ -125,12 +128,15 @@ BASELINES = ("naive-rag", "full-context")
 
 
 def make_system(strategy: str, policy: str, *, seed: int = 0, cost_weight: float | None = None) -> System:
-    """``policy``: low | mid | high | random | a per-module map | naive-rag | full-context."""
+    """``policy``: low | mid | high | random | a per-module map | router:PATH | naive-rag | full-context."""
     text = policy.strip().lower()
     if text == "naive-rag":
         return NaiveRAG()
     if text == "full-context":
         return FullContext()
     if text.startswith("router:"):
-        raise ConfigError("learned routers are not available yet", hint="use a fixed, map or random policy")
+        path = Path(policy.strip()[len("router:") :])
+        if not path.is_file():
+            raise InputError(f"router checkpoint {path} not found", hint="train one with budgetmem train")
+        return PipelineSystem(strategy, f"router:{path}", cost_weight)
     return PipelineSystem(strategy, parse_policy(policy, seed=seed), cost_weight)

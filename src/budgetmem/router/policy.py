@@ -1,0 +1,129 @@
+"""The learned router as a pipeline policy: ``--policy router:PATH`` anywhere a policy goes.
+
+Inference needs this file, the network and the state encoder, nothing from training.
+Decisions are greedy (the most probable tier) unless ``sample=True``; training samples and
+records every decision (state, action, log-probability) of the current episode.
+
+A checkpoint is one ``torch.save`` file: the network weights plus what it was trained
+for (strategy, encoder, cost weight, training data, step, validation score). It loads
+with ``weights_only=True``: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from budgetmem.encoder import Encoder
+from budgetmem.errors import ConfigError, InputError
+from budgetmem.pipeline.policy import PolicyState
+from budgetmem.pipeline.types import MODULES, Tier
+from budgetmem.router.network import RouterNet
+from budgetmem.router.state import RouterState, StateEncoder
+
+__all__ = ["CHECKPOINT_FORMAT", "Decision", "RouterPolicy", "load_router", "save_router"]
+
+CHECKPOINT_FORMAT = "budgetmem-router/1"
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: RouterState
+    action: int
+    logp: float
+    value: float
+    seconds: float
+    """Wall time of the decision: state encoding plus the forward pass."""
+
+
+@dataclass
+class RouterPolicy:
+    net: RouterNet
+    states: StateEncoder
+    meta: dict[str, Any] = field(default_factory=dict)
+    sample: bool = False
+    seed: int = 0
+    name: str = "router"
+    episode: list[Decision] = field(default_factory=list)
+    """Decisions since the last ``start_episode`` (training reads them)."""
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gen = torch.Generator().manual_seed(self.seed)
+
+    def start_episode(self) -> None:
+        with self._lock:
+            self.episode = []
+
+    def decide(self, state: PolicyState) -> Tier:
+        started = time.perf_counter()
+        s = self.states(state)
+        with self._lock, torch.no_grad():
+            logits, value = self.net(
+                torch.from_numpy(s[0])[None], torch.from_numpy(s[1])[None], torch.tensor([s[2]])
+            )
+            probs = torch.softmax(logits[0], dim=-1)
+            if self.sample:
+                action = int(torch.multinomial(probs, 1, generator=self._gen).item())
+            else:
+                action = int(torch.argmax(probs).item())
+            logp = float(torch.log(probs[action]).item())
+            self.episode.append(Decision(s, action, logp, float(value[0]), time.perf_counter() - started))
+        return Tier(action)
+
+    def probabilities(self, state: PolicyState) -> np.ndarray:
+        """pi(.|s) over LOW / MID / HIGH, for inspection."""
+        q, x, m = self.states(state)
+        with torch.no_grad():
+            logits, _ = self.net(torch.from_numpy(q)[None], torch.from_numpy(x)[None], torch.tensor([m]))
+        return torch.softmax(logits[0], dim=-1).numpy()
+
+
+def save_router(path: str | Path, net: RouterNet, meta: dict[str, Any]) -> Path:
+    """Write atomically (temp file, then rename): an interrupted save leaves the old file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "dims": {"dim": net.dim, "modules": net.n_modules, "hidden": net.hidden},
+        "state_dict": net.state_dict(),
+        "meta": meta,
+    }
+    torch.save(payload, tmp)
+    tmp.replace(p)
+    return p
+
+
+def load_router(path: str | Path, encoder: Encoder, *, sample: bool = False, seed: int = 0) -> RouterPolicy:
+    """A router checkpoint as a policy. ``encoder`` must be the one it was trained with."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"router checkpoint {p} not found", hint="train one with budgetmem train")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise InputError(f"{p} is not a router checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{p} is not a {CHECKPOINT_FORMAT} checkpoint")
+    meta = payload.get("meta", {})
+    trained_with = meta.get("encoder")
+    if trained_with and trained_with != encoder.settings.name:
+        raise ConfigError(
+            f"router {p.name} was trained with encoder {trained_with}, not {encoder.settings.name}",
+            hint=f"use --encoder {trained_with}",
+        )
+    dims = payload["dims"]
+    if dims["dim"] != encoder.dim or dims["modules"] != len(MODULES):
+        raise ConfigError(f"router {p.name} expects {dims['dim']}-d states, the encoder gives {encoder.dim}-d")
+    net = RouterNet(dims["dim"], dims["modules"], dims["hidden"])
+    net.load_state_dict(payload["state_dict"])
+    net.eval()
+    name = f"router:{p.name}" + (f"(lambda={meta['cost_weight']})" if "cost_weight" in meta else "")
+    return RouterPolicy(net, StateEncoder(encoder), meta, sample=sample, seed=seed, name=name)

@@ -1,0 +1,111 @@
+"""Router training end to end on a small JSONL set: the real MiniLM encoder and store, the
+real pipeline and module cache, and scripted fake LLMs (ScriptedFakeLLM) for the module
+and answer calls. The answer is right only when the summary came from the LLM tier, so
+the reward depends on the router's choices."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+from evaldata import write_jsonl
+from fakes import ScriptedFakeLLM
+
+from budgetmem import BudgetMem, Settings
+from budgetmem.errors import ConfigError, InputError
+from budgetmem.eval import EvalConfig, dataset_settings, run_eval
+from budgetmem.pipeline.prompts import task_text
+from budgetmem.pipeline.types import MODULES
+from budgetmem.router import load_router
+from budgetmem.router.ppo import PPOSettings
+from budgetmem.router.train import LOG_FIELDS, TrainConfig, train_router
+
+ANSWER, MODULE = "fake:answer", "fake:module"
+GOLD = {"name of": "Miso", "find": "the shelter on Rua Augusta", "studio": "Barro", "grow": "tomatoes, basil and chillies",
+        "August": "Priya"}  # fmt: skip
+
+
+def module_script(prompt: str) -> str:
+    if task_text("filter") in prompt:
+        return "<answer>" + json.dumps([7] * len(re.findall(r"<memory index=", prompt))) + "</answer>"
+    if task_text("summary") in prompt:
+        return "<answer>LLM-SUMMARY</answer>"
+    return '<answer>["a fact"]</answer>'
+
+
+def answer_script(prompt: str) -> str:
+    question = prompt.rsplit("Question:", 1)[1]
+    right = next(a for k, a in GOLD.items() if k in question)
+    return right if "LLM-SUMMARY" in prompt else "I am not sure"
+
+
+@pytest.fixture
+def setup(tmp_path):
+    data = write_jsonl(tmp_path / "mine.jsonl")
+    base = Settings().replace(
+        encoder__name="all-minilm-l6-v2", pipeline__answer_llm=ANSWER, pipeline__module_llm=MODULE, retrieval__top_k=2,
+        pipeline__cache_path=tmp_path / "cache.sqlite",
+    )  # fmt: skip
+    settings = dataset_settings(base, "jsonl", chunk_tokens=32)
+    llms = {ANSWER: ScriptedFakeLLM(ANSWER, answer_script), MODULE: ScriptedFakeLLM(MODULE, module_script)}
+    return data, settings, llms
+
+
+def _cfg(data, out, steps, **kw):
+    return TrainConfig(dataset="jsonl", data=data, out=out, cost_weight=0.2,
+                       ppo=PPOSettings(steps=steps, batch_size=3), hidden=16, eval_every=2, **kw)  # fmt: skip
+
+
+def _rows(path):
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_train_logs_validates_checkpoints_and_resumes(setup, tmp_path):
+    data, settings, llms = setup
+    out = tmp_path / "router"
+    first = train_router(_cfg(data, out, 2), settings, llms=llms, progress=False, log=lambda m: None)
+    assert first.steps == 2 and first.best_step == 2
+    log = _rows(out / "log.csv")
+    assert [r["step"] for r in log] == ["1", "2"] and list(log[0]) == LOG_FIELDS
+    for r in log:
+        for m in MODULES:  # each module's tier ratios sum to one
+            assert sum(float(r[f"{m}_{t}"]) for t in ("low", "mid", "high")) == pytest.approx(1.0)
+        assert 0.0 <= float(r["f1"]) <= 1.0 and float(r["decision_ms"]) > 0.0
+        # Only an LLM summary lets the answer be right; only HIGH tiers cost money here.
+        if float(r["summary_high"]) == 0.0:
+            assert float(r["f1"]) == 0.0
+        any_high = any(float(r[f"{m}_high"]) > 0 for m in MODULES)
+        assert (float(r["cost_usd"]) > 0.0) == any_high
+    # Interrupted after two steps; asking for four resumes at step 3, nothing repeated.
+    second = train_router(_cfg(data, out, 4), settings, llms=llms, progress=False, log=lambda m: None)
+    assert second.steps == 4
+    assert [r["step"] for r in _rows(out / "log.csv")] == ["1", "2", "3", "4"]
+    assert [r["step"] for r in _rows(out / "val.csv")] == ["2", "4"]
+    # The same three training questions come back every step: the module cache serves repeats.
+    assert second.cache_hit_rate > 0.0
+    assert (out / "curves.png").stat().st_size > 10_000
+    with pytest.raises(InputError, match="different training run"):
+        train_router(_cfg(data, out, 4, seed=5), settings, llms=llms, progress=False, log=lambda m: None)
+
+    # The best router is a policy everywhere one is accepted.
+    from budgetmem.encoder import Encoder
+
+    router = load_router(out / "best.pt", Encoder(settings.encoder))
+    assert router.meta["strategy"] == "implementation" and router.meta["cost_weight"] == 0.2
+    assert router.meta["step"] == second.best_step
+    run = run_eval(
+        EvalConfig("jsonl", data, tmp_path / "eval", split="test", policy=f"router:{out / 'best.pt'}",
+                   store=tmp_path / "router" / "store.db"),
+        settings, llms=llms, progress=False, log=lambda m: None,
+    )  # fmt: skip
+    assert run.system == "implementation:router:best.pt" and len(run.rows) == 1
+    assert set(run.rows[0]["tiers"]) == set(MODULES)
+    with pytest.raises(ConfigError, match="trained for the implementation strategy"):
+        BudgetMem(tmp_path / "router" / "store.db", "jsonl/ana", settings=settings, strategy="capacity",
+                  policy=f"router:{out / 'best.pt'}")  # fmt: skip
+    with pytest.raises(InputError, match="not found"):
+        run_eval(EvalConfig("jsonl", data, tmp_path / "eval2", policy="router:nope.pt"), settings, llms=llms,
+                 progress=False, log=lambda m: None)  # fmt: skip
