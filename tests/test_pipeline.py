@@ -151,13 +151,15 @@ def test_cache_never_pays_twice(tmp_path, settings, make_mem):
         first = mem.query("What did Tomasz name his bakery?")
         n_calls = len(llms[MODEL].prompts)
         second = mem.query("What did Tomasz name his bakery?")
-    assert first.cache == {"hits": 0, "misses": 5}
-    assert second.cache == {"hits": 5, "misses": 0}
-    assert len(llms[MODEL].prompts) == n_calls  # no module call the second time
-    assert all(s.cache_hit and s.usd_paid == 0 for s in second.steps)
+    # five module steps and the answer call
+    assert first.cache == {"hits": 0, "misses": 6}
+    assert second.cache == {"hits": 6, "misses": 0}
+    assert len(llms[MODEL].prompts) == n_calls  # no module or answer call the second time
+    assert all(s.cache_hit and s.usd_paid == 0 for s in [*second.steps, second.answer_step])
     assert second.extraction_usd == pytest.approx(first.extraction_usd)
+    assert second.answer_usd == pytest.approx(first.answer_usd) and first.answer_usd > 0
     assert first.extraction_usd > 0
-    assert second.usd_paid == pytest.approx(second.answer_usd)
+    assert second.usd_paid == 0.0 and second.answer == first.answer
     assert second.memory == first.memory and second.filtered == first.filtered
 
 

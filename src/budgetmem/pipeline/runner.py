@@ -7,11 +7,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from budgetmem.encoder import Encoder
 from budgetmem.llm import LLM
-from budgetmem.pipeline.cache import ModuleCache
+from budgetmem.pipeline.cache import ModuleCache, cache_key
 from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.executor import run_step
 from budgetmem.pipeline.policy import Policy, PolicyState
@@ -152,20 +152,34 @@ class Pipeline:
         )
 
     def answer(self, query: str, memory: str, question_date: str | None = None) -> tuple[str, StepRecord]:
-        """The answer model reads (query, memory) only: y = f_ans(q, m)."""
-        from budgetmem.pipeline.prompts import build_answer_prompt, extract_answer
+        """The answer model reads (query, memory) only: y = f_ans(q, m).
+
+        Cached like a module step (key: model, prompt version, the exact prompt), so router
+        training, which revisits the same memories, pays for each answer once."""
+        from budgetmem.pipeline.prompts import PROMPT_VERSION, build_answer_prompt, extract_answer
 
         llm = self.answer_model
         wall0, cpu0 = time.perf_counter(), time.process_time()
         prompt = build_answer_prompt(query, memory, style=self.settings.answer_style, question_date=question_date)
-        out = llm.complete(prompt, max_tokens=ANSWER_MAX_TOKENS[self.settings.answer_style])
+        max_tokens = ANSWER_MAX_TOKENS[self.settings.answer_style]
         record = StepRecord("answer", "-", self.settings.strategy, "llm", model=llm.name, parse_status="n/a")
-        record.calls = [
-            CallRecord("answer", out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source)
-        ]
+        key = cache_key(["answer", llm.name, PROMPT_VERSION, max_tokens, prompt]) if self.cache is not None else None
+        saved = self.cache.get(key) if self.cache is not None and key is not None else None
+        if saved is not None:
+            text = saved["text"]
+            record.calls = [CallRecord(**c) for c in saved["calls"]]
+            record.cache_hit = True
+        else:
+            out = llm.complete(prompt, max_tokens=max_tokens)
+            text = out.text
+            record.calls = [
+                CallRecord("answer", out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source)
+            ]
+            if self.cache is not None and key is not None:
+                self.cache.put(key, {"text": text, "calls": [asdict(c) for c in record.calls]})
         record.wall_s = time.perf_counter() - wall0
         record.cpu_s = time.process_time() - cpu0
-        return extract_answer(out.text, self.settings.answer_style), record
+        return extract_answer(text, self.settings.answer_style), record
 
 
 def llm_resolver(overrides: Mapping[str, LLM] | None, make: Callable[[str], LLM]) -> Callable[[str], LLM]:
