@@ -109,3 +109,46 @@ def test_train_logs_validates_checkpoints_and_resumes(setup, tmp_path):
     with pytest.raises(InputError, match="not found"):
         run_eval(EvalConfig("jsonl", data, tmp_path / "eval2", policy="router:nope.pt"), settings, llms=llms,
                  progress=False, log=lambda m: None)  # fmt: skip
+
+
+def test_frontier_trains_per_weight_evaluates_baselines_and_plots(setup, tmp_path):
+    from budgetmem.router.frontier import FrontierConfig, run_frontier
+
+    data, settings, llms = setup
+    cfg = FrontierConfig(
+        dataset="jsonl", data=data, out=tmp_path / "frontier", cost_weights=(0.0, 0.5), baselines=("low", "high"),
+        ppo=PPOSettings(steps=2, batch_size=3), eval_every=2, align_ablation=True,
+    )  # fmt: skip
+    points = run_frontier(cfg, settings, llms=llms, progress=False, log=lambda m: None)
+    labels = [p.label for p in points]
+    assert labels == ["router lambda=0", "router lambda=0.5", "router (no alignment) lambda=0",
+                      "router (no alignment) lambda=0.5", "fixed low", "fixed high"]  # fmt: skip
+    low, high = points[-2], points[-1]
+    # The one test question (raj-1): only the LLM summary makes the answer right.
+    assert low.f1 == 0.0 and low.extraction_usd == 0.0 and high.f1 == 1.0 and high.extraction_usd > 0.0
+    assert high.tier_ratios["summary"]["HIGH"] == 1.0 and low.tier_ratios["filter"]["LOW"] == 1.0
+    for name in ("frontier.md", "frontier.csv", "frontier.png", "tiers.png", "alignment.png"):
+        assert (cfg.out / name).stat().st_size > 100, name
+    rows = (cfg.out / "frontier.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(points)
+    # Re-running loads the finished routers and evaluations: nothing is recomputed.
+    n_calls = len(llms[ANSWER].prompts)
+    again = run_frontier(cfg, settings, llms=llms, progress=False, log=lambda m: None)
+    assert [p.f1 for p in again] == [p.f1 for p in points] and len(llms[ANSWER].prompts) == n_calls
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from budgetmem.cli.main import main
+
+    cases = [
+        (["train", "--dataset", "locomo", "--data", str(tmp_path / "missing.json"), "--out", str(tmp_path / "t")],
+         "missing.json"),
+        (["frontier", "--dataset", "jsonl", "--data", str(tmp_path / "x.jsonl"), "--out", str(tmp_path / "f"),
+          "--cost-weights", "0,abc"], "--cost-weights"),
+        (["ask", "hello", "--store", str(tmp_path / "s.db"), "--namespace", "n", "--policy", f"router:{tmp_path / 'no.pt'}"],
+         "router checkpoint"),
+    ]  # fmt: skip
+    for argv, says in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("budgetmem: error:") and "\n" not in err and says in err, err

@@ -19,7 +19,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from budgetmem.cli import ask_cmd, complete_cmd, eval_cmd, ingest_cmd, models_cmd, report_cmd, search_cmd, train_cmd
+    from budgetmem.cli import (
+        ask_cmd,
+        complete_cmd,
+        eval_cmd,
+        frontier_cmd,
+        ingest_cmd,
+        models_cmd,
+        report_cmd,
+        search_cmd,
+        train_cmd,
+    )
 
     parser = _Parser(
         prog="budgetmem", description="Runtime memory for LLM agents with explicit performance-cost control."
@@ -36,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.register(sub)
     report_cmd.register(sub)
     train_cmd.register(sub)
+    frontier_cmd.register(sub)
     return parser
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from budgetmem.cli.common import add_pipeline_args, pipeline_settings, print_json
@@ -43,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = pipeline_settings(args, encoder__name=args.encoder)
     settings = dataset_settings(settings, args.dataset, style=args.style, chunk_tokens=args.chunk_tokens)
-    ppo = PPOSettings()
-    ppo = dataclasses.replace(ppo, steps=args.steps or ppo.steps, batch_size=args.batch_size or ppo.batch_size)
+    ppo = PPOSettings().with_budget(args.steps, args.batch_size)
     cfg = TrainConfig(
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), strategy=args.strategy,
         cost_weight=args.cost_weight, ppo=ppo, align=not args.no_align, seed=args.seed,

@@ -18,6 +18,7 @@ each episode's advantage unchanged).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,10 @@ class PPOSettings:
     """Upper bound on updates in one training run."""
     normalise_advantages: bool = True
     """Standardise advantages over the batch."""
+
+    def with_budget(self, steps: int | None = None, batch_size: int | None = None) -> PPOSettings:
+        """A copy with another step count or batch size (None keeps the current one)."""
+        return dataclasses.replace(self, steps=steps or self.steps, batch_size=batch_size or self.batch_size)
 
 
 def _stack(episodes: Sequence[Sequence[Decision]]) -> dict[str, torch.Tensor]:
