@@ -145,8 +145,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
          "missing.json"),
         (["frontier", "--dataset", "jsonl", "--data", str(tmp_path / "x.jsonl"), "--out", str(tmp_path / "f"),
           "--cost-weights", "0,abc"], "--cost-weights"),
-        (["ask", "hello", "--store", str(tmp_path / "s.db"), "--namespace", "n", "--policy", f"router:{tmp_path / 'no.pt'}"],
-         "router checkpoint"),
+        (["eval", "--dataset", "jsonl", "--data", str(write_jsonl(tmp_path / "q.jsonl")), "--out", str(tmp_path / "e"),
+          "--policy", f"router:{tmp_path / 'no.pt'}"], "router checkpoint"),
     ]  # fmt: skip
     for argv, says in cases:
         assert main(argv) == 2, argv
