@@ -12,7 +12,16 @@ from budgetmem.errors import ConfigError
 
 from budgetmem.settings import Settings, load_settings
 
-__all__ = ["settings_from", "print_json", "add_store_args", "add_pipeline_args", "pipeline_settings"]
+__all__ = [
+    "settings_from",
+    "print_json",
+    "add_store_args",
+    "add_pipeline_args",
+    "pipeline_settings",
+    "add_dataset_args",
+    "add_training_args",
+    "dataset_run_settings",
+]
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -70,3 +79,40 @@ def pipeline_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     if args.no_cache:  # replace() skips None values, so set it directly
         settings = dataclasses.replace(settings, pipeline=dataclasses.replace(settings.pipeline, cache_path=None))
     return settings
+
+
+def add_dataset_args(p: argparse.ArgumentParser, *, out_help: str, seed_help: str) -> None:
+    """The flags of commands that run a dataset (eval, train, frontier); then the pipeline
+    flags and --no-progress / --json. Each command adds its own flags before calling this."""
+    from budgetmem.eval.datasets import DATASETS
+    from budgetmem.pipeline.types import STRATEGIES
+
+    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    p.add_argument("--data", required=True, metavar="PATH", help="the dataset file")
+    p.add_argument("--out", required=True, metavar="DIR", help=out_help)
+    p.add_argument("--strategy", default="implementation", choices=STRATEGIES)
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--split-file", metavar="FILE", help='JSON {"train": [...], "val": [...], "test": [...]}')
+    p.add_argument("--store", metavar="FILE", help="store file to share between runs (default DIR/store.db)")
+    p.add_argument("--chunk-tokens", type=int, metavar="N", help="chunk size (default per dataset: 256, HotpotQA 1024)")
+    p.add_argument("--encoder", metavar="NAME", help="sentence encoder: retrieval, MID tiers and the router's state")
+    add_pipeline_args(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    """Router training budget (train, frontier)."""
+    p.add_argument("--steps", type=int, help="PPO updates per router (default 600)")
+    p.add_argument("--batch-size", type=int, help="episodes per update (default 32)")
+    p.add_argument("--eval-every", type=int, default=10, metavar="N", help="validate every N steps (default 10)")
+    p.add_argument("--train-questions", type=int, metavar="N", help="only the first N training questions")
+    p.add_argument("--val-questions", type=int, metavar="N", help="only the first N validation questions")
+
+
+def dataset_run_settings(args: argparse.Namespace) -> Settings:
+    """Settings for a dataset run: config file, pipeline flags, then the dataset's defaults."""
+    from budgetmem.eval.run import dataset_settings
+
+    settings = pipeline_settings(args, encoder__name=args.encoder)
+    return dataset_settings(settings, args.dataset, style=args.style, chunk_tokens=args.chunk_tokens)

@@ -5,46 +5,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from budgetmem.cli.common import add_pipeline_args, pipeline_settings, print_json
-from budgetmem.pipeline.types import STRATEGIES
+from budgetmem.cli.common import add_dataset_args, dataset_run_settings, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from budgetmem.eval.datasets import DATASETS
     from budgetmem.eval.splits import PARTS
 
     p = sub.add_parser("eval", help="evaluate a policy or baseline on LoCoMo, LongMemEval, HotpotQA or your JSONL")
-    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    p.add_argument("--data", required=True, metavar="PATH", help="the dataset file")
-    p.add_argument("--out", required=True, metavar="DIR", help="run directory (re-run the command to resume)")
     p.add_argument("--split", default="test", choices=PARTS, help="which part to evaluate (default test)")
-    p.add_argument("--split-file", metavar="FILE", help='JSON {"train": [...], "val": [...], "test": [...]}')
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and of the random policy")
-    p.add_argument("--strategy", default="implementation", choices=STRATEGIES)
     p.add_argument(
         "--policy", default="mid",
         help="low | mid | high | random | a per-module map | router:PATH | naive-rag | full-context (default mid)",
     )  # fmt: skip
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions of the split")
     p.add_argument("--judge", metavar="PROVIDER", help="LLM judge, e.g. llamacpp:qwen2.5-coder-1.5b (default: none)")
-    p.add_argument("--store", metavar="FILE", help="store file to share between runs (default DIR/store.db)")
     p.add_argument("--adversarial", action="store_true", help="LoCoMo: also score category 5")
     p.add_argument("--workers", type=int, default=1, help="questions in flight (API backends; default 1)")
     p.add_argument("--cost-weight", type=float, metavar="L", help="performance-cost knob handed to the policy")
-    p.add_argument("--chunk-tokens", type=int, metavar="N", help="chunk size (default per dataset: 256, HotpotQA 1024)")
-    p.add_argument("--encoder", metavar="NAME", help="sentence encoder for retrieval and MID tiers")
-    add_pipeline_args(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_dataset_args(p, out_help="run directory (re-run the command to resume)",
+                     seed_help="seed of the split and of the random policy")  # fmt: skip
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from budgetmem.eval.run import EvalConfig, dataset_settings, run_eval
+    from budgetmem.eval.run import EvalConfig, run_eval
     from budgetmem.eval.summary import summary_markdown
 
-    settings = pipeline_settings(args, encoder__name=args.encoder)
-    settings = dataset_settings(settings, args.dataset, style=args.style, chunk_tokens=args.chunk_tokens)
+    settings = dataset_run_settings(args)
     cfg = EvalConfig(
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), split=args.split, strategy=args.strategy,
         policy=args.policy, limit=args.limit, judge=args.judge, store=Path(args.store) if args.store else None,

@@ -5,41 +5,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from budgetmem.cli.common import add_pipeline_args, pipeline_settings, print_json
+from budgetmem.cli.common import add_dataset_args, add_training_args, dataset_run_settings, print_json
 from budgetmem.errors import ConfigError
-from budgetmem.pipeline.types import STRATEGIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from budgetmem.eval.datasets import DATASETS
-
     p = sub.add_parser("frontier", help="train (or load) a router per cost weight and draw the performance-cost frontier")
-    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    p.add_argument("--data", required=True, metavar="PATH", help="the dataset file")
-    p.add_argument("--out", required=True, metavar="DIR", help="frontier directory (re-run the command to resume)")
-    p.add_argument("--strategy", default="implementation", choices=STRATEGIES)
     p.add_argument("--cost-weights", default="0,0.05,0.1,0.3,0.5,0.7,0.9", metavar="L,L,...")
     p.add_argument("--baselines", default="low,mid,high,naive-rag", metavar="P,P,...",
                    help="fixed policies and baselines evaluated on the same questions")  # fmt: skip
     p.add_argument("--alignment-ablation", action="store_true", help="also train every weight without Eq. 10")
-    p.add_argument("--steps", type=int, help="PPO updates per router (default 600)")
-    p.add_argument("--batch-size", type=int, help="episodes per update (default 32)")
-    p.add_argument("--eval-every", type=int, default=10, metavar="N")
-    p.add_argument("--train-questions", type=int, metavar="N")
-    p.add_argument("--val-questions", type=int, metavar="N")
     p.add_argument("--test-questions", type=int, metavar="N", help="evaluate on the first N test questions")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split-file", metavar="FILE")
-    p.add_argument("--chunk-tokens", type=int, metavar="N")
-    p.add_argument("--encoder", metavar="NAME")
-    add_pipeline_args(p)
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true")
+    add_training_args(p)
+    add_dataset_args(p, out_help="frontier directory (re-run the command to resume)",
+                     seed_help="seed of the split, batches and tier sampling")  # fmt: skip
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from budgetmem.eval.run import dataset_settings
     from budgetmem.router.frontier import FrontierConfig, frontier_markdown, run_frontier
     from budgetmem.router.ppo import PPOSettings
 
@@ -47,14 +30,14 @@ def run(args: argparse.Namespace) -> int:
         weights = tuple(float(x) for x in args.cost_weights.split(",") if x.strip())
     except ValueError:
         raise ConfigError(f"--cost-weights must be numbers, got {args.cost_weights!r}") from None
-    settings = pipeline_settings(args, encoder__name=args.encoder)
-    settings = dataset_settings(settings, args.dataset, style=args.style, chunk_tokens=args.chunk_tokens)
+    settings = dataset_run_settings(args)
     cfg = FrontierConfig(
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), strategy=args.strategy, cost_weights=weights,
         baselines=tuple(b.strip() for b in args.baselines.split(",") if b.strip()),
         ppo=PPOSettings().with_budget(args.steps, args.batch_size), train_questions=args.train_questions,
         val_questions=args.val_questions, eval_every=args.eval_every, test_questions=args.test_questions,
         align_ablation=args.alignment_ablation, seed=args.seed, split_file=Path(args.split_file) if args.split_file else None,
+        store=Path(args.store) if args.store else None,
     )  # fmt: skip
     points = run_frontier(cfg, settings, progress=not args.no_progress)
     if args.json:

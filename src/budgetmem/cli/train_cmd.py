@@ -5,43 +5,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from budgetmem.cli.common import add_pipeline_args, pipeline_settings, print_json
-from budgetmem.pipeline.types import STRATEGIES
+from budgetmem.cli.common import add_dataset_args, add_training_args, dataset_run_settings, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from budgetmem.eval.datasets import DATASETS
-
     p = sub.add_parser("train", help="train a learned router (PPO, cost-aware reward) on a dataset's train split")
-    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    p.add_argument("--data", required=True, metavar="PATH", help="the dataset file")
-    p.add_argument("--out", required=True, metavar="DIR", help="run directory (re-run the command to resume)")
-    p.add_argument("--strategy", default="implementation", choices=STRATEGIES)
     p.add_argument("--cost-weight", type=float, default=0.0, metavar="L", help="lambda of the reward (default 0)")
-    p.add_argument("--steps", type=int, help="PPO updates (default 600)")
-    p.add_argument("--batch-size", type=int, help="episodes per update (default 32)")
-    p.add_argument("--eval-every", type=int, default=10, metavar="N", help="validate every N steps (default 10)")
-    p.add_argument("--train-questions", type=int, metavar="N", help="only the first N training questions")
-    p.add_argument("--val-questions", type=int, metavar="N", help="only the first N validation questions")
     p.add_argument("--no-align", action="store_true", help="turn reward-scale alignment (Eq. 10) off: the ablation")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, batches and tier sampling")
-    p.add_argument("--split-file", metavar="FILE", help='JSON {"train": [...], "val": [...], "test": [...]}')
-    p.add_argument("--store", metavar="FILE", help="store file to share with eval runs (default DIR/store.db)")
-    p.add_argument("--chunk-tokens", type=int, metavar="N", help="chunk size (default per dataset)")
-    p.add_argument("--encoder", metavar="NAME", help="sentence encoder: retrieval, MID tiers and the router's state")
-    add_pipeline_args(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_training_args(p)
+    add_dataset_args(p, out_help="run directory (re-run the command to resume)",
+                     seed_help="seed of the split, batches and tier sampling")  # fmt: skip
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from budgetmem.eval.run import dataset_settings
     from budgetmem.router.ppo import PPOSettings
     from budgetmem.router.train import TrainConfig, train_router
 
-    settings = pipeline_settings(args, encoder__name=args.encoder)
-    settings = dataset_settings(settings, args.dataset, style=args.style, chunk_tokens=args.chunk_tokens)
+    settings = dataset_run_settings(args)
     ppo = PPOSettings().with_budget(args.steps, args.batch_size)
     cfg = TrainConfig(
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), strategy=args.strategy,

@@ -53,9 +53,11 @@ class FrontierConfig:
     align_ablation: bool = False
     seed: int = 0
     split_file: Path | None = None
+    store: Path | None = None
+    """Store file shared by every training and evaluation run (default ``out/store.db``)."""
 
     def store_path(self) -> Path:
-        return self.out / "store.db"
+        return self.store or self.out / "store.db"
 
 
 @dataclass(frozen=True)
