@@ -142,3 +142,22 @@ def test_router_checkpoint_round_trip_and_greedy_decisions(minilm, tmp_path) -> 
     save_router(tmp_path / "mpnet.pt", net, {"encoder": "all-mpnet-base-v2"})
     with pytest.raises(ConfigError, match="all-mpnet-base-v2"):
         load_router(tmp_path / "mpnet.pt", minilm)
+
+
+def test_state_reads_stored_chunk_embeddings_instead_of_encoding(minilm, minilm_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from conftest import EXAMPLE
+
+    from budgetmem import BudgetMem
+
+    with BudgetMem(tmp_path / "m.db", "demo", settings=minilm_settings, encoder=minilm) as mem:
+        mem.add(EXAMPLE)
+        hits = mem.search("What did Tomasz name his bakery?")
+        state = _state("filter", tuple(ScoredChunk(h.chunk, h.score) for h in hits))
+        fresh = StateEncoder(minilm)(state)
+        stored_states = StateEncoder(minilm, vectors=mem.searcher.vectors)
+        stored_states(_state("summary"))  # query and summary text encoded once
+        before = minilm.n_encoded
+        stored = stored_states(state)
+        assert minilm.n_encoded == before  # the chunks came from the index, not the encoder
+        assert stored[1] == pytest.approx(fresh[1], abs=1e-4)
+        assert mem.searcher.vectors([10**9]) is None  # an id not indexed: the caller encodes

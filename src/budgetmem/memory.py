@@ -67,8 +67,9 @@ class BudgetMem:
                 enc_settings = type(enc_settings)(**{**enc_settings.__dict__, "name": info.encoder})
             encoder = Encoder(enc_settings, self.settings.models_dir)
         self.encoder = encoder
-        self.policy = self._as_policy(policy)  # after the encoder: a learned router embeds its state with it
         self.searcher = Searcher(self.store, self.encoder, self.settings.retrieval)
+        # After the encoder and searcher: a learned router embeds its state with them.
+        self.policy = self._as_policy(policy)
 
     def add(self, path: str | Path, *, fmt: str = "auto", progress: bool = False) -> IngestReport:
         """Ingest a file or folder. A file with several histories gives ``namespace/<name>`` each."""
@@ -116,7 +117,7 @@ class BudgetMem:
         key = str(Path(path).expanduser().resolve())
         with self._pipeline_lock:
             if key not in self._routers:
-                router = load_router(key, self.encoder)
+                router = load_router(key, self.encoder, vectors=self.searcher.vectors)
                 trained = router.meta.get("strategy")
                 strategy = self.settings.pipeline.strategy
                 if trained and trained != strategy:

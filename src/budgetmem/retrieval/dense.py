@@ -26,6 +26,10 @@ class DenseIndex:
         if self.size:
             self._index.add(matrix)
 
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored embeddings of ``rows`` (as indexed), without re-encoding anything."""
+        return np.stack([self._index.reconstruct(int(r)) for r in rows]) if len(rows) else np.zeros((0, self.dim), np.float32)
+
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the ``k`` nearest rows, best first; scores are cosine similarities."""
         k = min(k, self.size)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,8 @@ class _Indexes:
     ids: np.ndarray
     dense: DenseIndex | None = None
     bm25: BM25Index | None = None
+    rows: dict[int, int] | None = None
+    """chunk id -> row, built on first use by :meth:`Searcher.vectors`."""
 
 
 class Searcher:
@@ -94,6 +97,20 @@ class Searcher:
                     _, texts = self.store.texts(namespace)
                 idx.bm25 = BM25Index(texts)
         return idx
+
+    def vectors(self, chunk_ids: Sequence[int]) -> np.ndarray | None:
+        """Embeddings of stored chunks from the dense indexes already built (the router's state
+        reads them instead of encoding the chunks again); None if any id is not indexed here."""
+        with self._lock:
+            for idx in self._cache.values():
+                if idx.dense is None:
+                    continue
+                if idx.rows is None:
+                    idx.rows = {int(c): r for r, c in enumerate(idx.ids.tolist())}
+                rows = [idx.rows.get(int(c)) for c in chunk_ids]
+                if all(r is not None for r in rows):
+                    return idx.dense.vectors(np.asarray(rows))
+        return None
 
     def search(self, namespace: str, query: str, k: int | None = None, retriever: str | None = None) -> list[Hit]:
         k = k or self.settings.top_k

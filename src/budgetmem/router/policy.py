@@ -25,7 +25,7 @@ from budgetmem.errors import ConfigError, InputError
 from budgetmem.pipeline.policy import PolicyState
 from budgetmem.pipeline.types import MODULES, Tier
 from budgetmem.router.network import RouterNet
-from budgetmem.router.state import RouterState, StateEncoder
+from budgetmem.router.state import RouterState, StateEncoder, VectorLookup
 
 __all__ = ["CHECKPOINT_FORMAT", "Decision", "RouterPolicy", "load_router", "save_router"]
 
@@ -101,8 +101,11 @@ def save_router(path: str | Path, net: RouterNet, meta: dict[str, Any]) -> Path:
     return p
 
 
-def load_router(path: str | Path, encoder: Encoder, *, sample: bool = False, seed: int = 0) -> RouterPolicy:
-    """A router checkpoint as a policy. ``encoder`` must be the one it was trained with."""
+def load_router(
+    path: str | Path, encoder: Encoder, *, sample: bool = False, seed: int = 0, vectors: VectorLookup | None = None
+) -> RouterPolicy:
+    """A router checkpoint as a policy. ``encoder`` must be the one it was trained with;
+    ``vectors`` reads stored chunks' embeddings from the retrieval index."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"router checkpoint {p} not found", hint="train one with budgetmem train")
@@ -126,4 +129,4 @@ def load_router(path: str | Path, encoder: Encoder, *, sample: bool = False, see
     net.load_state_dict(payload["state_dict"])
     net.eval()
     name = f"router:{p.name}" + (f"(lambda={meta['cost_weight']})" if "cost_weight" in meta else "")
-    return RouterPolicy(net, StateEncoder(encoder), meta, sample=sample, seed=seed, name=name)
+    return RouterPolicy(net, StateEncoder(encoder, vectors=vectors), meta, sample=sample, seed=seed, name=name)

@@ -7,8 +7,9 @@ module's current input, and of a descriptor of the module being routed.
 
 The summary's input is always a real embedding of what it is about to read: when the
 extractors found nothing, the text that says so is embedded (a fixed, non-zero vector),
-never a zero vector. Chunk embeddings are cached by text, since the same chunks come back
-across the modules of one query and across training epochs.
+never a zero vector. Stored chunks' embeddings are read from the retrieval index when a
+lookup is given (no chunk is encoded twice); other texts are encoded once and cached by
+text, since the same ones come back across modules and training epochs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -40,9 +42,14 @@ RouterState = tuple[np.ndarray, np.ndarray, int]
 """(query embedding, module-input embedding, module index)."""
 
 
+VectorLookup = Callable[[Sequence[int]], "np.ndarray | None"]
+"""Stored chunk ids -> their embeddings (one row each), or None when not all are indexed."""
+
+
 class StateEncoder:
-    def __init__(self, encoder: Encoder, cache_size: int = 4096) -> None:
+    def __init__(self, encoder: Encoder, cache_size: int = 4096, vectors: VectorLookup | None = None) -> None:
         self.encoder = encoder
+        self.vectors = vectors
         self.dim = encoder.dim
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -78,9 +85,17 @@ class StateEncoder:
         texts = [c.chunk.text for c in inp.chunks]
         return texts or ["No memories were retrieved."]
 
+    def _stored(self, state: PolicyState) -> np.ndarray | None:
+        ids = [c.chunk.id for c in state.inputs.chunks]
+        if self.vectors is None or state.module == "summary" or not ids or any(i is None for i in ids):
+            return None
+        return self.vectors([int(i) for i in ids if i is not None])
+
     def __call__(self, state: PolicyState) -> RouterState:
         query = self._embed([state.query])[0]
-        vecs = self._embed(self.input_texts(state))
+        vecs = self._stored(state)
+        if vecs is None:
+            vecs = self._embed(self.input_texts(state))
         mean = vecs.mean(axis=0)
         norm = float(np.linalg.norm(mean))
         module_input = mean / norm if norm > 1e-12 else vecs[0]

@@ -25,7 +25,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,7 +170,13 @@ def train_router(
 
     # -- router, optimiser, reward windows; restored from last.pt after an interruption
     encoder = Encoder(settings.encoder, settings.models_dir)
-    states = StateEncoder(encoder)
+    mems: dict[str, BudgetMem] = {}
+
+    def stored_vectors(ids: Sequence[int]) -> np.ndarray | None:
+        """Chunk embeddings from whichever namespace's index holds them (chunk ids are store-wide)."""
+        return next((v for m in list(mems.values()) if (v := m.searcher.vectors(ids)) is not None), None)
+
+    states = StateEncoder(encoder, vectors=stored_vectors)
     torch.manual_seed(cfg.seed)
     net = RouterNet(encoder.dim, len(MODULES), cfg.hidden, descriptors=states.descriptors())
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.ppo.lr)
@@ -190,7 +196,6 @@ def train_router(
     meta = {**identity, "training_questions": len(train_items), "validation_questions": len(val_items)}
 
     store = Store(cfg.store_path())
-    mems: dict[str, BudgetMem] = {}
     hits = misses = 0
 
     def mem_for(item: EvalItem) -> BudgetMem:

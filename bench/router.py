@@ -1,0 +1,192 @@
+"""Router benchmark (issue: learned router), on the LoCoMo dev subset.
+
+Two parts:
+
+* ``--part latency``: the router's decision latency per module on CPU (state encoding plus
+  the network's forward pass), with the chunk-embedding cache cold and warm, for each
+  encoder, next to the hybrid retrieval of the same query measured in the same run (the
+  baseline the ratios are taken against).
+* ``--part frontier``: ``budgetmem frontier`` on the implementation strategy (a router per
+  cost weight, evaluated beside the fixed tiers and naive RAG on the test split), with the
+  training wall time and module-cache hit rate. Resumable: every router and evaluation is
+  a run directory under ``bench/results/router/``.
+
+    .venv/bin/python bench/router.py --part latency
+    .venv/bin/python bench/router.py --part frontier --cost-weights 0,0.1,0.5 --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _report import log, machine_info, table, write_section  # noqa: E402
+
+from budgetmem import BudgetMem, Settings  # noqa: E402
+from budgetmem.encoder import Encoder  # noqa: E402
+from budgetmem.eval.datasets import load_eval_set  # noqa: E402
+from budgetmem.eval.run import dataset_settings, ingest_needed  # noqa: E402
+from budgetmem.eval.splits import make_split  # noqa: E402
+from budgetmem.pipeline.policy import PolicyState  # noqa: E402
+from budgetmem.pipeline.types import MODULES, ModuleInput, ScoredChunk  # noqa: E402
+from budgetmem.router import RouterNet, RouterPolicy, StateEncoder  # noqa: E402
+from budgetmem.store import Store  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+RESULTS = ROOT / "bench" / "results" / "router"
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+
+
+def _states(mem: BudgetMem, question: str) -> tuple[list[PolicyState], float]:
+    """The five states of one query (filter on the candidates, extractors on the top three,
+    summary on a few written-out facts), and the retrieval time it took."""
+    t0 = time.perf_counter()
+    hits = mem.search(question)
+    retrieval_s = time.perf_counter() - t0
+    cands = tuple(ScoredChunk(h.chunk, h.score) for h in hits)
+    kept = cands[:3]
+    # A different summary input per question, as in a real run (the first line of each kept chunk).
+    facts = {"entity": tuple(c.chunk.text.splitlines()[0][:160] for c in kept), "temporal": (), "topic": ()}
+    states = []
+    for i, m in enumerate(MODULES):
+        chunks = cands if m == "filter" else kept if m != "summary" else ()
+        inp = ModuleInput(question, chunks=chunks, facts=facts if m == "summary" else {})
+        states.append(PolicyState(question, m, i, inp))
+    return states, retrieval_s
+
+
+def latency(args: argparse.Namespace) -> str:
+    data = load_eval_set("locomo", DATA)
+    items = list(make_split(data, "test", seed=0).items)[: args.questions]
+    settings = dataset_settings(Settings().replace(encoder__name="all-minilm-l6-v2"), "locomo")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    store = Store(RESULTS / "locomo_dev.db")
+    ingest_needed(store, data, items, settings, log)
+    rows = []
+    mem = BudgetMem(store, f"locomo/{items[0].history}", settings=settings)
+    mem.search("warm-up")
+    searcher = mem.searcher
+    prepared = [_states(mem, it.question) for it in items]
+    retrieval_ms = 1e3 * statistics.median(r for _, r in prepared)
+    for name in ("all-minilm-l6-v2", "all-mpnet-base-v2"):
+        enc = Encoder(Settings().replace(encoder__name=name).encoder)
+        enc.encode(["warm-up"])
+        # The stored embeddings are those of the MiniLM index; another encoder embeds the texts.
+        lookup = searcher.vectors if name == settings.encoder.name else None
+        states = StateEncoder(enc, vectors=lookup)
+        net = RouterNet(enc.dim, len(MODULES), descriptors=states.descriptors())
+        policy = RouterPolicy(net, states)
+        for label in ("cold", "warm"):
+            per_module: dict[str, list[float]] = {m: [] for m in MODULES}
+            for sts, _ in prepared:
+                for st in sts:
+                    t0 = time.perf_counter()
+                    policy.decide(st)
+                    per_module[st.module].append(time.perf_counter() - t0)
+            med = {m: 1e3 * statistics.median(v) for m, v in per_module.items()}
+            per_query = sum(med.values())
+            rows.append([name, label, *(f"{med[m]:.1f}" for m in MODULES), f"{per_query:.1f}",
+                         f"{per_query / retrieval_ms:.2f}x"])  # fmt: skip
+            log(f"{name} {label}: {per_query:.1f} ms per query")
+    mem.close()
+    store.close()
+    m = machine_info()
+    return "\n".join([
+        "### Router decision latency",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores), "
+        f"{len(items)} LoCoMo dev test-split questions, untrained router (latency does not depend on the "
+        "weights). Median ms per decision: state encoding (query, module input, descriptor) plus the "
+        "actor-critic forward pass. With MiniLM (the store's encoder) the chunks' embeddings are read from "
+        "the retrieval index; MPNet has to encode them. *Cold*: first pass over the questions; *warm*: "
+        "second pass, texts already encoded and cached. Ratio: one query's five decisions against the query's hybrid retrieval ({retrieval_ms:.1f} ms "
+        "median, same run).",
+        "",
+        "Command: `.venv/bin/python bench/router.py --part latency`",
+        "",
+        table(["encoder", "cache", *(f"{x} ms" for x in MODULES), "per query ms", "vs retrieval"], rows),
+    ]) + "\n"  # fmt: skip
+
+
+def frontier(args: argparse.Namespace) -> str:
+    from budgetmem.router.frontier import FrontierConfig, frontier_markdown, run_frontier
+    from budgetmem.router.ppo import PPOSettings
+
+    base = Settings().replace(
+        encoder__name=args.encoder, pipeline__answer_llm=args.answer_llm, pipeline__module_llm=args.module_llm,
+        pipeline__cache_path=RESULTS / "module-cache.sqlite",
+    )  # fmt: skip
+    settings = dataset_settings(base, "locomo")
+    weights = tuple(float(x) for x in args.cost_weights.split(","))
+    cfg = FrontierConfig(
+        dataset="locomo", data=DATA, out=RESULTS / "frontier", strategy="implementation", cost_weights=weights,
+        ppo=PPOSettings().with_budget(args.steps, args.batch_size), train_questions=args.train_questions,
+        val_questions=args.val_questions, eval_every=args.eval_every, test_questions=args.test_questions,
+        align_ablation=args.alignment_ablation,
+    )  # fmt: skip
+    started = time.perf_counter()
+    points = run_frontier(cfg, settings, progress=False, log=log)
+    train_rows = []
+    for d in sorted(cfg.out.glob("router-*")):
+        with (d / "log.csv").open() as fh:
+            log_rows = list(csv.DictReader(fh))
+        wall = sum(float(r["wall_s"]) for r in log_rows)
+        hit = statistics.mean(float(r["cache_hit_rate"]) for r in log_rows)
+        train_rows.append([d.name, len(log_rows), f"{wall / 60:.1f}", f"{100 * hit:.0f}%",
+                           f"{statistics.mean(float(r['decision_ms']) for r in log_rows):.1f}"])  # fmt: skip
+    (RESULTS / "frontier.json").write_text(json.dumps([p.__dict__ for p in points], indent=2) + "\n", encoding="utf-8")
+    m = machine_info()
+    return "\n".join([
+        "### Frontier: implementation strategy on LoCoMo dev",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores); "
+        f"answer and module LLM `{args.answer_llm}`, encoder `{args.encoder}`; {args.steps} PPO steps of "
+        f"{args.batch_size} episodes over the first {args.train_questions} training questions, validation on "
+        f"{args.val_questions}, test on the first {args.test_questions} test questions (conversation-level "
+        f"split, seed 0). This invocation: {(time.perf_counter() - started) / 60:.1f} min.",
+        "",
+        f"Command: `.venv/bin/python bench/router.py --part frontier --cost-weights {args.cost_weights} "
+        f"--steps {args.steps} --batch-size {args.batch_size}`",
+        "",
+        frontier_markdown(points),
+        "",
+        table(["router", "steps", "train wall min", "cache hit rate", "decision ms"], train_rows),
+        "",
+        "![frontier](../bench/results/router/frontier/frontier.png) ![tiers](../bench/results/router/frontier/tiers.png)",
+    ]) + "\n"  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--part", choices=["latency", "frontier"], required=True)
+    p.add_argument("--questions", type=int, default=20, help="latency: questions timed")
+    p.add_argument("--cost-weights", default="0,0.1,0.5")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--train-questions", type=int, default=24)
+    p.add_argument("--val-questions", type=int, default=12)
+    p.add_argument("--test-questions", type=int, default=50)
+    p.add_argument("--alignment-ablation", action="store_true")
+    p.add_argument("--encoder", default="all-minilm-l6-v2")
+    p.add_argument("--answer-llm", default="llamacpp:qwen2.5-coder-0.5b")
+    p.add_argument("--module-llm", default="llamacpp:qwen2.5-coder-0.5b")
+    args = p.parse_args(argv)
+    if not DATA.exists():
+        print(f"LoCoMo dev subset not found at {DATA}", file=sys.stderr)
+        return 2
+    body = latency(args) if args.part == "latency" else frontier(args)
+    write_section(DOC, f"router-{args.part}", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
