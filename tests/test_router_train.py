@@ -131,6 +131,17 @@ def test_frontier_trains_per_weight_evaluates_baselines_and_plots(setup, tmp_pat
         assert (cfg.out / name).stat().st_size > 100, name
     rows = (cfg.out / "frontier.csv").read_text().splitlines()
     assert len(rows) == 1 + len(points)
+    # The frontier directory is one knob: the router nearest the query's cost weight routes it.
+    from budgetmem.encoder import Encoder
+    from budgetmem.router import RouterFamily, load_routers
+
+    family = load_routers(cfg.out, Encoder(settings.encoder))
+    assert isinstance(family, RouterFamily) and list(family.routers) == [0.0, 0.5]  # no-alignment ones left out
+    assert family.pick(None).meta["cost_weight"] == 0.0 and family.pick(0.2).meta["cost_weight"] == 0.0
+    assert family.pick(0.4).meta["cost_weight"] == 0.5 and family.pick(9).meta["cost_weight"] == 0.5
+    with BudgetMem(cfg.store_path(), "jsonl/raj", settings=settings, llms=llms, policy=f"router:{cfg.out}") as mem:
+        result = mem.query("What does Raj grow?", cost_weight=0.5)
+    assert result.policy == "routers(lambda=0,0.5)" and set(result.tiers) == set(MODULES)
     # Re-running loads the finished routers and evaluations: nothing is recomputed.
     n_calls = len(llms[ANSWER].prompts)
     again = run_frontier(cfg, settings, llms=llms, progress=False, log=lambda m: None)

@@ -111,13 +111,14 @@ class BudgetMem:
         return parse_policy(policy, seed=self.settings.pipeline.seed)
 
     def _router(self, path: str) -> Policy:
-        """A learned router checkpoint (loaded once per path), checked against this strategy."""
-        from budgetmem.router.policy import load_router
+        """A learned router checkpoint, or a frontier directory of them chosen between by the
+        query's cost weight (loaded once per path), checked against this strategy."""
+        from budgetmem.router.policy import load_routers
 
         key = str(Path(path).expanduser().resolve())
         with self._pipeline_lock:
             if key not in self._routers:
-                router = load_router(key, self.encoder, vectors=self.searcher.vectors)
+                router = load_routers(key, self.encoder, vectors=self.searcher.vectors)
                 trained = router.meta.get("strategy")
                 strategy = self.settings.pipeline.strategy
                 if trained and trained != strategy:

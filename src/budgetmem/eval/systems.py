@@ -136,7 +136,7 @@ def make_system(strategy: str, policy: str, *, seed: int = 0, cost_weight: float
         return FullContext()
     if text.startswith("router:"):
         path = Path(policy.strip()[len("router:") :])
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"router checkpoint {path} not found", hint="train one with budgetmem train")
         return PipelineSystem(strategy, f"router:{path}", cost_weight)
     return PipelineSystem(strategy, parse_policy(policy, seed=seed), cost_weight)

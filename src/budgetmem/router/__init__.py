@@ -6,16 +6,26 @@ on the CLI. Training (``reward``, ``ppo``, ``train``) is imported from its own m
 """
 
 from budgetmem.router.network import RouterNet
-from budgetmem.router.policy import CHECKPOINT_FORMAT, Decision, RouterPolicy, load_router, save_router
+from budgetmem.router.policy import (
+    CHECKPOINT_FORMAT,
+    Decision,
+    RouterFamily,
+    RouterPolicy,
+    load_router,
+    load_routers,
+    save_router,
+)
 from budgetmem.router.state import MODULE_DESCRIPTIONS, StateEncoder
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "MODULE_DESCRIPTIONS",
     "Decision",
+    "RouterFamily",
     "RouterNet",
     "RouterPolicy",
     "StateEncoder",
     "load_router",
+    "load_routers",
     "save_router",
 ]

@@ -27,7 +27,7 @@ from budgetmem.pipeline.types import MODULES, Tier
 from budgetmem.router.network import RouterNet
 from budgetmem.router.state import RouterState, StateEncoder, VectorLookup
 
-__all__ = ["CHECKPOINT_FORMAT", "Decision", "RouterPolicy", "load_router", "save_router"]
+__all__ = ["CHECKPOINT_FORMAT", "Decision", "RouterPolicy", "RouterFamily", "load_router", "load_routers", "save_router"]
 
 CHECKPOINT_FORMAT = "budgetmem-router/1"
 
@@ -130,3 +130,44 @@ def load_router(
     net.eval()
     name = f"router:{p.name}" + (f"(lambda={meta['cost_weight']})" if "cost_weight" in meta else "")
     return RouterPolicy(net, StateEncoder(encoder, vectors=vectors), meta, sample=sample, seed=seed, name=name)
+
+
+class RouterFamily:
+    """Routers trained at several cost weights, behind one knob: each query is routed by the
+    router whose lambda is nearest the query's ``cost_weight`` (the smallest lambda, i.e.
+    the most accurate router, when the query gives none). ``budgetmem frontier`` writes
+    such a family: ``--policy router:DIR`` loads every ``DIR/router-*/best.pt``."""
+
+    def __init__(self, routers: dict[float, RouterPolicy]) -> None:
+        if not routers:
+            raise ConfigError("a router family needs at least one router")
+        self.routers = dict(sorted(routers.items()))
+        self.name = "routers(lambda=" + ",".join(f"{w:g}" for w in self.routers) + ")"
+        self.meta = next(iter(self.routers.values())).meta
+
+    def pick(self, cost_weight: float | None) -> RouterPolicy:
+        weights = list(self.routers)
+        w = weights[0] if cost_weight is None else min(weights, key=lambda x: (abs(x - cost_weight), x))
+        return self.routers[w]
+
+    def decide(self, state: PolicyState) -> Tier:
+        return self.pick(state.cost_weight).decide(state)
+
+
+def load_routers(path: str | Path, encoder: Encoder, *, vectors: VectorLookup | None = None) -> RouterPolicy | RouterFamily:
+    """A checkpoint file, or a directory of ``router-*/best.pt`` (a frontier) as a family."""
+    p = Path(path)
+    if not p.is_dir():
+        return load_router(p, encoder, vectors=vectors)
+    found = sorted(p.glob("router-*/best.pt"))
+    found = [f for f in found if not f.parent.name.startswith("router-noalign-")]
+    if not found:
+        raise InputError(f"{p} holds no router-*/best.pt", hint="point at a checkpoint, or run budgetmem frontier")
+    family: dict[float, RouterPolicy] = {}
+    for f in found:
+        router = load_router(f, encoder, vectors=vectors)
+        weight = router.meta.get("cost_weight")
+        if weight is None:
+            raise InputError(f"{f} does not record its cost weight")
+        family[float(weight)] = router
+    return RouterFamily(family)
