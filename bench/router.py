@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import log, machine_info, table, write_section  # noqa: E402
+from _report import CpuMeter, log, machine_info, table, write_section  # noqa: E402
 
 from budgetmem import BudgetMem, Settings  # noqa: E402
 from budgetmem.encoder import Encoder  # noqa: E402
@@ -64,6 +64,7 @@ def _states(mem: BudgetMem, question: str) -> tuple[list[PolicyState], float]:
 
 
 def latency(args: argparse.Namespace) -> str:
+    meter = CpuMeter()
     data = load_eval_set("locomo", DATA)
     items = list(make_split(data, "test", seed=0).items)[: args.questions]
     settings = dataset_settings(Settings().replace(encoder__name="all-minilm-l6-v2"), "locomo")
@@ -98,17 +99,19 @@ def latency(args: argparse.Namespace) -> str:
             log(f"{name} {label}: {per_query:.1f} ms per query")
     mem.close()
     store.close()
+    busy = meter.stop()
     m = machine_info()
     return "\n".join([
-        "### Router decision latency",
+        "## Router: decision latency",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores), "
         f"{len(items)} LoCoMo dev test-split questions, untrained router (latency does not depend on the "
         "weights). Median ms per decision: state encoding (query, module input, descriptor) plus the "
         "actor-critic forward pass. With MiniLM (the store's encoder) the chunks' embeddings are read from "
         "the retrieval index; MPNet has to encode them. *Cold*: first pass over the questions; *warm*: "
-        "second pass, texts already encoded and cached. Ratio: one query's five decisions against the query's hybrid retrieval ({retrieval_ms:.1f} ms "
-        "median, same run).",
+        "second pass, texts already encoded and cached. Ratio: one query's five decisions against the "
+        f"query's hybrid retrieval ({retrieval_ms:.1f} ms median, same run). Other processes used "
+        f"{busy['others_cores']:.1f} of the 2 cores on average meanwhile.",
         "",
         "Command: `.venv/bin/python bench/router.py --part latency`",
         "",
@@ -145,7 +148,7 @@ def frontier(args: argparse.Namespace) -> str:
     (RESULTS / "frontier.json").write_text(json.dumps([p.__dict__ for p in points], indent=2) + "\n", encoding="utf-8")
     m = machine_info()
     return "\n".join([
-        "### Frontier: implementation strategy on LoCoMo dev",
+        "## Router: frontier, implementation strategy on LoCoMo dev",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores); "
         f"answer and module LLM `{args.answer_llm}`, encoder `{args.encoder}`; {args.steps} PPO steps of "
