@@ -79,6 +79,9 @@ def test_train_logs_validates_checkpoints_and_resumes(setup, tmp_path):
             assert float(r["f1"]) == 0.0
         any_high = any(float(r[f"{m}_high"]) > 0 for m in MODULES)
         assert (float(r["cost_usd"]) > 0.0) == any_high
+    # Killed after logging a third step but before saving it: that line is dropped on resume.
+    with (out / "log.csv").open("a") as fh:
+        fh.write("3," + ",".join("0" for _ in LOG_FIELDS[1:]) + "\n")
     # Interrupted after two steps; asking for four resumes at step 3, nothing repeated.
     second = train_router(_cfg(data, out, 4), settings, llms=llms, progress=False, log=lambda m: None)
     assert second.steps == 4

@@ -137,6 +137,21 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def _trim_csv(path: Path, fields: list[str], last_step: int) -> None:
+    """Drop rows logged after the last saved checkpoint (a kill between the log line and
+    last.pt), so a resumed run logs each step once."""
+    rows = _read_csv(path)
+    keep = [r for r in rows if int(r["step"]) <= last_step]
+    if len(keep) == len(rows):
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(keep)
+    tmp.replace(path)
+
+
 def train_router(
     cfg: TrainConfig,
     settings: Settings,
@@ -192,6 +207,8 @@ def train_router(
         rng.setstate(state["rng"])
         step, best_step, best_val = state["step"], state["best_step"], state["best_val"]
         say(f"resuming after step {step} (best validation {best_val:.4f} at step {best_step})")
+    _trim_csv(cfg.out / "log.csv", LOG_FIELDS, step)
+    _trim_csv(cfg.out / "val.csv", VAL_FIELDS, step)
     policy = RouterPolicy(net, states, sample=True, seed=cfg.seed + step, name="router(training)")
     meta = {**identity, "training_questions": len(train_items), "validation_questions": len(val_items)}
 
