@@ -81,3 +81,17 @@ def test_report_errors(tmp_path, capsys):
     assert "not an evaluation run directory" in capsys.readouterr().err
     assert main(["eval", "--dataset", "squad", "--data", "x", "--out", "o"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_eval_with_a_real_judge_keeps_its_cost_apart(data, tmp_path, capsys):
+    # SmolLM2 as the judge: its reply is grammar-constrained, so every judgement parses.
+    assert _eval(data, tmp_path / "j", "--policy", "low", "--limit", "2", "--judge", SMALL, "--json") == 0
+    overall = json.loads(capsys.readouterr().out)["summary"]["overall"]
+    rows = [json.loads(x) for x in (tmp_path / "j" / "results.jsonl").read_text().splitlines()]
+    for r in rows:
+        j = r["judge"]
+        assert j["score"] in (0.0, 0.5, 1.0) and j["explanation"] and j["usd"] > 0
+        assert r["metrics"]["judge"] == j["score"]
+        # The judge's dollars are not part of what the system cost.
+        assert r["cost"]["total_usd"] == pytest.approx(r["cost"]["extraction_usd"] + r["cost"]["answer_usd"])
+    assert overall["judged"] == 2 and overall["judge_usd"] == pytest.approx(sum(r["judge"]["usd"] for r in rows) / 2)

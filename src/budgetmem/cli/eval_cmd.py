@@ -8,6 +8,10 @@ from pathlib import Path
 from budgetmem.cli.common import add_dataset_args, dataset_run_settings, print_json
 
 
+LARGE = "<ladder large>"
+"""``--judge`` without a value: the large rung of the configured ladder."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from budgetmem.eval.splits import PARTS
 
@@ -18,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="low | mid | high | random | a per-module map | router:PATH | naive-rag | full-context (default mid)",
     )  # fmt: skip
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions of the split")
-    p.add_argument("--judge", metavar="PROVIDER", help="LLM judge, e.g. llamacpp:qwen2.5-coder-1.5b (default: none)")
+    p.add_argument(
+        "--judge", nargs="?", const=LARGE, metavar="PROVIDER",
+        help="score answers with an LLM judge too; alone: the ladder's large model (embedded: qwen2.5-coder-1.5b)",
+    )  # fmt: skip
     p.add_argument("--adversarial", action="store_true", help="LoCoMo: also score category 5")
     p.add_argument("--workers", type=int, default=1, help="questions in flight (API backends; default 1)")
     p.add_argument("--cost-weight", type=float, metavar="L", help="performance-cost knob handed to the policy")
@@ -32,9 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from budgetmem.eval.summary import summary_markdown
 
     settings = dataset_run_settings(args)
+    judge = settings.pipeline.ladder[2] if args.judge == LARGE else args.judge
     cfg = EvalConfig(
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), split=args.split, strategy=args.strategy,
-        policy=args.policy, limit=args.limit, judge=args.judge, store=Path(args.store) if args.store else None,
+        policy=args.policy, limit=args.limit, judge=judge, store=Path(args.store) if args.store else None,
         seed=args.seed, split_file=Path(args.split_file) if args.split_file else None, adversarial=args.adversarial,
         workers=args.workers, cost_weight=args.cost_weight,
     )  # fmt: skip
