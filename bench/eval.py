@@ -119,7 +119,8 @@ def render(args: argparse.Namespace, systems: list[str]) -> str:
         "",
         f"Command: `.venv/bin/python bench/eval.py --questions {args.questions}` (resumable; each system is a "
         "run directory under `bench/results/eval/`, so `budgetmem report bench/results/eval/*` reproduces the "
-        "table; the per-question rows quote the dataset, so only `run.json` and the summaries are committed). Wall time of the question loop, summed over the systems: {total_min:.1f} min "
+        "table; the per-question rows quote the dataset, so only `run.json` and the summaries are committed). "
+        f"Wall time of the question loop, summed over the systems: {total_min:.1f} min "
         "on 2 cores, with other work sometimes running beside it.",
         "",
         compare_table(runs, markdown=True),
