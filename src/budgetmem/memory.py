@@ -76,9 +76,12 @@ class BudgetMem:
         return self.add_histories(load_histories(path, fmt), progress=progress)
 
     def add_histories(self, histories: Sequence[History], *, progress: bool = False) -> IngestReport:
+        """Store histories under ``settings.write``: everything by default, or the most
+        salient chunks under a budget (the rest is archived, recoverable until ``gc``)."""
         return ingest_histories(
-            self.store, self.namespace, histories, self.encoder, self.settings.chunking.max_tokens, progress=progress
-        )
+            self.store, self.namespace, histories, self.encoder, self.settings.chunking.max_tokens,
+            progress=progress, write=self.settings.write,
+        )  # fmt: skip
 
     def add_session(
         self,
@@ -101,7 +104,12 @@ class BudgetMem:
         return self.add_histories([History(self.namespace, source, "api", (session,))])
 
     def search(self, query: str, k: int | None = None, retriever: str | None = None) -> list[Hit]:
-        return self.searcher.search(self.namespace, query, k=k, retriever=retriever)
+        hits = self.searcher.search(self.namespace, query, k=k, retriever=retriever)
+        info = self.store.namespace(self.namespace)
+        if info is not None and info.write_policy is not None:
+            # Budgeted namespaces count retrievals: eviction keeps what keeps being used.
+            self.store.touch(self.namespace, [int(h.chunk.id) for h in hits if h.chunk.id is not None])
+        return hits
 
     def _as_policy(self, policy: str | Policy) -> Policy:
         if not isinstance(policy, str):

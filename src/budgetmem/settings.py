@@ -36,6 +36,8 @@ __all__ = [
     "RetrievalSettings",
     "LLMSettings",
     "PipelineSettings",
+    "WriteSettings",
+    "ContextSettings",
     "Settings",
     "load_settings",
 ]
@@ -141,6 +143,68 @@ class PipelineSettings:
             raise ConfigError(f"filter_keep must be >= 1, got {self.filter_keep}")
 
 
+# Salience weights of the hand-weighted write policy, in FEATURES order (selective-write
+# paper §IV-B2: entity 0.2, TF-IDF 0.2, numbers 0.15, position 0.15, question 0.1,
+# discourse 0.1; novelty, §III-E1, is ours to weight: 0.1 by default).
+DEFAULT_SALIENCE_WEIGHTS: tuple[float, ...] = (0.2, 0.2, 0.15, 0.15, 0.1, 0.1, 0.1)
+WRITE_POLICIES = ("all", "salience", "learned", "random", "first", "last", "tfidf")
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """What to store under a storage budget (selective-write paper §III-E)."""
+
+    policy: str = "all"
+    """all | salience | learned | random | first | last | tfidf."""
+    budget: str | None = None
+    """A ratio in (0, 1] (keep that share of the chunks seen) or a whole number of chunks."""
+    threshold: float | None = None
+    """None: batch mode, top-K of everything offered at once (Eq. 5). A number: streaming
+    mode, each chunk is admitted if its score exceeds it, one by one (Eq. 6)."""
+    access_weight: float = 0.3
+    """Eviction priority = (1 - w) * score rank + w * access-count rank (both in [0, 1])."""
+    weights: tuple[float, ...] = DEFAULT_SALIENCE_WEIGHTS
+    """Salience weights: entity, tfidf, number, position, question, discourse, novelty."""
+    model: Path | None = None
+    """The learned policy's model file (``budgetmem train-writer``)."""
+    seed: int = 0
+    """Seed of the random policy."""
+
+    def __post_init__(self) -> None:
+        # TOML gives lists and strings: keep the fields' declared types.
+        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+        if self.model is not None:
+            object.__setattr__(self, "model", Path(self.model).expanduser())
+        if self.policy not in WRITE_POLICIES:
+            raise ConfigError(f"unknown write policy {self.policy!r}", hint=f"use one of: {', '.join(WRITE_POLICIES)}")
+        if len(self.weights) != len(DEFAULT_SALIENCE_WEIGHTS) or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+            raise ConfigError("salience weights: 7 non-negative numbers, not all zero")
+        if not 0.0 <= self.access_weight <= 1.0:
+            raise ConfigError(f"access_weight must be in [0, 1], got {self.access_weight}")
+        if self.policy == "learned" and self.model is None:
+            raise ConfigError("the learned write policy needs a model file", hint="--write-model PATH (budgetmem train-writer)")
+        if self.policy == "all" and self.budget is not None:
+            raise ConfigError("write policy 'all' stores everything: it takes no budget", hint="choose a policy")
+        if self.threshold is not None and self.policy in ("first", "last", "all"):
+            raise ConfigError(f"write policy {self.policy!r} has no score to threshold", hint="drop --write-threshold")
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    """How the packed answer context is built (selective-write paper §III-F, §III-H)."""
+
+    episodic_window: int = 4
+    """The most recent chunks of the namespace, always in the context (episodic memory)."""
+    context_tokens: int = 1500
+    """Token budget of the packed memories (episodic first, then ranked semantic chunks)."""
+    compress_tokens: int = 100
+    """Target length of a chunk's LLM-compressed version (Eq. 11: ~100 tokens)."""
+
+    def __post_init__(self) -> None:
+        if self.episodic_window < 0 or self.context_tokens < 1 or self.compress_tokens < 8:
+            raise ConfigError("context settings: episodic_window >= 0, context_tokens >= 1, compress_tokens >= 8")
+
+
 @dataclass(frozen=True)
 class Settings:
     models_dir: Path | None = None
@@ -152,6 +216,8 @@ class Settings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    write: WriteSettings = field(default_factory=WriteSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with top-level fields or ``section__field`` overrides, e.g. ``retrieval__top_k=10``."""
@@ -176,6 +242,8 @@ _SECTIONS = {
     "retrieval": RetrievalSettings,
     "llm": LLMSettings,
     "pipeline": PipelineSettings,
+    "write": WriteSettings,
+    "context": ContextSettings,
 }
 
 

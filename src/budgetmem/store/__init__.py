@@ -1,5 +1,12 @@
 """Persistent chunk store."""
 
-from budgetmem.store.sqlite_store import SCHEMA_VERSION, NamespaceInfo, SessionBatch, Store
+from budgetmem.store.sqlite_store import (
+    SCHEMA_VERSION,
+    ArchivedChunk,
+    NamespaceInfo,
+    SessionBatch,
+    Store,
+    WriteState,
+)
 
-__all__ = ["SCHEMA_VERSION", "NamespaceInfo", "SessionBatch", "Store"]
+__all__ = ["SCHEMA_VERSION", "ArchivedChunk", "NamespaceInfo", "SessionBatch", "Store", "WriteState"]

@@ -3,6 +3,13 @@
 A namespace is one memory (a user, an agent, a LoCoMo conversation). It is bound to the
 encoder that embedded it, so vectors from different encoders never mix. Every write is
 one transaction: an ingest that fails half-way leaves the file as it was.
+
+Budgeted writes (selective-write paper §III-E) add three things: each chunk's write score
+and access count; the namespace's write policy, budget and how much it has *seen*; and an
+``archive`` table. A chunk the write policy rejects or evicts moves there whole (text,
+metadata, embedding), out of the searchable index but recoverable with
+:meth:`Store.restore`; only :meth:`Store.purge` (``budgetmem gc``) deletes for real.
+Schema version 1 files are upgraded in place, in one transaction, on open.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +28,9 @@ import numpy as np
 from budgetmem.errors import StoreError
 from budgetmem.ingest.chunker import Chunk
 
-__all__ = ["Store", "NamespaceInfo", "SessionBatch", "SCHEMA_VERSION"]
+__all__ = ["Store", "NamespaceInfo", "SessionBatch", "ArchivedChunk", "WriteState", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,7 +73,40 @@ CREATE TABLE IF NOT EXISTS embeddings (
 );
 """
 
+# Version 2: budgeted writes. Added with ALTER TABLE so a version-1 file upgrades in place.
+_V2_COLUMNS = {
+    "chunks": [
+        ("score", "REAL"),
+        ("access_count", "INTEGER NOT NULL DEFAULT 0"),
+        ("last_access", "REAL"),
+        ("compressed", "TEXT"),
+        ("compressed_tokens", "INTEGER"),
+        ("compress_meta", "TEXT"),
+    ],
+    "namespaces": [
+        ("write_policy", "TEXT"),
+        ("write_budget", "TEXT"),
+        ("seen_chunks", "INTEGER NOT NULL DEFAULT 0"),
+        ("seen_tokens", "INTEGER NOT NULL DEFAULT 0"),
+        ("revision", "INTEGER NOT NULL DEFAULT 0"),
+    ],
+}
+_V2_TABLES = """
+CREATE TABLE IF NOT EXISTS archive (
+    id INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    row TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    archived_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archive_by_namespace ON archive(namespace, id);
+"""
+
 _CHUNK_COLUMNS = "id, source, history, session_id, session_date, position, kind, text, n_tokens, dia_ids, speakers, meta"
+# Every column of a chunk row, as archived (the v1 columns plus the v2 write-policy ones).
+_READ_COLUMNS = _CHUNK_COLUMNS + ", compressed, compressed_tokens"
+_ALL_COLUMNS = _CHUNK_COLUMNS + ", namespace, score, access_count, last_access, compressed, compressed_tokens, compress_meta"
 
 
 @dataclass(frozen=True)
@@ -79,6 +119,32 @@ class NamespaceInfo:
     n_chunks: int
     n_tokens: int
     n_sessions: int
+    write_policy: str | None = None
+    """The write policy's spec (JSON) if the namespace is budgeted, else None (store all)."""
+    write_budget: str | None = None
+    seen_chunks: int = 0
+    """Chunks ever offered to the namespace (stored, rejected or evicted)."""
+    seen_tokens: int = 0
+    n_archived: int = 0
+    archived_tokens: int = 0
+    revision: int = 0
+
+
+@dataclass(frozen=True)
+class WriteState:
+    id: int
+    score: float | None
+    access_count: int
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class ArchivedChunk:
+    chunk: Chunk
+    reason: str
+    """``rejected`` (never admitted) or ``evicted`` (admitted, later pushed out)."""
+    archived_at: float
+    score: float | None
 
 
 @dataclass(frozen=True)
@@ -93,6 +159,10 @@ class SessionBatch:
     session_id: str
     chunks: Sequence[Chunk]
     embeddings: np.ndarray
+    scores: Sequence[float] | None = None
+    """The write policy's score per chunk (None: stored without a policy)."""
+    admitted: Sequence[bool] | None = None
+    """Per chunk: False sends it straight to the archive as ``rejected`` (None: all admitted)."""
 
 
 class Store:
@@ -122,10 +192,24 @@ class Store:
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 self._db.execute(stmt)
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise StoreError(f"{self.path} has schema version {row[0]}, this budgetmem reads {SCHEMA_VERSION}")
+            version = SCHEMA_VERSION if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, this budgetmem reads up to {SCHEMA_VERSION}",
+                    hint="upgrade budgetmem",
+                )
+            self._upgrade_to_v2()
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _upgrade_to_v2(self) -> None:
+        """Add the write-policy columns and the archive table where missing (idempotent)."""
+        for table, columns in _V2_COLUMNS.items():
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+        for stmt in filter(str.strip, _V2_TABLES.split(";")):
+            self._db.execute(stmt)
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -157,7 +241,12 @@ class Store:
     _NAMESPACE_INFO = """SELECT n.name, n.encoder, n.dim, n.chunk_tokens, n.created_at,
                           (SELECT COUNT(*) FROM chunks c WHERE c.namespace = n.name),
                           (SELECT COALESCE(SUM(n_tokens), 0) FROM chunks c WHERE c.namespace = n.name),
-                          (SELECT COUNT(*) FROM sessions s WHERE s.namespace = n.name)
+                          (SELECT COUNT(*) FROM sessions s WHERE s.namespace = n.name),
+                          n.write_policy, n.write_budget, n.seen_chunks, n.seen_tokens,
+                          (SELECT COUNT(*) FROM archive a WHERE a.namespace = n.name),
+                          (SELECT COALESCE(SUM(json_extract(a.row, '$.n_tokens')), 0) FROM archive a
+                           WHERE a.namespace = n.name),
+                          n.revision
                    FROM namespaces n"""
 
     def namespaces(self) -> list[NamespaceInfo]:
@@ -197,11 +286,24 @@ class Store:
             return {r[0] for r in self._db.execute("SELECT key FROM sessions WHERE namespace=?", (namespace,))}
 
     # ------------------------------------------------------------------ writes
-    def add(self, batches: Sequence[SessionBatch], *, encoder: str, dim: int, chunk_tokens: int) -> list[int]:
-        """Append sessions (to one or more namespaces) in one transaction; returns new chunk ids.
+    def add(
+        self,
+        batches: Sequence[SessionBatch],
+        *,
+        encoder: str,
+        dim: int,
+        chunk_tokens: int,
+        evict: Mapping[str, Sequence[int]] | None = None,
+        write_policy: Mapping[str, tuple[str, str | None]] | None = None,
+    ) -> list[int]:
+        """Append sessions (to one or more namespaces) in one transaction; returns the new
+        chunk ids (admitted or not).
 
         Sessions whose key is already stored in their namespace are skipped, so re-running
-        an interrupted or repeated ingest never duplicates anything.
+        an interrupted or repeated ingest never duplicates anything. A batch's ``admitted``
+        flags send rejected chunks straight to the archive; ``evict`` names live chunks, per
+        namespace, to move to the archive; ``write_policy`` records (policy, budget) per
+        namespace. All of it commits together or not at all.
         """
         ids: list[int] = []
         with self._tx():
@@ -209,19 +311,27 @@ class Store:
             for ns in dict.fromkeys(b.namespace for b in batches):
                 if not self.check_encoder(ns, encoder, dim):
                     self._db.execute(
-                        "INSERT INTO namespaces VALUES (?, ?, ?, ?, ?)", (ns, encoder, dim, chunk_tokens, time.time())
+                        "INSERT INTO namespaces (name, encoder, dim, chunk_tokens, created_at) VALUES (?, ?, ?, ?, ?)",
+                        (ns, encoder, dim, chunk_tokens, time.time()),
                     )
                 known[ns] = {r[0] for r in self._db.execute("SELECT key FROM sessions WHERE namespace=?", (ns,))}
+            for ns, (policy, budget) in (write_policy or {}).items():
+                self._db.execute("UPDATE namespaces SET write_policy=?, write_budget=? WHERE name=?", (policy, budget, ns))
             for b in batches:
                 namespace = b.namespace
                 if b.key in known[namespace]:
                     continue
                 if b.embeddings.shape != (len(b.chunks), dim):
                     raise StoreError(f"session {b.session_id}: {b.embeddings.shape} embeddings for {len(b.chunks)} chunks")
-                for chunk, vec in zip(b.chunks, b.embeddings):
+                scores = list(b.scores) if b.scores is not None else [None] * len(b.chunks)
+                admitted = list(b.admitted) if b.admitted is not None else [True] * len(b.chunks)
+                if not (len(scores) == len(admitted) == len(b.chunks)):
+                    raise StoreError(f"session {b.session_id}: scores / admitted flags do not match its chunks")
+                rejected: list[int] = []
+                for chunk, vec, score, keep in zip(b.chunks, b.embeddings, scores, admitted):
                     cur = self._db.execute(
-                        f"INSERT INTO chunks ({_CHUNK_COLUMNS.replace('id, ', '', 1)}, namespace) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        f"INSERT INTO chunks ({_CHUNK_COLUMNS.replace('id, ', '', 1)}, namespace, score) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             chunk.source,
                             chunk.history,
@@ -235,6 +345,7 @@ class Store:
                             json.dumps(list(chunk.speakers)),
                             json.dumps(chunk.meta),
                             namespace,
+                            score,
                         ),
                     )
                     chunk_id = int(cur.lastrowid or 0)
@@ -242,35 +353,171 @@ class Store:
                         "INSERT INTO embeddings VALUES (?, ?)", (chunk_id, np.asarray(vec, dtype="<f4").tobytes())
                     )
                     ids.append(chunk_id)
+                    if not keep:
+                        rejected.append(chunk_id)
                 self._db.execute(
                     "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (namespace, b.key, b.source, b.history, b.session_id, len(b.chunks), time.time()),
                 )
+                self._db.execute(
+                    "UPDATE namespaces SET seen_chunks = seen_chunks + ?, seen_tokens = seen_tokens + ?, "
+                    "revision = revision + 1 WHERE name=?",
+                    (len(b.chunks), sum(c.n_tokens for c in b.chunks), namespace),
+                )
+                self._move_to_archive(namespace, rejected, "rejected")
                 known[namespace].add(b.key)
+            for ns, victims in (evict or {}).items():
+                self._move_to_archive(ns, victims, "evicted")
         return ids
 
+    def _move_to_archive(self, namespace: str, ids: Sequence[int], reason: str) -> int:
+        """Inside a transaction: copy whole rows and vectors to the archive, then delete them."""
+        moved = 0
+        for chunk_id in ids:
+            row = self._db.execute(
+                f"SELECT {_ALL_COLUMNS}, e.vector FROM chunks c JOIN embeddings e ON e.chunk_id = c.id "
+                "WHERE c.namespace=? AND c.id=?",
+                (namespace, int(chunk_id)),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"chunk {chunk_id} is not stored in namespace {namespace!r}")
+            record = dict(zip(_ALL_COLUMNS.split(", "), row[:-1]))
+            self._db.execute(
+                "INSERT INTO archive VALUES (?, ?, ?, ?, ?, ?)",
+                (record["id"], namespace, json.dumps(record), row[-1], reason, time.time()),
+            )
+            self._db.execute("DELETE FROM embeddings WHERE chunk_id=?", (int(chunk_id),))
+            self._db.execute("DELETE FROM chunks WHERE id=?", (int(chunk_id),))
+            moved += 1
+        if moved:
+            self._db.execute("UPDATE namespaces SET revision = revision + 1 WHERE name=?", (namespace,))
+        return moved
+
+    def archive(self, namespace: str, ids: Sequence[int], reason: str = "evicted") -> int:
+        """Move live chunks out of the index into the archive (recoverable)."""
+        with self._tx():
+            return self._move_to_archive(namespace, ids, reason)
+
+    def restore(self, namespace: str, ids: Sequence[int] | None = None) -> int:
+        """Put archived chunks (all of the namespace's, or these ids) back into the index,
+        with their original ids, metadata and embeddings."""
+        with self._tx():
+            query = "SELECT id, row, vector FROM archive WHERE namespace=?"
+            rows = self._db.execute(query + " ORDER BY id", (namespace,)).fetchall()
+            if ids is not None:
+                wanted = {int(i) for i in ids}
+                rows = [r for r in rows if int(r[0]) in wanted]
+            cols = _ALL_COLUMNS.split(", ")
+            for chunk_id, row, vector in rows:
+                record = json.loads(row)
+                self._db.execute(
+                    f"INSERT INTO chunks ({_ALL_COLUMNS}) VALUES ({', '.join('?' * len(cols))})",
+                    [record[c] for c in cols],
+                )
+                self._db.execute("INSERT INTO embeddings VALUES (?, ?)", (chunk_id, vector))
+                self._db.execute("DELETE FROM archive WHERE id=?", (chunk_id,))
+            if rows:
+                self._db.execute("UPDATE namespaces SET revision = revision + 1 WHERE name=?", (namespace,))
+        return len(rows)
+
+    def purge(self, namespace: str | None = None, ids: Sequence[int] | None = None) -> int:
+        """Delete archived chunks for good (all, one namespace's, or these ids)."""
+        with self._tx():
+            where, params = ("WHERE namespace=?", [namespace]) if namespace else ("", [])
+            if ids is not None:
+                marks = ",".join("?" * len(ids))
+                where = (where + " AND " if where else "WHERE ") + f"id IN ({marks})"
+                params += [int(i) for i in ids]
+            cur = self._db.execute(f"DELETE FROM archive {where}", params)
+            return int(cur.rowcount)
+
+    def vacuum(self) -> None:
+        """Give the space of purged rows back to the file system."""
+        with self._lock:
+            self._db.execute("VACUUM")
+
+    def touch(self, namespace: str, ids: Sequence[int]) -> None:
+        """Count a retrieval of these chunks (eviction priority mixes access counts in)."""
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        with self._tx():
+            self._db.execute(
+                f"UPDATE chunks SET access_count = access_count + 1, last_access=? WHERE namespace=? AND id IN ({marks})",
+                (time.time(), namespace, *[int(i) for i in ids]),
+            )
+
+    def set_compressed(self, namespace: str, chunk_id: int, text: str, n_tokens: int, meta: Mapping[str, object]) -> None:
+        """Store an LLM-compressed version beside a chunk's raw text (semantic memory)."""
+        with self._tx():
+            cur = self._db.execute(
+                "UPDATE chunks SET compressed=?, compressed_tokens=?, compress_meta=? WHERE namespace=? AND id=?",
+                (text, int(n_tokens), json.dumps(dict(meta)), namespace, int(chunk_id)),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"chunk {chunk_id} is not stored in namespace {namespace!r}")
+
     # ------------------------------------------------------------------ reads
-    def version(self, namespace: str) -> tuple[int, int]:
-        """(chunk count, max chunk id): changes whenever the namespace changes."""
+    def version(self, namespace: str) -> tuple[int, int, int]:
+        """(chunk count, max chunk id, revision): changes whenever the namespace's chunks do
+        (the revision counts admissions, evictions and restores)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM chunks WHERE namespace=?", (namespace,)
+                "SELECT COUNT(*), COALESCE(MAX(id), 0), "
+                "(SELECT COALESCE(MAX(revision), 0) FROM namespaces WHERE name=?) FROM chunks WHERE namespace=?",
+                (namespace, namespace),
             ).fetchone()
-        return int(row[0]), int(row[1])
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def write_state(self, namespace: str) -> list[WriteState]:
+        """Live chunks with what eviction weighs: write score, access count, tokens (id order)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, score, access_count, n_tokens FROM chunks WHERE namespace=? ORDER BY id", (namespace,)
+            ).fetchall()
+        return [WriteState(int(r[0]), None if r[1] is None else float(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+    def archived(self, namespace: str) -> list[ArchivedChunk]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT row, reason, archived_at FROM archive WHERE namespace=? ORDER BY id", (namespace,)
+            ).fetchall()
+        out = []
+        for row, reason, at in rows:
+            r = json.loads(row)
+            chunk = _row_to_chunk([r[c] for c in _READ_COLUMNS.split(", ")])
+            out.append(ArchivedChunk(chunk, str(reason), float(at), r.get("score")))
+        return out
+
+    def seen(self, namespace: str) -> tuple[list[str], np.ndarray]:
+        """Texts and embeddings of every chunk the namespace has seen, live or archived, in
+        arrival (id) order: what a write policy compares a new chunk against."""
+        info = self.require_namespace(namespace)
+        with self._lock:
+            live = self._db.execute(
+                "SELECT c.id, c.text, e.vector FROM chunks c JOIN embeddings e ON e.chunk_id = c.id WHERE c.namespace=?",
+                (namespace,),
+            ).fetchall()
+            gone = self._db.execute("SELECT id, row, vector FROM archive WHERE namespace=?", (namespace,)).fetchall()
+        rows = sorted([(int(i), t, v) for i, t, v in live] + [(int(i), json.loads(r)["text"], v) for i, r, v in gone])
+        if not rows:
+            return [], np.zeros((0, info.dim), dtype=np.float32)
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), info.dim)
+        return [r[1] for r in rows], matrix.astype(np.float32, copy=True)
 
     def chunks(self, namespace: str, ids: Sequence[int] | None = None) -> list[Chunk]:
         """Chunks of a namespace in id order, or the given ids in the given order."""
         with self._lock:
             if ids is None:
                 rows = self._db.execute(
-                    f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE namespace=? ORDER BY id", (namespace,)
+                    f"SELECT {_READ_COLUMNS} FROM chunks WHERE namespace=? ORDER BY id", (namespace,)
                 ).fetchall()
             else:
                 marks = ",".join("?" * len(ids))
                 found = {
                     r[0]: r
                     for r in self._db.execute(
-                        f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE namespace=? AND id IN ({marks})", (namespace, *ids)
+                        f"SELECT {_READ_COLUMNS} FROM chunks WHERE namespace=? AND id IN ({marks})", (namespace, *ids)
                     )
                 }
                 rows = [found[i] for i in ids if i in found]
@@ -311,4 +558,6 @@ def _row_to_chunk(r: Sequence[object]) -> Chunk:
         dia_ids=tuple(json.loads(str(r[9]))),
         speakers=tuple(json.loads(str(r[10]))),
         meta=json.loads(str(r[11])),
+        compressed=None if len(r) < 13 or r[12] is None else str(r[12]),
+        compressed_tokens=None if len(r) < 14 or r[13] is None else int(r[13]),  # type: ignore[arg-type]
     )
