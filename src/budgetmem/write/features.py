@@ -5,9 +5,9 @@ min and max, so a chunk scores the same whether it arrives alone (streaming) or 
 whole history (batch), and a threshold means the same thing over time:
 
 - ``entity``: share of the chunk's words inside spaCy named entities, saturating at 30%;
-- ``tfidf``: mean TF-IDF weight (sublinear tf) of the chunk's distinct non-stop-word
-  terms, fitted on every chunk the namespace has seen, divided by the largest idf and
-  clipped at 1 (rare, specific words score high, filler scores low);
+- ``tfidf``: mean TF-IDF per token of the chunk (its non-stop-word tokens' idf, averaged),
+  with idf over every chunk the namespace has seen, divided by the largest idf (rare,
+  specific words score high, the namespace's everyday words low);
 - ``number``: share of number-like words (digits, "three", "2019"), saturating at 10%;
 - ``position``: U-shaped in the chunk's relative place in its session, 1 at the first and
   last chunk, 0 in the middle ("first/last paragraphs often more important", §III-E1);
@@ -59,22 +59,23 @@ def session_positions(chunks: Sequence[Chunk], session_sizes: dict[tuple[str, st
 
 
 def _tfidf(texts: Sequence[str], seen: Sequence[str]) -> np.ndarray:
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    """Mean idf-weighted term frequency per token of each text, over the max idf: a chunk of
+    words the namespace rarely uses scores near 1, one of its everyday words near 0."""
+    from sklearn.feature_extraction.text import CountVectorizer
 
     corpus = [*seen, *texts]
-    vec = TfidfVectorizer(sublinear_tf=True, norm=None, stop_words="english", token_pattern=r"(?u)\b[a-zA-Z]\w+\b")
+    vec = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z]\w+\b")
     try:
-        matrix = vec.fit_transform(corpus)
+        counts = vec.fit_transform(corpus).tocsr()
     except ValueError:  # nothing but stop words in the whole namespace
         return np.zeros(len(texts), dtype=np.float32)
-    rows = matrix[len(seen) :].tocsr()
-    top = float(vec.idf_.max())
-    out = np.zeros(len(texts), dtype=np.float32)
-    for i in range(rows.shape[0]):
-        row = rows.getrow(i)
-        if row.nnz:
-            out[i] = float(row.data.mean()) / max(top, 1e-9)
-    return np.clip(out, 0.0, 1.0)
+    df = np.asarray((counts > 0).sum(axis=0)).ravel()
+    idf = np.log((1.0 + len(corpus)) / (1.0 + df)) + 1.0  # smoothed idf, as scikit-learn's
+    rows = counts[len(seen) :]
+    weighted = np.asarray(rows @ idf).ravel()
+    tokens = np.asarray(rows.sum(axis=1)).ravel()
+    out = np.where(tokens > 0, weighted / np.maximum(tokens, 1) / idf.max(), 0.0)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def _novelty(vectors: np.ndarray, seen_vectors: np.ndarray) -> np.ndarray:
