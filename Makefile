@@ -31,7 +31,10 @@ demo: install
 	@rm -f $(OUT)/demo.db $(OUT)/demo.db-wal $(OUT)/demo.db-shm
 	$(BIN)/budgetmem ingest examples/conversation.json --store $(OUT)/demo.db --namespace demo --chunk-tokens 64
 	$(BIN)/budgetmem ingest examples/notes.md --store $(OUT)/demo.db --namespace demo-docs
-	$(BIN)/budgetmem namespaces --store $(OUT)/demo.db
+	@echo "--- budgeted writes: keep the most salient half of the chunks, archive the rest"
+	$(BIN)/budgetmem ingest examples/conversation.json --store $(OUT)/demo.db --namespace demo-budget --chunk-tokens 64 \
+	    --write-policy salience --write-budget 0.5
+	$(BIN)/budgetmem stats --store $(OUT)/demo.db
 	$(BIN)/budgetmem search "What did Tomasz name his bakery?" --store $(OUT)/demo.db --namespace demo -k 3
 	$(BIN)/budgetmem search "Who took care of the cat during the move?" --store $(OUT)/demo.db --namespace demo -k 3 --retriever dense
 	$(BIN)/budgetmem search "rye flour mill" --store $(OUT)/demo.db --namespace demo-docs -k 2 --retriever bm25

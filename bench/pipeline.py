@@ -71,6 +71,7 @@ def base_settings(args: argparse.Namespace) -> Settings:
         pipeline__answer_llm=args.answer_llm,
         pipeline__module_llm=args.module_llm,
         pipeline__answer_style="locomo",
+        llm__n_threads=args.threads,
     )
     return dataclasses.replace(s, pipeline=dataclasses.replace(s.pipeline, cache_path=None))
 
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default=str(RESULTS / "locomo_dev.db"))
     p.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     p.add_argument("--render-only", action="store_true", help="rewrite the doc section from the saved rows, run nothing")
+    p.add_argument("--threads", type=int, help="llama.cpp threads (default: all cores; 1 when sharing the CPU)")
     args = p.parse_args(argv)
     if args.render_only:
         return render_saved(args)

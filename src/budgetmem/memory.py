@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from budgetmem.encoder import Encoder
 from budgetmem.errors import ConfigError, InputError
@@ -21,6 +22,9 @@ from budgetmem.pipeline.types import ScoredChunk
 from budgetmem.retrieval import Hit, Searcher
 from budgetmem.settings import Settings
 from budgetmem.store import Store
+
+if TYPE_CHECKING:
+    from budgetmem.context.packing import PackedContext
 
 __all__ = ["BudgetMem"]
 
@@ -110,6 +114,31 @@ class BudgetMem:
             # Budgeted namespaces count retrievals: eviction keeps what keeps being used.
             self.store.touch(self.namespace, [int(h.chunk.id) for h in hits if h.chunk.id is not None])
         return hits
+
+    def context(
+        self,
+        question: str,
+        k: int | None = None,
+        *,
+        count: Callable[[str], int] | None = None,
+        counted_with: str | None = None,
+    ) -> PackedContext:
+        """The packed answer context for ``question`` (selective-write paper §III-F, §III-H3):
+        the episodic window (the namespace's newest chunks), then the top-``k`` retrieved
+        chunks, under ``settings.context`` (compressed versions where raw text does not fit).
+
+        Tokens are counted with ``count``, by default the encoder's tokenizer (always at hand;
+        the packed-rag evaluation system counts with the answer model's where it has one)."""
+        from budgetmem.context.citations import memory_header
+        from budgetmem.context.packing import pack_namespace
+
+        if count is None:
+            count, counted_with = self.encoder.count_tokens, f"encoder tokenizer ({self.encoder.name})"
+        ranked = [ScoredChunk(h.chunk, h.score) for h in self.search(question, k=k)]
+        return pack_namespace(
+            self.store, self.namespace, ranked, self.settings.context, count,
+            header=memory_header, counted_with=counted_with or "",
+        )  # fmt: skip
 
     def _as_policy(self, policy: str | Policy) -> Policy:
         if not isinstance(policy, str):

@@ -7,6 +7,7 @@ import textwrap
 
 from budgetmem.cli.common import add_pipeline_args, add_store_args, pipeline_settings, print_json
 from budgetmem.pipeline.types import STRATEGIES
+from budgetmem.settings import Settings
 from budgetmem.store import Store
 
 
@@ -18,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--policy",
         default="mid",
-        help="low | mid | high | random | a per-module map such as 'mid,filter=high,summary=low' | router:PATH (a trained router; default mid)",
+        help="low | mid | high | random | a per-module map such as 'mid,filter=high,summary=low' | router:PATH "
+        "(a trained router) | packed-rag (episodic + retrieved memories under a token budget, cited answer; default mid)",
     )
     p.add_argument("--cost-weight", type=float, metavar="L", help="performance-cost knob handed to the policy")
     p.add_argument("--question-date", metavar="DATE", help="when the question is asked (resolves relative dates)")
@@ -32,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     settings = pipeline_settings(args, pipeline__strategy=args.strategy)
     store = Store(args.store, create=False)
     store.require_namespace(args.namespace)
+    if args.policy.strip().lower() == "packed-rag":
+        return _run_packed(args, store, settings)
     with store, BudgetMem(store, args.namespace, settings=settings, policy=args.policy) as mem:
         result = mem.query(
             args.question, cost_weight=args.cost_weight, question_date=args.question_date, retriever=args.retriever
@@ -41,6 +45,37 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"Q: {result.question}\nA: {result.answer}\n")
     print(f"strategy {result.strategy}, policy {result.policy}: " + ", ".join(f"{m} {t}" for m, t in result.tiers.items()))
+    print("\nmemory:")
+    for line in result.memory.splitlines() or [""]:
+        print(textwrap.fill(line, width=100, initial_indent="  | ", subsequent_indent="  |   ") or "  |")
+    print()
+    print(result.table())
+    return 0
+
+
+def _run_packed(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    """The packed-rag system (selective-write paper §III-H) on one question: the answer
+    without citation markers, the ids it cited and whether they check out."""
+    from budgetmem.eval.datasets import EvalItem
+    from budgetmem.eval.systems import PackedRAG
+    from budgetmem.memory import BudgetMem
+
+    item = EvalItem("ask", args.namespace, args.question, (), "ask", question_date=args.question_date)
+    with store, BudgetMem(store, args.namespace, settings=settings) as mem:
+        result = PackedRAG().answer(mem, item)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    cites, packing = result.context["citations"], result.context["packing"]
+    print(f"Q: {result.question}\nA: {result.answer}\n")
+    verdict = "all valid" if cites["all_valid"] else "none" if not cites["cited"] else "NOT all valid"
+    bad = ", ".join(f"{i['id']} ({i['reason']})" for i in cites["invalid"])
+    print(f"cited memories: {', '.join(map(str, cites['cited'])) or '-'} ({verdict}{'; ' + bad if bad else ''})")
+    print(
+        f"context: {packing['n_episodic']} episodic + {packing['n_semantic']} semantic memories "
+        f"({packing['n_compressed']} compressed), {packing['used_tokens']} of {packing['budget']} tokens "
+        f"({packing['counted_with']})"
+    )
     print("\nmemory:")
     for line in result.memory.splitlines() or [""]:
         print(textwrap.fill(line, width=100, initial_indent="  | ", subsequent_indent="  |   ") or "  |")

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--split", default="test", choices=PARTS, help="which part to evaluate (default test)")
     p.add_argument(
         "--policy", default="mid",
-        help="low | mid | high | random | a per-module map | router:PATH | naive-rag | full-context (default mid)",
+        help="low | mid | high | random | a per-module map | router:PATH | naive-rag | full-context | packed-rag (default mid)",
     )  # fmt: skip
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions of the split")
     p.add_argument(

@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from budgetmem.cli import (
         ask_cmd,
         complete_cmd,
+        compress_cmd,
         eval_cmd,
         frontier_cmd,
         ingest_cmd,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     search_cmd.register(sub)
     ask_cmd.register(sub)
     complete_cmd.register(sub)
+    compress_cmd.register(sub)
     eval_cmd.register(sub)
     report_cmd.register(sub)
     train_cmd.register(sub)

@@ -12,7 +12,7 @@ from budgetmem.eval.report import compare_table, load_run, plot_runs
 from budgetmem.eval.run import EvalConfig, EvalRun, dataset_settings, run_eval, score
 from budgetmem.eval.splits import Split, make_split
 from budgetmem.eval.summary import summarise
-from budgetmem.eval.systems import BASELINES, FullContext, NaiveRAG, PipelineSystem, System, make_system
+from budgetmem.eval.systems import BASELINES, FullContext, NaiveRAG, PackedRAG, PipelineSystem, System, make_system
 
 __all__ = [
     "BASELINES",
@@ -25,6 +25,7 @@ __all__ = [
     "Judge",
     "Judgement",
     "NaiveRAG",
+    "PackedRAG",
     "PipelineSystem",
     "Split",
     "System",

@@ -13,6 +13,7 @@ rather than mixed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -53,7 +54,7 @@ class EvalConfig:
     """train | val | test | all."""
     strategy: str = "implementation"
     policy: str = "mid"
-    """low | mid | high | random | a per-module map | naive-rag | full-context."""
+    """low | mid | high | random | a per-module map | naive-rag | full-context | packed-rag."""
     limit: int | None = None
     """Evaluate only the first N questions of the split (file order)."""
     judge: str | None = None
@@ -96,7 +97,7 @@ def _file_sha(path: Path) -> str:
 def _identity(cfg: EvalConfig, settings: Settings, split: Split, system: System, data_sha: str) -> dict[str, Any]:
     """What must match for a directory's rows to belong to this run."""
     p = settings.pipeline
-    return {
+    identity = {
         "dataset": cfg.dataset, "data_sha256": data_sha, "split": split.to_dict(), "system": system.name,
         "strategy": cfg.strategy, "policy": cfg.policy, "seed": cfg.seed, "cost_weight": cfg.cost_weight,
         "adversarial": cfg.adversarial, "judge": cfg.judge, "judge_prompt": JUDGE_PROMPT_VERSION if cfg.judge else None,
@@ -105,6 +106,9 @@ def _identity(cfg: EvalConfig, settings: Settings, split: Split, system: System,
         "retriever": settings.retrieval.retriever, "top_k": settings.retrieval.top_k, "filter_keep": p.filter_keep,
         "layout": p.layout, "n_ctx": settings.llm.n_ctx,
     }  # fmt: skip
+    if system.name == "packed-rag":  # only this system reads them; other runs keep their identity
+        identity["context"] = dataclasses.asdict(settings.context)
+    return identity
 
 
 @dataclass
@@ -303,6 +307,13 @@ def _notes(cfg: EvalConfig, settings: Settings, split: Split, system: System, ro
         notes.append(
             f"- full context: the history was truncated to the window on {len(truncated)} of {len(rows)} questions; "
             f"on those, {100 * share:.0f}% of the history's tokens were kept on average (the most recent)"
+        )
+    checks = [r["trace"]["context"]["citations"] for r in rows if "citations" in r["trace"].get("context", {})]
+    if checks:
+        valid = sum(1 for c in checks if c.get("all_valid"))
+        notes.append(
+            f"- citations: on {valid} of {len(checks)} questions every cited memory id was a live chunk in the "
+            f"context (and at least one was cited); F1 is scored on the answer with the [CITE: id] markers removed"
         )
     return notes
 

@@ -2,6 +2,11 @@
 
 F1 and judge scores get a mean and a 95% percentile-bootstrap interval; costs are means
 per question. The system's cost (extraction + answer) and the judge's cost are kept apart.
+
+Rows whose trace carries a citation check (the packed-rag system, selective-write paper
+§III-H) add citation validity: the share of questions whose citations are all valid (at
+least one, every one a live chunk that was in the context) and the mean of distinct ids
+cited. Runs without citations keep exactly the columns they always had.
 """
 
 from __future__ import annotations
@@ -39,7 +44,30 @@ def _group(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "wall_s": _mean([r["cost"]["wall_s"] for r in rows]),
         "judge_usd": _mean([r["judge"]["usd"] for r in rows if r.get("judge")]) if judged or judge_failed else 0.0,
         "parse_failures": sum(r.get("parse_failures", 0) for r in rows),
+        **_citations(rows),
     }  # fmt: skip
+
+
+def _citation_record(row: dict[str, Any]) -> dict[str, Any] | None:
+    found = (row.get("trace") or {}).get("context", {}).get("citations")
+    return found if isinstance(found, dict) else None
+
+
+def _citations(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Citation validity over the rows that carry a check; nothing when none do."""
+    checks = [c for c in map(_citation_record, rows) if c is not None]
+    if not checks:
+        return {}
+    return {
+        "cited_questions": len(checks),
+        "citations_valid": _mean([1.0 if c.get("all_valid") else 0.0 for c in checks]),
+        "cited_ids": _mean([float(c.get("n_cited", 0)) for c in checks]),
+        "uncited": sum(1 for c in checks if not c.get("n_cited")),
+    }
+
+
+def _has_citations(summary: dict[str, Any]) -> bool:
+    return "citations_valid" in summary["overall"]
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -64,6 +92,8 @@ def _lines(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 HEADER = ["category", "n", "F1", "F1 95% CI", "EM", "judge", "judge 95% CI", "extraction µ$/q", "answer µ$/q",
           "tokens/q", "wall s/q", "judge µ$/q"]  # fmt: skip
+CITATION_HEADER = ["citations valid %", "cited ids/q"]
+"""Appended when the rows carry citation checks (selective-write paper §III-H)."""
 
 
 def summary_markdown(summary: dict[str, Any], title: str, notes: Sequence[str] = ()) -> str:
@@ -75,17 +105,25 @@ def summary_markdown(summary: dict[str, Any], title: str, notes: Sequence[str] =
          f"{g['judge_usd'] * 1e6:.1f}"]
         for name, g in _lines(summary)
     ]  # fmt: skip
-    out = [f"# {title}", "", *notes, "", markdown_table(HEADER, rows), ""]
+    header = HEADER
+    if _has_citations(summary):
+        header = [*HEADER, *CITATION_HEADER]
+        for row, (_, g) in zip(rows, _lines(summary)):
+            row += [_pct(g["citations_valid"]), f"{g['cited_ids']:.2f}"] if "citations_valid" in g else ["-", "-"]
+    out = [f"# {title}", "", *notes, "", markdown_table(header, rows), ""]
     return "\n".join(out)
 
 
 def summary_csv(summary: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
+    cited = _has_citations(summary)
     w.writerow(["category", "n", "f1", "f1_lo", "f1_hi", "em", "judge", "judge_lo", "judge_hi", "judged", "judge_failed",
-                "extraction_usd", "answer_usd", "total_usd", "tokens", "wall_s", "judge_usd", "parse_failures"])  # fmt: skip
+                "extraction_usd", "answer_usd", "total_usd", "tokens", "wall_s", "judge_usd", "parse_failures",
+                *(["citations_valid", "cited_ids"] if cited else [])])  # fmt: skip
     for name, g in _lines(summary):
         w.writerow([name, g["n"], g["f1"], *g["f1_ci"], g["em"], g["judge"], *g["judge_ci"], g["judged"], g["judge_failed"],
                     g["extraction_usd"], g["answer_usd"], g["total_usd"], g["tokens"], g["wall_s"], g["judge_usd"],
-                    g["parse_failures"]])  # fmt: skip
+                    g["parse_failures"],
+                    *([g.get("citations_valid", ""), g.get("cited_ids", "")] if cited else [])])  # fmt: skip
     return buf.getvalue()

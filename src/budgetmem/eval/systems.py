@@ -7,6 +7,9 @@ on the same backbone and retrieval (routing paper §5.1 compares against both).
 - ``FullContext``: the whole history goes to the answer model, truncated to its context
   window. The most recent chunks are kept (an agent's newest memory is the one it would
   keep), and the truncation is reported on every question: tokens and chunks kept of total.
+- ``PackedRAG``: the episodic window plus the top-K retrieved chunks, packed under a token
+  budget (compressed versions where raw text does not fit), answered with cited memory ids;
+  the citations are checked on every question (selective-write paper §III-F, §III-H).
 
 All three return the same :class:`QueryResult`, so the ledger, metrics and reports treat
 them alike; baselines have no module steps, and their answer call is priced as usual.
@@ -27,7 +30,7 @@ from budgetmem.pipeline.runner import ANSWER_MAX_TOKENS
 from budgetmem.pipeline.trace import QueryResult
 from budgetmem.pipeline.types import ScoredChunk
 
-__all__ = ["System", "PipelineSystem", "NaiveRAG", "FullContext", "BASELINES", "make_system"]
+__all__ = ["System", "PipelineSystem", "NaiveRAG", "FullContext", "PackedRAG", "BASELINES", "make_system"]
 
 
 class System(Protocol):
@@ -124,14 +127,71 @@ class FullContext:
         )  # fmt: skip
 
 
-BASELINES = ("naive-rag", "full-context")
+class PackedRAG:
+    """Episodic memory + retrieved semantic memory under ``settings.context``, cited answers.
+
+    Selective-write paper §III-G3 (Eq. 19: the episodic window joins the top-ranked chunks),
+    §III-H3 (packed in that order up to the token budget) and §III-H1-H2 (each memory shown
+    under its id; the model cites the ids it used). The scored answer has the citation
+    markers removed; the raw reply, the packing and the citation check go to the trace."""
+
+    name = "packed-rag"
+
+    def answer(self, mem: BudgetMem, item: EvalItem) -> QueryResult:
+        from budgetmem.context.citations import (
+            CITATION_HEADROOM_TOKENS,
+            CITED_PROMPT_VERSION,
+            build_cited_answer_prompt,
+            check_reply,
+            memory_header,
+            render_cited_memories,
+            strip_citations,
+        )
+        from budgetmem.context.packing import pack_namespace
+        from budgetmem.pipeline.prompts import extract_answer
+
+        started = time.perf_counter()
+        hits = mem.search(item.question)
+        retrieval_s = time.perf_counter() - started
+        ranked = [ScoredChunk(h.chunk, h.score) for h in hits]
+        llm = mem.pipeline.answer_model
+        count, counter = llm.count_tokens, "answer model tokenizer"
+        if count("probe") is None:  # hosted API: no local tokenizer, so count with the encoder's
+            count, counter = mem.encoder.count_tokens, f"encoder tokenizer ({mem.encoder.name}), an estimate"
+        packed = pack_namespace(
+            mem.store, mem.namespace, ranked, mem.settings.context, lambda t: int(count(t) or 0),
+            header=memory_header, counted_with=counter,
+        )  # fmt: skip
+        if not packed.window and not ranked:  # an empty namespace; a tight budget is recorded, not fatal
+            raise InputError(f"namespace {mem.namespace!r} is empty", hint="ingest the history first")
+        style = mem.settings.pipeline.answer_style
+        memory = render_cited_memories(packed)
+        prompt = build_cited_answer_prompt(item.question, memory, style=style, question_date=item.question_date)
+        max_tokens = ANSWER_MAX_TOKENS[style] + CITATION_HEADROOM_TOKENS
+        raw, step = mem.pipeline.answer_call(prompt, version=CITED_PROMPT_VERSION, max_tokens=max_tokens)
+        check = check_reply(raw, packed, mem.store, mem.namespace)
+        answer = extract_answer(strip_citations(raw), style)
+        shown = tuple(ScoredChunk(i.chunk, i.score if i.score is not None else 0.0) for i in packed.items)
+        return QueryResult(
+            question=item.question, answer=answer, memory=memory, strategy="baseline", policy=self.name,
+            candidates=tuple(ranked), filtered=shown, facts={}, steps=[], answer_step=step,
+            wall_s=time.perf_counter() - started, retrieval_s=retrieval_s,
+            context={"packing": packed.to_dict(), "citations": check.to_dict(), "raw_answer": raw,
+                     "answer_max_tokens": max_tokens},
+        )  # fmt: skip
+
+
+BASELINES = ("naive-rag", "full-context", "packed-rag")
 
 
 def make_system(strategy: str, policy: str, *, seed: int = 0, cost_weight: float | None = None) -> System:
-    """``policy``: low | mid | high | random | a per-module map | router:PATH | naive-rag | full-context."""
+    """``policy``: low | mid | high | random | a per-module map | router:PATH | naive-rag |
+    full-context | packed-rag."""
     text = policy.strip().lower()
     if text == "naive-rag":
         return NaiveRAG()
+    if text == "packed-rag":
+        return PackedRAG()
     if text == "full-context":
         return FullContext()
     if text.startswith("router:"):

@@ -158,12 +158,21 @@ class Pipeline:
         training, which revisits the same memories, pays for each answer once."""
         from budgetmem.pipeline.prompts import PROMPT_VERSION, build_answer_prompt, extract_answer
 
-        llm = self.answer_model
-        wall0, cpu0 = time.perf_counter(), time.process_time()
         prompt = build_answer_prompt(query, memory, style=self.settings.answer_style, question_date=question_date)
         max_tokens = ANSWER_MAX_TOKENS[self.settings.answer_style]
+        text, record = self.answer_call(prompt, version=PROMPT_VERSION, max_tokens=max_tokens)
+        return extract_answer(text, self.settings.answer_style), record
+
+    def answer_call(self, prompt: str, *, version: str, max_tokens: int) -> tuple[str, StepRecord]:
+        """One answer-model call on a ready prompt: the raw reply and its ledger line.
+
+        Shared by :meth:`answer` and other answer formats (e.g. cited answers, selective-write
+        paper §III-H), so they all get the same cache and cost record. ``version`` names the
+        prompt family in the cache key: bump it when its wording changes."""
+        llm = self.answer_model
+        wall0, cpu0 = time.perf_counter(), time.process_time()
         record = StepRecord("answer", "-", self.settings.strategy, "llm", model=llm.name, parse_status="n/a")
-        key = cache_key(["answer", llm.name, PROMPT_VERSION, max_tokens, prompt]) if self.cache is not None else None
+        key = cache_key(["answer", llm.name, version, max_tokens, prompt]) if self.cache is not None else None
         saved = self.cache.get(key) if self.cache is not None and key is not None else None
         if saved is not None:
             text = saved["text"]
@@ -179,7 +188,7 @@ class Pipeline:
                 self.cache.put(key, {"text": text, "calls": [asdict(c) for c in record.calls]})
         record.wall_s = time.perf_counter() - wall0
         record.cpu_s = time.process_time() - cpu0
-        return extract_answer(text, self.settings.answer_style), record
+        return text, record
 
 
 def llm_resolver(overrides: Mapping[str, LLM] | None, make: Callable[[str], LLM]) -> Callable[[str], LLM]:
