@@ -6,6 +6,7 @@ import argparse
 import textwrap
 
 from budgetmem.cli.common import add_pipeline_args, add_store_args, pipeline_settings, print_json
+from budgetmem.pipeline.trace import QueryResult
 from budgetmem.pipeline.types import STRATEGIES
 from budgetmem.settings import Settings
 from budgetmem.store import Store
@@ -45,11 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"Q: {result.question}\nA: {result.answer}\n")
     print(f"strategy {result.strategy}, policy {result.policy}: " + ", ".join(f"{m} {t}" for m, t in result.tiers.items()))
-    print("\nmemory:")
-    for line in result.memory.splitlines() or [""]:
-        print(textwrap.fill(line, width=100, initial_indent="  | ", subsequent_indent="  |   ") or "  |")
-    print()
-    print(result.table())
+    _print_memory_and_ledger(result)
     return 0
 
 
@@ -76,9 +73,13 @@ def _run_packed(args: argparse.Namespace, store: Store, settings: Settings) -> i
         f"({packing['n_compressed']} compressed), {packing['used_tokens']} of {packing['budget']} tokens "
         f"({packing['counted_with']})"
     )
+    _print_memory_and_ledger(result)
+    return 0
+
+
+def _print_memory_and_ledger(result: QueryResult) -> None:
     print("\nmemory:")
     for line in result.memory.splitlines() or [""]:
         print(textwrap.fill(line, width=100, initial_indent="  | ", subsequent_indent="  |   ") or "  |")
     print()
     print(result.table())
-    return 0
