@@ -232,7 +232,9 @@ def run(args: argparse.Namespace) -> None:
                     if n % 20 == 0:
                         log(f"F1 rows {n}/{total} ({row['config']} {retr}); cache hits {cache.hits}, misses {cache.misses}")
     cache.close()
+    evidence_share = {c.h.name: [int(c.h.labels.sum()), len(c.h.labels)] for c in convs}
     save_json(RESULTS / "retrieval.json", {"rows": recall_rows, "auc": auc, "lengths": lengths, "groups": group,
+                                          "evidence_chunks": evidence_share,
                                           "cross_check": checked, "seconds": time.perf_counter() - started,
                                           "settings": vars(args), "machine": machine_info()})  # fmt: skip
     render(args)
@@ -309,9 +311,43 @@ def render(args: argparse.Namespace) -> None:
               f"batch plan: **{meta['cross_check']}**. Cached answers: "
               f"{sum(1 for r in f1_rows if r['cached'])} of {len(f1_rows)} F1 rows.", "",
               "![F1 and memory saved vs budget](writes.png)", ""]  # fmt: skip
+    lines += _reading(agg, meta, f1_rows)
     write_section(Path(args.out), "writes", "\n".join(lines))
     plot(agg, Path(args.out).parent / "writes.png")
     log(f"wrote section 'writes' of {args.out}")
+
+
+def _reading(agg: Any, meta: dict[str, Any], f1_rows: list[dict[str, Any]]) -> list[str]:
+    """How to read the tables: the F1 sample's interval, and the comparison with the paper."""
+    from budgetmem.eval.metrics import bootstrap_ci
+
+    base = [r["f1"] for r in f1_rows if r["config"] == "store-all" and r["retriever"] == "bm25"]
+    lo, hi = bootstrap_ci(base)
+    ev = meta.get("evidence_chunks") or {}
+    share = sum(v[0] for v in ev.values()) / max(1, sum(v[1] for v in ev.values())) if ev else float("nan")
+    b, s30, l30, r30 = (agg(c, "bm25") for c in ("store-all", "salience@30", "learned@30", "random@30"))
+
+    def gap(budget: float) -> float:
+        return 100 * (b["hit"] - max(agg(label(p, budget), "bm25")["hit"] for p in POLICIES))
+    return [
+        "",
+        "How to read this. The F1 sample is small: store-all BM25 F1 is "
+        f"{_pct(base and float(np.mean(base)) or float('nan'))} with a 95% bootstrap interval of [{_pct(lo)}, {_pct(hi)}], "
+        "so F1 differences of a few points between cells are noise; the evidence-hit table, over every scored "
+        "question, is the signal. By it, at the paper's 30% budget (70% of chunks and tokens saved) with BM25 top-3, "
+        f"evidence hit falls from {100 * b['hit']:.1f}% to {100 * s30['hit']:.1f}% (salience) and {100 * l30['hit']:.1f}% "
+        f"(learned), against {100 * r30['hit']:.1f}% for random selection: salience recovers "
+        f"{(s30['hit'] - r30['hit']) / max(1e-9, b['hit'] - r30['hit']) * 100:.0f}% of the gap between random and "
+        f"store-all, the learned scorer {(l30['hit'] - r30['hit']) / max(1e-9, b['hit'] - r30['hit']) * 100:.0f}%. "
+        "The selective-write paper reports 72% memory saved at 1% F1 loss on 5-10K-token documents at 30%; that "
+        "does not carry over to LoCoMo here: "
+        + (f"{100 * share:.0f}% of its {sum(v[1] for v in ev.values())} chunks hold evidence for some question "
+           if ev else "LoCoMo's questions spread their evidence over most of each conversation ")
+        + "(its questions cover most of each conversation), so any 30% store drops evidence that later questions "
+        f"need. The gap shrinks with the budget: the best policy is {gap(0.7):.1f} points of evidence hit below "
+        f"store-all at 70% and {gap(0.9):.1f} at 90%.",
+        "",
+    ]  # fmt: skip
 
 
 def plot(agg: Any, path: Path) -> None:

@@ -308,3 +308,33 @@ def test_cli_ingest_stats_gc_restore(tmp_path, capsys):
     assert main(["gc", "--store", db, "--vacuum"]) == 0
     assert "deleted 2 archived chunks" in capsys.readouterr().out
     assert main(["stats", "--store", str(tmp_path / "missing.db")]) == 2
+
+
+def test_train_writer_cli_on_a_trimmed_locomo(tmp_path, capsys, locomo_dev):
+    """Evidence labels from LoCoMo, a model file that the learned policy then loads."""
+    samples = json.loads(locomo_dev.read_text(encoding="utf-8"))
+    trimmed = []
+    for s in samples:
+        conv = {k: v for k, v in s["conversation"].items() if not k.startswith("session_") or
+                k.split("_")[1] in ("1", "2") }  # fmt: skip
+        keep = {t["dia_id"] for k, v in conv.items() if isinstance(v, list) for t in v}
+        qa = [q for q in s["qa"] if q.get("evidence") and set(q["evidence"]) <= keep and q.get("category") in (1, 2, 3, 4)]
+        trimmed.append({**s, "conversation": conv, "qa": qa})
+    data = tmp_path / "locomo_small.json"
+    data.write_text(json.dumps(trimmed), encoding="utf-8")
+    out = tmp_path / "writer.pt"
+    assert main(["train-writer", "--dataset", "locomo", "--data", str(data), "--out", str(out),
+                 "--encoder", "all-minilm-l6-v2", "--chunk-tokens", "64", "--epochs", "50", "--json"]) == 0  # fmt: skip
+    info = json.loads(capsys.readouterr().out)
+    assert set(info["auc"]) == {"train", "val"} and 0.0 <= info["auc"]["train"]["learned"] <= 1.0
+    assert info["auc"]["train"]["evidence"] > 0 and len(info["weights"]) == len(FEATURES)
+    model = load_writer(out)
+    assert model.meta["auc"]["train"]["chunks"] == info["auc"]["train"]["chunks"]
+    db = str(tmp_path / "m.db")
+    assert main(["ingest", str(EXAMPLE), "--store", db, "--namespace", "n", "--encoder", "all-minilm-l6-v2",
+                 "--chunk-tokens", "32", "--write-policy", "learned", "--write-model", str(out),
+                 "--write-budget", "0.5"]) == 0  # fmt: skip
+    with Store(db) as store:
+        info_ns = store.require_namespace("n")
+        assert info_ns.n_chunks == round(0.5 * info_ns.seen_chunks + 1e-9)
+        assert json.loads(info_ns.write_policy)["model"] == str(out)
