@@ -173,7 +173,7 @@ def test_episodic_window_and_budgetmem_context(mem):
     packed = mem.context("Where did Ana find her cat?", k=3)
     assert [i.chunk_id for i in packed.episodic] == [c.id for c in live[-4:]]  # default window 4
     assert live[0].id in packed.ids  # the shelter chunk is retrieved into semantic memory
-    assert len(set(packed.ids)) == len(packed.ids) and packed.used_tokens <= 1500
+    assert len(set(packed.ids)) == len(packed.ids) and packed.used_tokens <= mem.settings.context.context_tokens
     assert "encoder tokenizer" in packed.counted_with
 
 

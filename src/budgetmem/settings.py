@@ -195,8 +195,10 @@ class ContextSettings:
 
     episodic_window: int = 4
     """The most recent chunks of the namespace, always in the context (episodic memory)."""
-    context_tokens: int = 1500
-    """Token budget of the packed memories (episodic first, then ranked semantic chunks)."""
+    context_tokens: int = 3000
+    """Token budget of the packed memories, episodic first, then ranked semantic chunks
+    (§III-H3 gives 3,000 as its example; with four 256-token episodic chunks that leaves
+    room for the top-5 retrieved ones)."""
     compress_tokens: int = 100
     """Target length of a chunk's LLM-compressed version (Eq. 11: ~100 tokens)."""
 
