@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -42,6 +43,7 @@ from budgetmem.store import Store  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
 RESULTS = ROOT / "bench" / "results" / "router"
+EVAL_RESULTS = ROOT / "bench" / "results" / "eval"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 
 
@@ -119,6 +121,25 @@ def latency(args: argparse.Namespace) -> str:
     ]) + "\n"  # fmt: skip
 
 
+def _reuse_baselines(out: Path, baselines: tuple[str, ...], strategy: str) -> list[str]:
+    """Seed the frontier's baseline runs with the evaluation benchmark's rows (``bench/eval.py``
+    answers the same test questions with the same models), so they are not paid for twice.
+    Only the rows move: ``run_eval`` checks the copied run's identity (split, models, encoder,
+    chunking, retrieval) against the frontier's and refuses a mismatch."""
+    for b in baselines:
+        src = EVAL_RESULTS / (b if b in ("naive-rag", "full-context") else f"{strategy}-{b}")
+        dst = out / f"eval-{b}"
+        if dst.exists() or not (src / "results.jsonl").exists():
+            continue
+        dst.mkdir(parents=True)
+        for name in ("run.json", "results.jsonl"):
+            shutil.copyfile(src / name, dst / name)
+        (dst / "reused-from.txt").write_text(f"{src.relative_to(ROOT)}\n", encoding="utf-8")
+        log(f"baseline {b}: reusing {src.relative_to(ROOT)}")
+    # Listed from the markers, so a resumed invocation still says which rows were reused.
+    return [b for b in baselines if (out / f"eval-{b}" / "reused-from.txt").exists()]
+
+
 def frontier(args: argparse.Namespace) -> str:
     from budgetmem.router.frontier import FrontierConfig, frontier_markdown, run_frontier
     from budgetmem.router.ppo import PPOSettings
@@ -131,10 +152,11 @@ def frontier(args: argparse.Namespace) -> str:
     weights = tuple(float(x) for x in args.cost_weights.split(","))
     cfg = FrontierConfig(
         dataset="locomo", data=DATA, out=RESULTS / "frontier", strategy="implementation", cost_weights=weights,
-        ppo=PPOSettings().with_budget(args.steps, args.batch_size), train_questions=args.train_questions,
+        ppo=PPOSettings().with_budget(args.steps, args.batch_size, args.lr), train_questions=args.train_questions,
         val_questions=args.val_questions, eval_every=args.eval_every, test_questions=args.test_questions,
-        align_ablation=args.alignment_ablation,
+        align_ablation=args.alignment_ablation, store=RESULTS / "locomo_dev.db",
     )  # fmt: skip
+    reused = _reuse_baselines(cfg.out, cfg.baselines, cfg.strategy)
     started = time.perf_counter()
     points = run_frontier(cfg, settings, progress=False, log=log)
     train_rows = []
@@ -152,12 +174,16 @@ def frontier(args: argparse.Namespace) -> str:
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores); "
         f"answer and module LLM `{args.answer_llm}`, encoder `{args.encoder}`; {args.steps} PPO steps of "
-        f"{args.batch_size} episodes over the first {args.train_questions} training questions, validation on "
+        f"{args.batch_size} episodes (Adam lr {args.lr:g}) over the first {args.train_questions} training questions, validation on "
         f"{args.val_questions}, test on the first {args.test_questions} test questions (conversation-level "
-        f"split, seed 0). This invocation: {(time.perf_counter() - started) / 60:.1f} min.",
+        f"split, seed 0). This invocation: {(time.perf_counter() - started) / 60:.1f} min."
+        + (f" Baseline rows reused from the evaluation benchmark (same questions and models): {', '.join(reused)}."
+           if reused else ""),
         "",
         f"Command: `.venv/bin/python bench/router.py --part frontier --cost-weights {args.cost_weights} "
-        f"--steps {args.steps} --batch-size {args.batch_size}`",
+        f"--steps {args.steps} --batch-size {args.batch_size} --lr {args.lr:g} --eval-every {args.eval_every} "
+        f"--train-questions {args.train_questions} --val-questions {args.val_questions} "
+        f"--test-questions {args.test_questions}`",
         "",
         frontier_markdown(points),
         "",
@@ -174,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cost-weights", default="0,0.1,0.5")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (the paper's 3e-4 assumes 600 x 32 episodes)")
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--train-questions", type=int, default=24)
     p.add_argument("--val-questions", type=int, default=12)

@@ -80,6 +80,15 @@ def _toy_episodes(net: RouterNet, n: int, rng: np.random.Generator) -> tuple[lis
     return episodes, rewards
 
 
+def test_ppo_settings_are_the_papers_and_a_budget_overrides_only_what_it_names() -> None:
+    s = PPOSettings()
+    assert (s.lr, s.clip, s.value_coef, s.entropy_coef, s.epochs, s.max_grad_norm, s.batch_size, s.steps) == (
+        3e-4, 0.2, 0.5, 0.01, 4, 0.5, 32, 600)  # fmt: skip
+    short = s.with_budget(20, None, 3e-3)
+    assert (short.steps, short.batch_size, short.lr, short.clip) == (20, 32, 3e-3, 0.2)
+    assert s.with_budget().lr == 3e-4
+
+
 def test_ppo_learns_a_contextual_bandit() -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

@@ -105,6 +105,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     """Router training budget (train, frontier)."""
     p.add_argument("--steps", type=int, help="PPO updates per router (default 600)")
     p.add_argument("--batch-size", type=int, help="episodes per update (default 32)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 3e-4, the paper's; a short run may need more)")
     p.add_argument("--eval-every", type=int, default=10, metavar="N", help="validate every N steps (default 10)")
     p.add_argument("--train-questions", type=int, metavar="N", help="only the first N training questions")
     p.add_argument("--val-questions", type=int, metavar="N", help="only the first N validation questions")

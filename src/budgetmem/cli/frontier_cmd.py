@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = FrontierConfig(
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), strategy=args.strategy, cost_weights=weights,
         baselines=tuple(b.strip() for b in args.baselines.split(",") if b.strip()),
-        ppo=PPOSettings().with_budget(args.steps, args.batch_size), train_questions=args.train_questions,
+        ppo=PPOSettings().with_budget(args.steps, args.batch_size, args.lr), train_questions=args.train_questions,
         val_questions=args.val_questions, eval_every=args.eval_every, test_questions=args.test_questions,
         align_ablation=args.alignment_ablation, seed=args.seed, split_file=Path(args.split_file) if args.split_file else None,
         store=Path(args.store) if args.store else None,

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from budgetmem.router.train import TrainConfig, train_router
 
     settings = dataset_run_settings(args)
-    ppo = PPOSettings().with_budget(args.steps, args.batch_size)
+    ppo = PPOSettings().with_budget(args.steps, args.batch_size, args.lr)
     cfg = TrainConfig(
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), strategy=args.strategy,
         cost_weight=args.cost_weight, ppo=ppo, align=not args.no_align, seed=args.seed,

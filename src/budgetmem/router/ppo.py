@@ -53,9 +53,9 @@ class PPOSettings:
     normalise_advantages: bool = True
     """Standardise advantages over the batch."""
 
-    def with_budget(self, steps: int | None = None, batch_size: int | None = None) -> PPOSettings:
-        """A copy with another step count or batch size (None keeps the current one)."""
-        return dataclasses.replace(self, steps=steps or self.steps, batch_size=batch_size or self.batch_size)
+    def with_budget(self, steps: int | None = None, batch_size: int | None = None, lr: float | None = None) -> PPOSettings:
+        """A copy with another step count, batch size or learning rate (None keeps the current one)."""
+        return dataclasses.replace(self, steps=steps or self.steps, batch_size=batch_size or self.batch_size, lr=lr or self.lr)
 
 
 def _stack(episodes: Sequence[Sequence[Decision]]) -> dict[str, torch.Tensor]:
