@@ -140,6 +140,41 @@ def _reuse_baselines(out: Path, baselines: tuple[str, ...], strategy: str) -> li
     return [b for b in baselines if (out / f"eval-{b}" / "reused-from.txt").exists()]
 
 
+def _f1_by_id(run_dir: Path) -> dict[str, float]:
+    with (run_dir / "results.jsonl").open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return {r["id"]: r["metrics"]["f1"] for r in rows}
+
+
+def _reading(out: Path, points: list) -> str:
+    """The two questions the issue asks, answered from this run: does the lambda=0 router reach
+    the best fixed tier's F1 at no more cost (paired over the same test questions), and how
+    does cost fall as lambda rises."""
+    from budgetmem.eval.metrics import bootstrap_ci
+
+    routers = sorted((p for p in points if p.cost_weight is not None and p.aligned), key=lambda p: p.cost_weight)
+    fixed = [p for p in points if p.label.startswith("fixed ")]
+    if not routers or not fixed:
+        return ""
+    best = max(fixed, key=lambda p: (round(p.f1, 6), -p.total_usd))
+    r0 = routers[0]
+    a = _f1_by_id(out / f"eval-router-{r0.cost_weight:g}")
+    b = _f1_by_id(out / f"eval-{best.label.removeprefix('fixed ')}")
+    diffs = [a[i] - b[i] for i in a if i in b]
+    lo, hi = bootstrap_ci(diffs)
+    mean = sum(diffs) / len(diffs)
+    verdict = "matches or beats" if mean >= 0 else "is not distinguishable from" if hi >= 0 else "falls short of"
+    cheaper = "no more" if r0.total_usd <= best.total_usd else "more"
+    costs = ", ".join(f"λ={p.cost_weight:g}: {p.extraction_usd * 1e6:.0f}" for p in routers)
+    return (
+        f"Reading: the λ={r0.cost_weight:g} router scores F1 {100 * r0.f1:.1f} against {100 * best.f1:.1f} for the best "
+        f"fixed tier ({best.label}); paired over the same {len(diffs)} questions the difference is "
+        f"{100 * mean:+.1f} [{100 * lo:.1f}, {100 * hi:.1f}] (95% bootstrap): it {verdict} that F1, at {cheaper} "
+        f"cost ({r0.total_usd * 1e6:.0f} vs {best.total_usd * 1e6:.0f} µ$/q in all). "
+        f"Extraction cost by cost weight, µ$/q: {costs}."
+    )
+
+
 def frontier(args: argparse.Namespace) -> str:
     from budgetmem.router.frontier import FrontierConfig, frontier_markdown, run_frontier
     from budgetmem.router.ppo import PPOSettings
@@ -186,6 +221,8 @@ def frontier(args: argparse.Namespace) -> str:
         f"--test-questions {args.test_questions}`",
         "",
         frontier_markdown(points),
+        "",
+        _reading(cfg.out, points),
         "",
         table(["router", "steps", "train wall min", "cache hit rate", "decision ms"], train_rows),
         "",

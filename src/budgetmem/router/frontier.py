@@ -73,6 +73,8 @@ class FrontierPoint:
     total_usd: float
     tier_ratios: dict[str, dict[str, float]]
     """module -> {LOW, MID, HIGH} -> share of test questions."""
+    f1_ci: tuple[float, float] = (float("nan"), float("nan"))
+    """95% percentile-bootstrap interval of the F1 mean over the test questions."""
 
 
 def _lam(x: float) -> str:
@@ -86,7 +88,8 @@ def _point(label: str, rows: list[dict[str, Any]], cost_weight: float | None, al
         for m in MODULES
         if any(m in r["tiers"] for r in rows)
     }
-    return FrontierPoint(label, cost_weight, aligned, o["n"], o["f1"], o["judge"], o["extraction_usd"], o["total_usd"], ratios)
+    return FrontierPoint(label, cost_weight, aligned, o["n"], o["f1"], o["judge"], o["extraction_usd"], o["total_usd"], ratios,
+                         tuple(o["f1_ci"]))  # fmt: skip
 
 
 def run_frontier(
@@ -140,13 +143,15 @@ def _rows(points: list[FrontierPoint]) -> list[list[Any]]:
     out = []
     for p in points:
         high = {m: r["HIGH"] for m, r in p.tier_ratios.items()}
-        out.append([p.label, p.n, f"{100 * p.f1:.1f}", "-" if p.judge != p.judge else f"{100 * p.judge:.1f}",
+        lo, hi = p.f1_ci
+        out.append([p.label, p.n, f"{100 * p.f1:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]",
+                    "-" if p.judge != p.judge else f"{100 * p.judge:.1f}",
                     f"{p.extraction_usd * 1e6:.1f}", f"{p.total_usd * 1e6:.1f}",
                     " ".join(f"{m[:3]}:{100 * high.get(m, 0):.0f}" for m in MODULES)])  # fmt: skip
     return out
 
 
-HEADER = ["system", "n", "F1", "judge", "extraction µ$/q", "total µ$/q", "HIGH % per module"]
+HEADER = ["system", "n", "F1 [95% CI]", "judge", "extraction µ$/q", "total µ$/q", "HIGH % per module"]
 
 
 def frontier_markdown(points: list[FrontierPoint]) -> str:
@@ -158,10 +163,10 @@ def frontier_markdown(points: list[FrontierPoint]) -> str:
 def frontier_csv(points: list[FrontierPoint]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["label", "cost_weight", "aligned", "n", "f1", "judge", "extraction_usd", "total_usd",
+    w.writerow(["label", "cost_weight", "aligned", "n", "f1", "f1_lo", "f1_hi", "judge", "extraction_usd", "total_usd",
                 *(f"{m}_{t.name.lower()}" for m in MODULES for t in Tier)])  # fmt: skip
     for p in points:
-        w.writerow([p.label, p.cost_weight, p.aligned, p.n, p.f1, p.judge, p.extraction_usd, p.total_usd,
+        w.writerow([p.label, p.cost_weight, p.aligned, p.n, p.f1, *p.f1_ci, p.judge, p.extraction_usd, p.total_usd,
                     *(p.tier_ratios.get(m, {}).get(t.name, "") for m in MODULES for t in Tier)])  # fmt: skip
     return buf.getvalue()
 
@@ -173,7 +178,7 @@ def plot_frontier(points: list[FrontierPoint], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     drawn = []
-    routers = [p for p in points if p.cost_weight is not None and p.aligned]
+    routers = sorted((p for p in points if p.cost_weight is not None and p.aligned), key=lambda p: p.cost_weight or 0.0)
     others = [p for p in points if p.cost_weight is None]
     # Fig. 2: score vs extraction cost; the routers joined in order of lambda.
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -211,7 +216,7 @@ def plot_frontier(points: list[FrontierPoint], out: Path) -> list[Path]:
         fig.savefig(drawn[-1], dpi=110)
         plt.close(fig)
     # Fig. 3: the same frontier with and without reward-scale alignment.
-    plain = [p for p in points if p.cost_weight is not None and p.aligned is False]
+    plain = sorted((p for p in points if p.cost_weight is not None and p.aligned is False), key=lambda p: p.cost_weight or 0.0)
     if plain:
         fig, ax = plt.subplots(figsize=(7, 5))
         for group, label in ((routers, "with alignment (Eq. 10)"), (plain, "without alignment")):
