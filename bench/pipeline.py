@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import log, machine_info, table, write_section  # noqa: E402
 
 from budgetmem import BudgetMem, Settings  # noqa: E402
-from budgetmem.eval.metrics import locomo_f1  # noqa: E402
+from budgetmem.eval.metrics import bootstrap_ci, locomo_f1  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
@@ -134,9 +134,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
     n = len(rows)
     mean = lambda k: sum(r[k] for r in rows) / n  # noqa: E731
     fails = sum(1 for r in rows for v in r["parse"].values() if "failed" in v)
+    lo, hi = bootstrap_ci([r["f1"] for r in rows])
     return {
         "n": n,
         "f1": 100 * mean("f1"),
+        "f1_ci": (100 * lo, 100 * hi),
         "extraction_usd": mean("extraction_usd"),
         "answer_usd": mean("answer_usd"),
         "tokens": mean("prompt_tokens") + mean("completion_tokens"),
@@ -156,7 +158,7 @@ def render(summary: dict[str, dict[str, float]], args: argparse.Namespace, wall:
             continue
         equal = same_as(name, settings)
         rows.append(
-            [f"{name} (= {equal}, shared row)" if equal else name, s["n"], f"{s['f1']:.1f}", f"{s['extraction_usd'] * 1e6:.1f}", f"{s['answer_usd'] * 1e6:.1f}",
+            [f"{name} (= {equal}, shared row)" if equal else name, s["n"], f"{s['f1']:.1f} [{s['f1_ci'][0]:.1f}, {s['f1_ci'][1]:.1f}]", f"{s['extraction_usd'] * 1e6:.1f}", f"{s['answer_usd'] * 1e6:.1f}",
              f"{s['tokens']:.0f}", f"{s['wall_s']:.1f}", s["parse_failures"]]
         )  # fmt: skip
     lines = [
@@ -175,7 +177,7 @@ def render(summary: dict[str, dict[str, float]], args: argparse.Namespace, wall:
         + "resumable: rows are appended to `bench/results/pipeline/*.jsonl`).",
         "",
         table(
-            ["strategy:policy", "questions", "F1", "extraction µ$/q", "answer µ$/q", "tokens/q", "wall s/q", "parse failures"],
+            ["strategy:policy", "questions", "F1 [95% CI]", "extraction µ$/q", "answer µ$/q", "tokens/q", "wall s/q", "parse failures"],
             rows,
         ),
     ]
