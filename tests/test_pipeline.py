@@ -188,6 +188,22 @@ def test_thread_safe_queries(tmp_path, settings, make_mem):
     assert len(out) == 3 and len(set(out.values())) == 1
 
 
+def test_async_queries_run_concurrently_and_match_the_sync_result(settings, make_mem):
+    import asyncio
+
+    with make_mem(settings, _fakes(), policy="mid") as mem:
+        sync = mem.query("Who is Priya's Portuguese tutor?")
+
+        async def main():
+            hits = await mem.asearch("Portuguese tutor", k=2)
+            results = await asyncio.gather(*(mem.aquery("Who is Priya's Portuguese tutor?", policy="mid") for _ in range(3)))
+            return hits, results
+
+        hits, results = asyncio.run(main())
+    assert len(hits) == 2 and all(h.chunk.text for h in hits)
+    assert [r.memory for r in results] == [sync.memory] * 3 and all(r.answer == sync.answer for r in results)
+
+
 def test_policies():
     state = PolicyState("q", "entity", 1, ModuleInput("q"))
     assert parse_policy("low").decide(state) is Tier.LOW

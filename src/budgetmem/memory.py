@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from budgetmem.encoder import Encoder
 from budgetmem.errors import ConfigError, InputError
@@ -202,6 +203,16 @@ class BudgetMem:
         result.retrieval_s = retrieval_s
         result.wall_s += retrieval_s
         return result
+
+    async def aquery(self, question: str, **options: Any) -> QueryResult:
+        """:meth:`query` for asyncio servers: the work runs in a worker thread, so the event loop
+        keeps serving while models compute. Takes the same keyword options; concurrent calls
+        on one instance are safe (the pipeline and store are shared under locks)."""
+        return await asyncio.to_thread(self.query, question, **options)
+
+    async def asearch(self, query: str, k: int | None = None, retriever: str | None = None) -> list[Hit]:
+        """:meth:`search` in a worker thread, for asyncio servers."""
+        return await asyncio.to_thread(self.search, query, k, retriever)
 
     def close(self) -> None:
         if self._pipeline is not None and self._pipeline.cache is not None:
