@@ -175,6 +175,22 @@ def _reading(out: Path, points: list) -> str:
     )
 
 
+def _alignment_reading(out: Path, points: list) -> str:
+    """The ablation of paper Fig. 3: each non-zero weight with and without Eq. 10, and the alpha
+    that alignment actually applied (mean over the aligned run's training steps)."""
+    parts = []
+    for p in sorted((p for p in points if p.aligned is False), key=lambda p: p.cost_weight):
+        with_ = next((q for q in points if q.aligned and q.cost_weight == p.cost_weight), None)
+        if with_ is None:
+            continue
+        with (out / f"router-{p.cost_weight:g}" / "log.csv").open() as fh:
+            alpha = statistics.mean(float(r["alpha"]) for r in csv.DictReader(fh))
+        parts.append(f"λ={p.cost_weight:g}: F1 {100 * with_.f1:.1f} at {with_.extraction_usd * 1e6:.0f} µ$/q with "
+                     f"alignment (mean α {alpha:.2f}), {100 * p.f1:.1f} at {p.extraction_usd * 1e6:.0f} µ$/q without")
+    return ("Alignment ablation (Eq. 10 off fixes α = 1; at λ = 0 the two runs coincide): " + "; ".join(parts) + "."
+            if parts else "")
+
+
 def frontier(args: argparse.Namespace) -> str:
     from budgetmem.router.frontier import FrontierConfig, frontier_markdown, run_frontier
     from budgetmem.router.ppo import PPOSettings
@@ -218,15 +234,17 @@ def frontier(args: argparse.Namespace) -> str:
         f"Command: `.venv/bin/python bench/router.py --part frontier --cost-weights {args.cost_weights} "
         f"--steps {args.steps} --batch-size {args.batch_size} --lr {args.lr:g} --eval-every {args.eval_every} "
         f"--train-questions {args.train_questions} --val-questions {args.val_questions} "
-        f"--test-questions {args.test_questions}`",
+        f"--test-questions {args.test_questions}" + (" --alignment-ablation`" if args.alignment_ablation else "`"),
         "",
         frontier_markdown(points),
         "",
         _reading(cfg.out, points),
         "",
+        *([_alignment_reading(cfg.out, points), ""] if args.alignment_ablation else []),
         table(["router", "steps", "train wall min", "cache hit rate", "decision ms"], train_rows),
         "",
-        "![frontier](../bench/results/router/frontier/frontier.png) ![tiers](../bench/results/router/frontier/tiers.png)",
+        " ".join(f"![{n}](../bench/results/router/frontier/{n}.png)"
+                 for n in ("frontier", "tiers", *(["alignment"] if args.alignment_ablation else []))),
     ]) + "\n"  # fmt: skip
 
 

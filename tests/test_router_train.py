@@ -124,8 +124,10 @@ def test_frontier_trains_per_weight_evaluates_baselines_and_plots(setup, tmp_pat
     )  # fmt: skip
     points = run_frontier(cfg, settings, llms=llms, progress=False, log=lambda m: None)
     labels = [p.label for p in points]
-    assert labels == ["router lambda=0", "router lambda=0.5", "router (no alignment) lambda=0",
-                      "router (no alignment) lambda=0.5", "fixed low", "fixed high"]  # fmt: skip
+    # No alignment at lambda = 0 would repeat the aligned run (r = r_task), so it is not trained.
+    assert labels == ["router lambda=0", "router lambda=0.5", "router (no alignment) lambda=0.5",
+                      "fixed low", "fixed high"]  # fmt: skip
+    assert not (cfg.out / "router-noalign-0").exists()
     low, high = points[-2], points[-1]
     # The one test question (raj-1): only the LLM summary makes the answer right.
     assert low.f1 == 0.0 and low.extraction_usd == 0.0 and high.f1 == 1.0 and high.extraction_usd > 0.0

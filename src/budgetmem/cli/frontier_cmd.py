@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--cost-weights", default="0,0.05,0.1,0.3,0.5,0.7,0.9", metavar="L,L,...")
     p.add_argument("--baselines", default="low,mid,high,naive-rag", metavar="P,P,...",
                    help="fixed policies and baselines evaluated on the same questions")  # fmt: skip
-    p.add_argument("--alignment-ablation", action="store_true", help="also train every weight without Eq. 10")
+    p.add_argument("--alignment-ablation", action="store_true", help="also train every non-zero weight without Eq. 10 (Fig. 3)")
     p.add_argument("--test-questions", type=int, metavar="N", help="evaluate on the first N test questions")
     add_training_args(p)
     add_dataset_args(p, out_help="frontier directory (re-run the command to resume)",

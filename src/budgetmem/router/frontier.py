@@ -6,8 +6,9 @@ beside the fixed-tier and naive-RAG baselines (routing paper §6, Fig. 2-4).
 
 Every piece is an ordinary, resumable run directory under ``out``: ``router-<lambda>``
 (training; a finished one is loaded, not retrained), ``eval-router-<lambda>`` and
-``eval-<baseline>`` (evaluation). With ``align_ablation`` each weight is trained a second
-time with reward-scale alignment off (``router-noalign-<lambda>``). Written at the end:
+``eval-<baseline>`` (evaluation). With ``align_ablation`` each non-zero weight is trained a
+second time with reward-scale alignment off (``router-noalign-<lambda>``; at zero the two
+runs coincide). Written at the end:
 ``frontier.md`` / ``frontier.csv`` and three plots: ``frontier.png`` (score vs cost with
 the baselines, Fig. 2), ``tiers.png`` (per-module LOW / MID / HIGH selection ratios by
 cost weight, Fig. 4) and, with the ablation, ``alignment.png`` (Fig. 3).
@@ -117,6 +118,10 @@ def run_frontier(
     points: list[FrontierPoint] = []
     for aligned in (True, False) if cfg.align_ablation else (True,):
         for lam in cfg.cost_weights:
+            if not aligned and lam == 0:
+                # Eq. 7 at lambda = 0 is r = r_task whatever alpha is: the run would repeat the aligned
+                # one exactly, so the ablation shares that point instead of training it again.
+                continue
             tag = ("router-" if aligned else "router-noalign-") + _lam(lam)
             say(f"frontier: {tag}")
             tc = TrainConfig(
@@ -216,8 +221,10 @@ def plot_frontier(points: list[FrontierPoint], out: Path) -> list[Path]:
         fig.savefig(drawn[-1], dpi=110)
         plt.close(fig)
     # Fig. 3: the same frontier with and without reward-scale alignment.
-    plain = sorted((p for p in points if p.cost_weight is not None and p.aligned is False), key=lambda p: p.cost_weight or 0.0)
+    plain = [p for p in points if p.cost_weight is not None and p.aligned is False]
     if plain:
+        # The lambda = 0 router is the same with or without alignment (see run_frontier).
+        plain = sorted(plain + [p for p in routers if p.cost_weight == 0], key=lambda p: p.cost_weight or 0.0)
         fig, ax = plt.subplots(figsize=(7, 5))
         for group, label in ((routers, "with alignment (Eq. 10)"), (plain, "without alignment")):
             ax.plot([p.extraction_usd * 1e6 for p in group], [100 * p.f1 for p in group], "o-", label=label)
