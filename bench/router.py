@@ -146,29 +146,33 @@ def _f1_by_id(run_dir: Path) -> dict[str, float]:
     return {r["id"]: r["metrics"]["f1"] for r in rows}
 
 
+def _paired(a_dir: Path, b_dir: Path) -> tuple[float, float, float]:
+    """Mean F1 difference a - b over the questions both runs answered, with its 95% bootstrap interval."""
+    from budgetmem.eval.metrics import bootstrap_ci
+
+    a, b = _f1_by_id(a_dir), _f1_by_id(b_dir)
+    diffs = [a[i] - b[i] for i in a if i in b]
+    lo, hi = bootstrap_ci(diffs)
+    return sum(diffs) / len(diffs), lo, hi
+
+
 def _reading(out: Path, points: list) -> str:
     """The two questions the issue asks, answered from this run: does the lambda=0 router reach
     the best fixed tier's F1 at no more cost (paired over the same test questions), and how
     does cost fall as lambda rises."""
-    from budgetmem.eval.metrics import bootstrap_ci
-
     routers = sorted((p for p in points if p.cost_weight is not None and p.aligned), key=lambda p: p.cost_weight)
     fixed = [p for p in points if p.label.startswith("fixed ")]
     if not routers or not fixed:
         return ""
     best = max(fixed, key=lambda p: (round(p.f1, 6), -p.total_usd))
     r0 = routers[0]
-    a = _f1_by_id(out / f"eval-router-{r0.cost_weight:g}")
-    b = _f1_by_id(out / f"eval-{best.label.removeprefix('fixed ')}")
-    diffs = [a[i] - b[i] for i in a if i in b]
-    lo, hi = bootstrap_ci(diffs)
-    mean = sum(diffs) / len(diffs)
+    mean, lo, hi = _paired(out / f"eval-router-{r0.cost_weight:g}", out / f"eval-{best.label.removeprefix('fixed ')}")
     verdict = "matches or beats" if mean >= 0 else "is not distinguishable from" if hi >= 0 else "falls short of"
     cheaper = "no more" if r0.total_usd <= best.total_usd else "more"
     costs = ", ".join(f"λ={p.cost_weight:g}: {p.extraction_usd * 1e6:.0f}" for p in routers)
     return (
         f"Reading: the λ={r0.cost_weight:g} router scores F1 {100 * r0.f1:.1f} against {100 * best.f1:.1f} for the best "
-        f"fixed tier ({best.label}); paired over the same {len(diffs)} questions the difference is "
+        f"fixed tier ({best.label}); paired over the same {r0.n} questions the difference is "
         f"{100 * mean:+.1f} [{100 * lo:.1f}, {100 * hi:.1f}] (95% bootstrap): it {verdict} that F1, at {cheaper} "
         f"cost ({r0.total_usd * 1e6:.0f} vs {best.total_usd * 1e6:.0f} µ$/q in all). "
         f"Extraction cost by cost weight, µ$/q: {costs}."
@@ -185,8 +189,10 @@ def _alignment_reading(out: Path, points: list) -> str:
             continue
         with (out / f"router-{p.cost_weight:g}" / "log.csv").open() as fh:
             alpha = statistics.mean(float(r["alpha"]) for r in csv.DictReader(fh))
+        mean, lo, hi = _paired(out / f"eval-router-{p.cost_weight:g}", out / f"eval-router-noalign-{p.cost_weight:g}")
         parts.append(f"λ={p.cost_weight:g}: F1 {100 * with_.f1:.1f} at {with_.extraction_usd * 1e6:.0f} µ$/q with "
-                     f"alignment (mean α {alpha:.2f}), {100 * p.f1:.1f} at {p.extraction_usd * 1e6:.0f} µ$/q without")
+                     f"alignment (mean α {alpha:.2f}), {100 * p.f1:.1f} at {p.extraction_usd * 1e6:.0f} µ$/q without, "
+                     f"paired difference {100 * mean:+.1f} [{100 * lo:.1f}, {100 * hi:.1f}]")  # fmt: skip
     return ("Alignment ablation (Eq. 10 off fixes α = 1; at λ = 0 the two runs coincide): " + "; ".join(parts) + "."
             if parts else "")
 

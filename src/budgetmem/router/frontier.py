@@ -176,6 +176,12 @@ def frontier_csv(points: list[FrontierPoint]) -> str:
     return buf.getvalue()
 
 
+def _label_lambdas(ax: Any, routers: list[FrontierPoint]) -> None:
+    for p in routers:
+        ax.annotate(f"λ={_lam(p.cost_weight or 0)}", (p.extraction_usd * 1e6, 100 * p.f1), xytext=(4, 4),
+                    textcoords="offset points", fontsize=8)  # fmt: skip
+
+
 def plot_frontier(points: list[FrontierPoint], out: Path) -> list[Path]:
     import matplotlib
 
@@ -188,9 +194,7 @@ def plot_frontier(points: list[FrontierPoint], out: Path) -> list[Path]:
     # Fig. 2: score vs extraction cost; the routers joined in order of lambda.
     fig, ax = plt.subplots(figsize=(7, 5))
     ax.plot([p.extraction_usd * 1e6 for p in routers], [100 * p.f1 for p in routers], "o-", label="router (by lambda)")
-    for p in routers:
-        ax.annotate(f"λ={_lam(p.cost_weight or 0)}", (p.extraction_usd * 1e6, 100 * p.f1), xytext=(4, 4),
-                    textcoords="offset points", fontsize=8)  # fmt: skip
+    _label_lambdas(ax, routers)
     for p in others:
         ax.scatter([p.extraction_usd * 1e6], [100 * p.f1], marker="s", s=50, label=p.label)
     ax.set_xlabel("extraction cost per question (µ$)")
@@ -228,6 +232,7 @@ def plot_frontier(points: list[FrontierPoint], out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 5))
         for group, label in ((routers, "with alignment (Eq. 10)"), (plain, "without alignment")):
             ax.plot([p.extraction_usd * 1e6 for p in group], [100 * p.f1 for p in group], "o-", label=label)
+            _label_lambdas(ax, group)
         ax.set_xlabel("extraction cost per question (µ$)")
         ax.set_ylabel("F1 (%)")
         ax.set_title("reward-scale alignment ablation")
