@@ -33,6 +33,7 @@ from _report import CpuMeter, log, machine_info, table, write_section  # noqa: E
 from budgetmem import BudgetMem, Settings  # noqa: E402
 from budgetmem.encoder import Encoder  # noqa: E402
 from budgetmem.eval.datasets import load_eval_set  # noqa: E402
+from budgetmem.eval.results import ResultsFile  # noqa: E402
 from budgetmem.eval.run import dataset_settings, ingest_needed  # noqa: E402
 from budgetmem.eval.splits import make_split  # noqa: E402
 from budgetmem.pipeline.policy import PolicyState  # noqa: E402
@@ -141,9 +142,7 @@ def _reuse_baselines(out: Path, baselines: tuple[str, ...], strategy: str) -> li
 
 
 def _f1_by_id(run_dir: Path) -> dict[str, float]:
-    with (run_dir / "results.jsonl").open(encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
-    return {r["id"]: r["metrics"]["f1"] for r in rows}
+    return {r["id"]: r["metrics"]["f1"] for r in ResultsFile(run_dir / "results.jsonl").rows()}
 
 
 def _paired(a_dir: Path, b_dir: Path) -> tuple[float, float, float]:
@@ -179,16 +178,16 @@ def _reading(out: Path, points: list) -> str:
     )
 
 
-def _alignment_reading(out: Path, points: list) -> str:
+def _alignment_reading(out: Path, points: list, logs: dict[str, list[dict[str, str]]]) -> str:
     """The ablation of paper Fig. 3: each non-zero weight with and without Eq. 10, and the alpha
-    that alignment actually applied (mean over the aligned run's training steps)."""
+    that alignment actually applied (mean over the aligned run's training steps; ``logs`` maps
+    a router directory's name to the rows of its ``log.csv``)."""
     parts = []
     for p in sorted((p for p in points if p.aligned is False), key=lambda p: p.cost_weight):
         with_ = next((q for q in points if q.aligned and q.cost_weight == p.cost_weight), None)
         if with_ is None:
             continue
-        with (out / f"router-{p.cost_weight:g}" / "log.csv").open() as fh:
-            alpha = statistics.mean(float(r["alpha"]) for r in csv.DictReader(fh))
+        alpha = statistics.mean(float(r["alpha"]) for r in logs[f"router-{p.cost_weight:g}"])
         mean, lo, hi = _paired(out / f"eval-router-{p.cost_weight:g}", out / f"eval-router-noalign-{p.cost_weight:g}")
         parts.append(f"λ={p.cost_weight:g}: F1 {100 * with_.f1:.1f} at {with_.extraction_usd * 1e6:.0f} µ$/q with "
                      f"alignment (mean α {alpha:.2f}), {100 * p.f1:.1f} at {p.extraction_usd * 1e6:.0f} µ$/q without, "
@@ -216,10 +215,10 @@ def frontier(args: argparse.Namespace) -> str:
     reused = _reuse_baselines(cfg.out, cfg.baselines, cfg.strategy)
     started = time.perf_counter()
     points = run_frontier(cfg, settings, progress=False, log=log)
-    train_rows = []
+    train_rows, logs = [], {}
     for d in sorted(cfg.out.glob("router-*")):
         with (d / "log.csv").open() as fh:
-            log_rows = list(csv.DictReader(fh))
+            log_rows = logs[d.name] = list(csv.DictReader(fh))
         wall = sum(float(r["wall_s"]) for r in log_rows)
         hit = statistics.mean(float(r["cache_hit_rate"]) for r in log_rows)
         train_rows.append([d.name, len(log_rows), f"{wall / 60:.1f}", f"{100 * hit:.0f}%",
@@ -246,7 +245,7 @@ def frontier(args: argparse.Namespace) -> str:
         "",
         _reading(cfg.out, points),
         "",
-        *([_alignment_reading(cfg.out, points), ""] if args.alignment_ablation else []),
+        *([_alignment_reading(cfg.out, points, logs), ""] if args.alignment_ablation else []),
         table(["router", "steps", "train wall min", "cache hit rate", "decision ms"], train_rows),
         "",
         " ".join(f"![{n}](../bench/results/router/frontier/{n}.png)"
