@@ -89,7 +89,7 @@ def test_model_loads_once_and_calls_serialise(smol: LlamaCppLLM) -> None:
     smol.complete("hi", max_tokens=2)
     # Other tests may load the same file with other settings (e.g. one thread); for these
     # settings there is exactly one shared instance, used by both objects.
-    keys = [k for k in _LOADED if k[0] == str(smol.path.resolve()) and k[1:] == (smol.n_ctx, smol.n_threads)]
+    keys = [k for k in _LOADED if k[0] == str(smol.path.resolve()) and k[1:3] == (smol.n_ctx, smol.n_threads)]
     assert len(keys) == 1
     results: list[str] = []
     def call() -> None:

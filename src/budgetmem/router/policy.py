@@ -1,8 +1,11 @@
 """The learned router as a pipeline policy: ``--policy router:PATH`` anywhere a policy goes.
 
 Inference needs this file, the network and the state encoder, nothing from training.
-Decisions are greedy (the most probable tier) unless ``sample=True``; training samples and
-records every decision (state, action, log-probability) of the current episode.
+Decisions are greedy (the most probable tier) unless ``sample=True``. Serving records
+nothing: a process that answers a million routed queries holds no more than after one.
+Training asks for a :class:`Rollout` per episode, a policy view that shares the network
+and records that episode's decisions (state, action, log-probability) for PPO; two
+episodes run at once each keep their own.
 
 A checkpoint is one ``torch.save`` file: the network weights plus what it was trained
 for (strategy, encoder, cost weight, training data, step, validation score). It loads
@@ -27,7 +30,9 @@ from budgetmem.pipeline.types import MODULES, Tier
 from budgetmem.router.network import RouterNet
 from budgetmem.router.state import RouterState, StateEncoder, VectorLookup
 
-__all__ = ["CHECKPOINT_FORMAT", "Decision", "RouterPolicy", "RouterFamily", "load_router", "load_routers", "save_router"]
+__all__ = [
+    "CHECKPOINT_FORMAT", "Decision", "Rollout", "RouterPolicy", "RouterFamily", "load_router", "load_routers", "save_router",
+]  # fmt: skip
 
 CHECKPOINT_FORMAT = "budgetmem-router/1"
 
@@ -50,32 +55,33 @@ class RouterPolicy:
     sample: bool = False
     seed: int = 0
     name: str = "router"
-    episode: list[Decision] = field(default_factory=list)
-    """Decisions since the last ``start_episode`` (training reads them)."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._gen = torch.Generator().manual_seed(self.seed)
 
-    def start_episode(self) -> None:
-        with self._lock:
-            self.episode = []
-
-    def decide(self, state: PolicyState) -> Tier:
+    def act(self, state: PolicyState, *, sample: bool) -> Decision:
+        """One decision with what PPO needs to learn from it; nothing is kept here."""
         started = time.perf_counter()
         s = self.states(state)
-        with self._lock, torch.no_grad():
+        with self._lock, torch.no_grad():  # the lock also orders draws from the one generator
             logits, value = self.net(
                 torch.from_numpy(s[0])[None], torch.from_numpy(s[1])[None], torch.tensor([s[2]])
             )
             probs = torch.softmax(logits[0], dim=-1)
-            if self.sample:
+            if sample:
                 action = int(torch.multinomial(probs, 1, generator=self._gen).item())
             else:
                 action = int(torch.argmax(probs).item())
             logp = float(torch.log(probs[action]).item())
-            self.episode.append(Decision(s, action, logp, float(value[0]), time.perf_counter() - started))
-        return Tier(action)
+        return Decision(s, action, logp, float(value[0]), time.perf_counter() - started)
+
+    def decide(self, state: PolicyState) -> Tier:
+        return Tier(self.act(state, sample=self.sample).action)
+
+    def rollout(self, *, sample: bool = True) -> Rollout:
+        """A policy for one training episode: it records its decisions, this router does not."""
+        return Rollout(self, sample)
 
     def probabilities(self, state: PolicyState) -> np.ndarray:
         """pi(.|s) over LOW / MID / HIGH, for inspection."""
@@ -83,6 +89,26 @@ class RouterPolicy:
         with torch.no_grad():
             logits, _ = self.net(torch.from_numpy(q)[None], torch.from_numpy(x)[None], torch.tensor([m]))
         return torch.softmax(logits[0], dim=-1).numpy()
+
+
+class Rollout:
+    """One episode's view of a router: decides through it and keeps the decisions.
+
+    The trainer makes one per episode and reads :attr:`decisions` after the query; it is
+    dropped with the episode, so nothing accumulates in the router itself.
+    """
+
+    def __init__(self, router: RouterPolicy, sample: bool) -> None:
+        self.router = router
+        self.sample = sample
+        self.name = router.name
+        self.meta = router.meta
+        self.decisions: list[Decision] = []
+
+    def decide(self, state: PolicyState) -> Tier:
+        d = self.router.act(state, sample=self.sample)
+        self.decisions.append(d)
+        return Tier(d.action)
 
 
 def save_router(path: str | Path, net: RouterNet, meta: dict[str, Any]) -> Path:

@@ -224,13 +224,12 @@ def train_router(
     def episode(item: EvalItem, greedy: bool) -> tuple[list[Decision], float, float]:
         """One query through the routed pipeline: (decisions, F1, extraction USD)."""
         nonlocal hits, misses
-        policy.sample = not greedy
-        policy.start_episode()
-        r = mem_for(item).query(item.question, policy=policy, cost_weight=cfg.cost_weight, question_date=item.question_date)
+        rollout = policy.rollout(sample=not greedy)
+        r = mem_for(item).query(item.question, policy=rollout, cost_weight=cfg.cost_weight, question_date=item.question_date)
         hits += r.cache.get("hits", 0)
         misses += r.cache.get("misses", 0)
         # Eq. 8: the raw cost is what the routed modules are worth at list price, cached or not.
-        return list(policy.episode), score(data, item, r.answer)["f1"], r.extraction_usd
+        return rollout.decisions, score(data, item, r.answer)["f1"], r.extraction_usd
 
     def validate() -> dict[str, Any]:
         results = [episode(item, greedy=True) for item in val_items]
