@@ -10,12 +10,13 @@ from budgetmem.errors import (
     LLMResponseError,
     LLMTimeoutError,
     ModelError,
+    NotFoundError,
     ServerUnavailableError,
     StoreError,
     UnknownPriceError,
 )
 from budgetmem.ingest import Chunk, History, Session, Turn, load_histories
-from budgetmem.memory import BudgetMem
+from budgetmem.memory import BudgetMem, ForgetReport
 from budgetmem.pipeline import FixedPolicy, Policy, QueryResult, RandomPolicy, Tier, parse_policy
 from budgetmem.retrieval import Hit, Searcher
 from budgetmem.settings import (
@@ -39,6 +40,7 @@ __all__ = [
     "ChunkSettings",
     "FixedPolicy",
     "ConfigError",
+    "ForgetReport",
     "Encoder",
     "EncoderSettings",
     "History",
@@ -49,6 +51,7 @@ __all__ = [
     "LLMSettings",
     "LLMTimeoutError",
     "ModelError",
+    "NotFoundError",
     "PipelineSettings",
     "Policy",
     "QueryResult",

@@ -12,6 +12,7 @@ line that names the problem and the fix; the CLI prints it and exits with status
     │   ├── ChecksumError     an assembled file whose sha256 is not the pinned one
     │   └── NativeCrashError  llama.cpp crashes on this machine (seen in a child process)
     ├── StoreError            a store file that cannot be used as asked
+    │   └── NotFoundError     no such namespace, chunk or session (a service answers 404)
     └── LLMError              an LLM call that did not produce a usable answer
         ├── ServerUnavailableError  nothing listens at the endpoint
         ├── LLMTimeoutError         the endpoint did not answer in time (after retries)
@@ -29,6 +30,7 @@ __all__ = [
     "ChecksumError",
     "NativeCrashError",
     "StoreError",
+    "NotFoundError",
     "LLMError",
     "ServerUnavailableError",
     "LLMTimeoutError",
@@ -76,6 +78,10 @@ class NativeCrashError(ModelError):
 
 class StoreError(BudgetMemError):
     """The store cannot do what was asked (e.g. encoder mismatch in a namespace)."""
+
+
+class NotFoundError(StoreError):
+    """The namespace, chunk or session asked for is not stored (in that namespace)."""
 
 
 class LLMError(BudgetMemError):

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,19 +16,44 @@ from budgetmem.errors import ConfigError, InputError
 from budgetmem.ingest import History, Session, Turn, load_histories
 from budgetmem.ingest.ingest import IngestReport, ingest_histories
 from budgetmem.llm import LLM, make_llm
-from budgetmem.pipeline.cache import ModuleCache
+from budgetmem.pipeline.cache import ModuleCache, source_tag
 from budgetmem.pipeline.policy import Policy, parse_policy
 from budgetmem.pipeline.runner import Pipeline, llm_resolver
 from budgetmem.pipeline.trace import QueryResult
 from budgetmem.pipeline.types import ScoredChunk
 from budgetmem.retrieval import Hit, Searcher
 from budgetmem.settings import Settings
-from budgetmem.store import Store
+from budgetmem.store import Removed, Store
 
 if TYPE_CHECKING:
     from budgetmem.context.packing import PackedContext
 
-__all__ = ["BudgetMem"]
+__all__ = ["BudgetMem", "ForgetReport"]
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What :meth:`BudgetMem.delete`, :meth:`~BudgetMem.forget_session` or
+    :meth:`~BudgetMem.forget` removed, for good."""
+
+    namespace: str
+    chunks: int
+    """Live chunks removed (with their embeddings and any compressed version)."""
+    archived: int
+    """Archived (rejected or evicted) chunks removed."""
+    sessions: int
+    """Session rows dropped."""
+    cache_entries: int
+    """Module-cache entries dropped: those computed from a removed chunk's text, and any
+    entry written before entries recorded their sources."""
+    namespace_removed: bool
+    wiped: bool
+    """True when no byte of the removed text is left in the store file, the module cache
+    file or their WALs; False when another connection's older snapshot kept a WAL from being
+    emptied (the next forget, ``Store.wipe()`` or the last connection closing finishes it)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 class BudgetMem:
@@ -203,6 +229,46 @@ class BudgetMem:
         result.retrieval_s = retrieval_s
         result.wall_s += retrieval_s
         return result
+
+    # ------------------------------------------------------------------ forgetting
+    def delete(self, chunk_id: int, *, vacuum: bool = True) -> ForgetReport:
+        """Forget one chunk of this namespace (live or archived): its text, embedding and
+        compressed version, its place in the indexes, and every module-cache entry computed
+        from it; the file is then wiped so the bytes cannot be read back.
+
+        A :class:`~budgetmem.errors.NotFoundError` if the id is not stored in this namespace
+        (an id of another namespace included). ``vacuum=False`` is faster on a large store but
+        may leave copies old page rebalances made (see :mod:`budgetmem.store.wipe`)."""
+        return self._forgotten(self.store.delete(self.namespace, chunk_id, vacuum=vacuum), vacuum)
+
+    def forget_session(self, session_id: str, *, vacuum: bool = True) -> ForgetReport:
+        """Forget every chunk of a session id, live or archived, as :meth:`delete` does."""
+        return self._forgotten(self.store.forget_session(self.namespace, session_id, vacuum=vacuum), vacuum)
+
+    def forget(self, *, vacuum: bool = True) -> ForgetReport:
+        """Forget the whole namespace, as :meth:`delete` does for each chunk, and the namespace
+        itself (its encoder binding and write policy). Adding to it again starts afresh."""
+        return self._forgotten(self.store.forget_namespace(self.namespace, vacuum=vacuum), vacuum)
+
+    def _forgotten(self, removed: Removed, vacuum: bool) -> ForgetReport:
+        """After the store forgot: drop the in-memory indexes and the derived cache entries."""
+        self.searcher.invalidate(self.namespace)
+        entries, cache_wiped = 0, True
+        cache_path = self.settings.pipeline.cache_path
+        # A cache file that does not exist holds nothing to forget: do not create one.
+        if self._pipeline is not None or (cache_path is not None and Path(cache_path).expanduser().exists()):
+            cache = self.pipeline.cache
+            if cache is not None:
+                entries, cache_wiped = cache.forget({source_tag(t) for t in removed.texts}, vacuum=vacuum)
+        return ForgetReport(
+            namespace=removed.namespace,
+            chunks=removed.chunks,
+            archived=removed.archived,
+            sessions=removed.sessions,
+            cache_entries=entries,
+            namespace_removed=removed.namespace_removed,
+            wiped=removed.wiped and cache_wiped,
+        )
 
     async def aquery(self, question: str, **options: Any) -> QueryResult:
         """:meth:`query` for asyncio servers: the work runs in a worker thread, so the event loop

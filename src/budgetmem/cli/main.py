@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         compress_cmd,
         doctor_cmd,
         eval_cmd,
+        forget_cmd,
         frontier_cmd,
         ingest_cmd,
         memory_cmd,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.register(sub)
     ingest_cmd.register(sub)
     memory_cmd.register(sub)
+    forget_cmd.register(sub)
     search_cmd.register(sub)
     ask_cmd.register(sub)
     complete_cmd.register(sub)

@@ -57,7 +57,7 @@ def _baseline_result(
     mem: BudgetMem, item: EvalItem, name: str, chunks: list[ScoredChunk], started: float, **context: object
 ) -> QueryResult:
     memory = render_memories(chunks)
-    answer, step = mem.pipeline.answer(item.question, memory, item.question_date)
+    answer, step = mem.pipeline.answer(item.question, memory, item.question_date, sources=[c.chunk for c in chunks])
     return QueryResult(
         question=item.question, answer=answer, memory=memory, strategy="baseline", policy=name,
         candidates=tuple(chunks), filtered=tuple(chunks), facts={}, steps=[], answer_step=step,
@@ -168,7 +168,9 @@ class PackedRAG:
         memory = render_cited_memories(packed)
         prompt = build_cited_answer_prompt(item.question, memory, style=style, question_date=item.question_date)
         max_tokens = ANSWER_MAX_TOKENS[style] + CITATION_HEADROOM_TOKENS
-        raw, step = mem.pipeline.answer_call(prompt, version=CITED_PROMPT_VERSION, max_tokens=max_tokens)
+        raw, step = mem.pipeline.answer_call(
+            prompt, version=CITED_PROMPT_VERSION, max_tokens=max_tokens, sources=[i.chunk for i in packed.items]
+        )
         check = check_reply(raw, packed, mem.store, mem.namespace)
         answer = extract_answer(strip_citations(raw), style)
         shown = tuple(ScoredChunk(i.chunk, i.score if i.score is not None else 0.0) for i in packed.items)

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from budgetmem.pipeline.cache import ModuleCache, cache_key
+from budgetmem.pipeline.cache import ModuleCache, cache_key, source_tags
 from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.modules import get_module
 from budgetmem.pipeline.tiers import TierSpec
@@ -148,6 +148,8 @@ def run_step(spec: TierSpec, inp: ModuleInput, ctx: RunContext, cache: ModuleCac
     record.cpu_s = time.process_time() - cpu0
 
     if cache is not None and key is not None:
+        # Tagged with the chunks it read (the summary's facts came from the same chunks), so
+        # forgetting a chunk finds this entry.
         cache.put(
             key,
             {
@@ -160,5 +162,6 @@ def run_step(spec: TierSpec, inp: ModuleInput, ctx: RunContext, cache: ModuleCac
                     "note": record.note,
                 },
             },
+            sources=source_tags(c.chunk for c in inp.chunks),
         )
     return result, record

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from budgetmem.encoder import Encoder
+from budgetmem.ingest.chunker import Chunk
 from budgetmem.llm import LLM
-from budgetmem.pipeline.cache import ModuleCache, cache_key
+from budgetmem.pipeline.cache import ModuleCache, cache_key, source_tags
 from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.executor import run_step
 from budgetmem.pipeline.policy import Policy, PolicyState
@@ -130,7 +131,9 @@ class Pipeline:
         steps.append(rec)
 
         answer_text, answer_step = (
-            self.answer(query, summary.text, question_date) if answer else ("", StepRecord("answer", "-", "-", "llm"))
+            self.answer(query, summary.text, question_date, sources=[c.chunk for c in candidates])
+            if answer
+            else ("", StepRecord("answer", "-", "-", "llm"))
         )
         cache = {}
         if self.cache:
@@ -151,24 +154,31 @@ class Pipeline:
             cache=cache,
         )
 
-    def answer(self, query: str, memory: str, question_date: str | None = None) -> tuple[str, StepRecord]:
+    def answer(
+        self, query: str, memory: str, question_date: str | None = None, *, sources: Iterable[Chunk] = ()
+    ) -> tuple[str, StepRecord]:
         """The answer model reads (query, memory) only: y = f_ans(q, m).
 
         Cached like a module step (key: model, prompt version, the exact prompt), so router
-        training, which revisits the same memories, pays for each answer once."""
+        training, which revisits the same memories, pays for each answer once. ``sources``:
+        the chunks the memory was made from (the cache entry is forgotten with them)."""
         from budgetmem.pipeline.prompts import PROMPT_VERSION, build_answer_prompt, extract_answer
 
         prompt = build_answer_prompt(query, memory, style=self.settings.answer_style, question_date=question_date)
         max_tokens = ANSWER_MAX_TOKENS[self.settings.answer_style]
-        text, record = self.answer_call(prompt, version=PROMPT_VERSION, max_tokens=max_tokens)
+        text, record = self.answer_call(prompt, version=PROMPT_VERSION, max_tokens=max_tokens, sources=sources)
         return extract_answer(text, self.settings.answer_style), record
 
-    def answer_call(self, prompt: str, *, version: str, max_tokens: int) -> tuple[str, StepRecord]:
+    def answer_call(
+        self, prompt: str, *, version: str, max_tokens: int, sources: Iterable[Chunk] = ()
+    ) -> tuple[str, StepRecord]:
         """One answer-model call on a ready prompt: the raw reply and its ledger line.
 
         Shared by :meth:`answer` and other answer formats (e.g. cited answers, selective-write
         paper §III-H), so they all get the same cache and cost record. ``version`` names the
-        prompt family in the cache key: bump it when its wording changes."""
+        prompt family in the cache key: bump it when its wording changes. ``sources``: the
+        chunks the prompt shows, or was made from; an entry without any is dropped by every
+        forget, since nothing shows it holds no forgotten text."""
         llm = self.answer_model
         wall0, cpu0 = time.perf_counter(), time.process_time()
         record = StepRecord("answer", "-", self.settings.strategy, "llm", model=llm.name, parse_status="n/a")
@@ -185,7 +195,7 @@ class Pipeline:
                 CallRecord("answer", out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source)
             ]
             if self.cache is not None and key is not None:
-                self.cache.put(key, {"text": text, "calls": [asdict(c) for c in record.calls]})
+                self.cache.put(key, {"text": text, "calls": [asdict(c) for c in record.calls]}, source_tags(sources))
         record.wall_s = time.perf_counter() - wall0
         record.cpu_s = time.process_time() - cpu0
         return text, record

@@ -1,7 +1,8 @@
 """Search a namespace of a store with dense, BM25 or hybrid retrieval.
 
 Indexes are built from the store on first use and kept while the namespace is
-unchanged (its chunk count and highest id), so repeated queries pay only the search.
+unchanged (its chunk count, highest id and revision, which every admission, eviction,
+restore and delete moves), so repeated queries pay only the search.
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ class Searcher:
                     _, texts = self.store.texts(namespace)
                 idx.bm25 = BM25Index(texts)
         return idx
+
+    def invalidate(self, namespace: str) -> None:
+        """Drop the namespace's built indexes. A changed namespace is rebuilt on its next search
+        anyway (its version moved); dropping them now also keeps :meth:`vectors` from serving a
+        deleted chunk's embedding."""
+        with self._lock:
+            self._cache.pop(namespace, None)
 
     def vectors(self, chunk_ids: Sequence[int]) -> np.ndarray | None:
         """Embeddings of stored chunks from the dense indexes already built (the router's state

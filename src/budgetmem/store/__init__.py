@@ -4,9 +4,10 @@ from budgetmem.store.sqlite_store import (
     SCHEMA_VERSION,
     ArchivedChunk,
     NamespaceInfo,
+    Removed,
     SessionBatch,
     Store,
     WriteState,
 )
 
-__all__ = ["SCHEMA_VERSION", "ArchivedChunk", "NamespaceInfo", "SessionBatch", "Store", "WriteState"]
+__all__ = ["SCHEMA_VERSION", "ArchivedChunk", "NamespaceInfo", "Removed", "SessionBatch", "Store", "WriteState"]

@@ -10,6 +10,11 @@ and access count; the namespace's write policy, budget and how much it has *seen
 metadata, embedding), out of the searchable index but recoverable with
 :meth:`Store.restore`; only :meth:`Store.purge` (``budgetmem gc``) deletes for real.
 Schema version 1 files are upgraded in place, in one transaction, on open.
+
+Forgetting (:meth:`Store.delete`, :meth:`Store.forget_session`, :meth:`Store.forget_namespace`)
+removes chunks wherever the file keeps them (live rows, embeddings, archive, session counts)
+and then wipes the file, so the bytes cannot be read back from it or its WAL; see
+:mod:`budgetmem.store.wipe` for what that guarantees and when.
 """
 
 from __future__ import annotations
@@ -18,17 +23,19 @@ import json
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from budgetmem.errors import StoreError
+from budgetmem.errors import NotFoundError, StoreError
 from budgetmem.ingest.chunker import Chunk
+from budgetmem.store.wipe import secure_connection, wipe
 
-__all__ = ["Store", "NamespaceInfo", "SessionBatch", "ArchivedChunk", "WriteState", "SCHEMA_VERSION"]
+__all__ = ["Store", "NamespaceInfo", "SessionBatch", "ArchivedChunk", "WriteState", "Removed", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 2
 
@@ -148,6 +155,27 @@ class ArchivedChunk:
 
 
 @dataclass(frozen=True)
+class Removed:
+    """What a delete or forget took out of a namespace, for good."""
+
+    namespace: str
+    chunks: int
+    """Live chunks removed, with their embeddings."""
+    archived: int
+    """Archived (rejected or evicted) chunks removed."""
+    sessions: int
+    """Session rows dropped (a session's row goes when none of its chunks is left)."""
+    namespace_removed: bool
+    """True after :meth:`Store.forget_namespace`: its name, encoder binding and write policy too."""
+    wiped: bool
+    """True when the removed bytes are gone from the file and its WAL as well; False when a
+    reader's older snapshot kept the WAL from being emptied (``Store.wipe()`` retries)."""
+    texts: tuple[str, ...] = field(default=(), repr=False)
+    """The removed chunks' raw texts, held in memory only: derived data kept elsewhere (the
+    module cache) is found by content."""
+
+
+@dataclass(frozen=True)
 class SessionBatch:
     """One session's chunks and their embeddings, written together or not at all."""
 
@@ -183,6 +211,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            secure_connection(self._db)  # deleted rows are zeroed, not just unlinked
             self._init_schema()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a budgetmem store ({exc})", hint="choose another --store file") from None
@@ -264,7 +293,7 @@ class Store:
         info = self.namespace(name)
         if info is None:
             known = ", ".join(n.name for n in self.namespaces()) or "none"
-            raise StoreError(f"namespace {name!r} not found in {self.path}", hint=f"namespaces here: {known}")
+            raise NotFoundError(f"namespace {name!r} not found in {self.path}", hint=f"namespaces here: {known}")
         return info
 
     def check_encoder(self, namespace: str, encoder: str, dim: int) -> bool:
@@ -431,6 +460,125 @@ class Store:
             cur = self._db.execute(f"DELETE FROM archive {where}", params)
             return int(cur.rowcount)
 
+    # ------------------------------------------------------------------ forgetting
+    def delete(self, namespace: str, chunk_id: int, *, vacuum: bool = True) -> Removed:
+        """Delete one chunk of the namespace for good, live or archived, then wipe the file.
+
+        A chunk id of another namespace is not found here (ids are unique per file, but a
+        namespace must never reach another's memory). ``vacuum=False`` skips rebuilding the
+        file: faster, but copies a past page rebalance left behind may survive (see
+        :mod:`budgetmem.store.wipe`) until the next wipe."""
+        self.require_namespace(namespace)
+        with self._tx():
+            taken = self._remove(namespace, "id=?", "id=?", [int(chunk_id)])
+            if not taken.live + taken.archived:
+                raise NotFoundError(
+                    f"chunk {chunk_id} not found in namespace {namespace!r}",
+                    hint="chunk ids are in budgetmem search --json output",
+                )
+            sessions = self._drop_from_sessions(namespace, taken.sessions)
+        return self._removed(namespace, taken, sessions, vacuum=vacuum)
+
+    def forget_session(self, namespace: str, session_id: str, *, vacuum: bool = True) -> Removed:
+        """Delete every chunk (live or archived) of a session id and its session rows, then
+        wipe the file. Sessions from different sources that share the id go together."""
+        self.require_namespace(namespace)
+        with self._tx():
+            taken = self._remove(namespace, "session_id=?", "json_extract(row, '$.session_id')=?", [session_id])
+            cur = self._db.execute("DELETE FROM sessions WHERE namespace=? AND session_id=?", (namespace, session_id))
+            if not taken.live + taken.archived + cur.rowcount:
+                raise NotFoundError(f"session {session_id!r} not found in namespace {namespace!r}")
+        return self._removed(namespace, taken, int(cur.rowcount), vacuum=vacuum)
+
+    def forget_namespace(self, namespace: str, *, vacuum: bool = True) -> Removed:
+        """Delete the whole namespace: chunks, archive, sessions, and the namespace itself (its
+        encoder binding and write policy), then wipe the file."""
+        self.require_namespace(namespace)
+        with self._tx():
+            taken = self._remove(namespace, "1", "1", [])
+            cur = self._db.execute("DELETE FROM sessions WHERE namespace=?", (namespace,))
+            self._db.execute("DELETE FROM namespaces WHERE name=?", (namespace,))
+        return self._removed(namespace, taken, int(cur.rowcount), vacuum=vacuum, namespace_removed=True)
+
+    def wipe(self, *, vacuum: bool = True) -> bool:
+        """Rebuild the file and empty its WAL, so deleted rows cannot be read back from either;
+        False when a reader's older snapshot blocked the WAL (call again once it is done)."""
+        with self._lock:
+            return wipe(self._db, vacuum=vacuum)
+
+    def _remove(self, namespace: str, live_where: str, archived_where: str, params: Sequence[object]) -> _Taken:
+        """Inside a transaction: delete the namespace's live and archived chunks that match."""
+        live = self._db.execute(
+            f"SELECT id, source, history, session_id, text, n_tokens FROM chunks WHERE namespace=? AND {live_where}",
+            (namespace, *params),
+        ).fetchall()
+        gone = self._db.execute(
+            f"SELECT id, row FROM archive WHERE namespace=? AND {archived_where}", (namespace, *params)
+        ).fetchall()
+        rows = [r[1:] for r in live] + [
+            tuple(rec[k] for k in ("source", "history", "session_id", "text", "n_tokens"))
+            for rec in (json.loads(r[1]) for r in gone)
+        ]
+        self._db.executemany("DELETE FROM embeddings WHERE chunk_id=?", [(r[0],) for r in live])
+        self._db.executemany("DELETE FROM chunks WHERE id=?", [(r[0],) for r in live])
+        self._db.executemany("DELETE FROM archive WHERE id=?", [(r[0],) for r in gone])
+        if rows:
+            # The revision tells every Searcher (any process) that its indexes are stale. What
+            # was forgotten no longer counts as seen, so a write budget's ratio ignores it too.
+            self._db.execute(
+                "UPDATE namespaces SET revision = revision + 1, seen_chunks = MAX(0, seen_chunks - ?), "
+                "seen_tokens = MAX(0, seen_tokens - ?) WHERE name=?",
+                (len(rows), sum(int(r[4]) for r in rows), namespace),
+            )
+        return _Taken(
+            live=len(live),
+            archived=len(gone),
+            sessions=Counter((str(r[0]), str(r[1]), str(r[2])) for r in rows),
+            texts=tuple(str(r[3]) for r in rows),
+        )
+
+    def _drop_from_sessions(self, namespace: str, removed: Counter[tuple[str, str, str]]) -> int:
+        """Inside a transaction: take removed chunks off their sessions' counts; a session row
+        goes when its count reaches zero or nothing of its session id is left. Chunks do not
+        record which ingest (session key) brought them, so an id ingested twice is counted
+        down newest row first."""
+        dropped = 0
+        for (source, history, session_id), n_removed in removed.items():
+            group = (namespace, source, history, session_id)
+            match = "namespace=? AND source=? AND history=? AND session_id=?"
+            left = self._db.execute(
+                f"SELECT (SELECT COUNT(*) FROM chunks WHERE {match}) + (SELECT COUNT(*) FROM archive WHERE namespace=? "
+                "AND json_extract(row, '$.source')=? AND json_extract(row, '$.history')=? "
+                "AND json_extract(row, '$.session_id')=?)",
+                (*group, *group),
+            ).fetchone()[0]
+            rows = self._db.execute(f"SELECT key, n_chunks FROM sessions WHERE {match} ORDER BY added_at DESC", group)
+            for key, n_chunks in rows.fetchall():
+                take = min(n_removed, int(n_chunks))
+                n_removed -= take
+                if not left or n_chunks - take <= 0:
+                    self._db.execute("DELETE FROM sessions WHERE namespace=? AND key=?", (namespace, key))
+                    dropped += 1
+                elif take:
+                    self._db.execute(
+                        "UPDATE sessions SET n_chunks=? WHERE namespace=? AND key=?", (n_chunks - take, namespace, key)
+                    )
+        return dropped
+
+    def _removed(
+        self, namespace: str, taken: _Taken, sessions: int, *, vacuum: bool, namespace_removed: bool = False
+    ) -> Removed:
+        """After the delete committed: wipe the file, then report."""
+        return Removed(
+            namespace=namespace,
+            chunks=taken.live,
+            archived=taken.archived,
+            sessions=sessions,
+            namespace_removed=namespace_removed,
+            wiped=self.wipe(vacuum=vacuum),
+            texts=taken.texts,
+        )
+
     def vacuum(self) -> None:
         """Give the space of purged rows back to the file system."""
         with self._lock:
@@ -542,6 +690,17 @@ class Store:
             return ids, np.zeros((0, info.dim), dtype=np.float32)
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), info.dim)
         return ids, matrix.astype(np.float32, copy=True)
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """What :meth:`Store._remove` deleted, before the session rows are settled."""
+
+    live: int
+    archived: int
+    sessions: Counter[tuple[str, str, str]]
+    """(source, history, session id) -> chunks removed from it."""
+    texts: tuple[str, ...]
 
 
 def _row_to_chunk(r: Sequence[object]) -> Chunk:
