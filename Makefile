@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-# The embedded models the tests use, and the demo's extra medium rung (the 1.5B large rung
-# is prepared on demand: `budgetmem models prepare qwen2.5-coder-1.5b`).
+# The embedded models the tests use, and the demo's: every model the defaults use, so the
+# README's commands run with no model flags (the 1.5B rung is the default answer model).
 MODELS      := all-mpnet-base-v2 all-minilm-l6-v2 smollm2-135m
-DEMO_MODELS := $(MODELS) qwen2.5-coder-0.5b
+DEMO_MODELS := $(MODELS) qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 ASK         := $(BIN)/budgetmem ask --store $(OUT)/demo.db --namespace demo --answer-llm llamacpp:qwen2.5-coder-0.5b
 
 .PHONY: install models demo test bench clean
@@ -27,6 +27,8 @@ models: install
 
 demo: install
 	$(BIN)/budgetmem models prepare $(DEMO_MODELS)
+	@echo "--- what this machine can run (each generation in a child process)"
+	$(BIN)/budgetmem doctor --no-verify
 	@mkdir -p $(OUT)
 	@rm -f $(OUT)/demo.db $(OUT)/demo.db-wal $(OUT)/demo.db-shm
 	$(BIN)/budgetmem ingest examples/conversation.json --store $(OUT)/demo.db --namespace demo --chunk-tokens 64
@@ -38,6 +40,8 @@ demo: install
 	$(BIN)/budgetmem search "What did Tomasz name his bakery?" --store $(OUT)/demo.db --namespace demo -k 3
 	$(BIN)/budgetmem search "Who took care of the cat during the move?" --store $(OUT)/demo.db --namespace demo -k 3 --retriever dense
 	$(BIN)/budgetmem search "rye flour mill" --store $(OUT)/demo.db --namespace demo-docs -k 2 --retriever bm25
+	@echo "--- the defaults, as in the README: implementation MID, Qwen2.5-Coder-1.5B answers"
+	$(BIN)/budgetmem ask "What did Tomasz name his bakery?" --store $(OUT)/demo.db --namespace demo
 	@echo "--- implementation strategy, every module MID (encoders; only the answer calls an LLM)"
 	$(ASK) "What did Tomasz name his bakery?" --strategy implementation --policy mid
 	@echo "--- implementation strategy, LLM filter and summary, rules elsewhere"

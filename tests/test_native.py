@@ -12,7 +12,7 @@ import pytest
 
 from budgetmem.cli.main import main
 from budgetmem.errors import ConfigError, ModelError, NativeCrashError
-from budgetmem.llm import llamacpp
+from budgetmem.llm import repack as repack_mod
 from budgetmem.llm.native import CpuInfo, VerdictCache, choose_repack, cpu_info, model_params
 from budgetmem.llm.probe import ProbeResult, check_model
 from budgetmem.models import MODELS, model_path, status
@@ -82,46 +82,66 @@ def test_a_stuck_child_times_out(tmp_path: Path) -> None:
     assert not r.ok and "no result within 2 s" in r.error and r.phase == "load"
 
 
-def _fake_checks(monkeypatch: pytest.MonkeyPatch, crash_on: set[bool]) -> list[bool]:
+def _fake_checks(monkeypatch: pytest.MonkeyPatch, crash_on: set[bool], rates: dict[bool, tuple[float, float]] | None = None,
+                 layout: bool = True) -> list[bool]:  # fmt: skip
+    """Stand-in check children: crash for the modes in ``crash_on``, else report ``rates``
+    (prompt, gen tok/s) per mode, with repacked buffers when ``layout``."""
     calls: list[bool] = []
+    rates = rates or {True: (100.0, 30.0), False: (100.0, 20.0)}
 
     def fake(path, *, name, repack, amx=False, **_):  # type: ignore[no-untyped-def]
         calls.append(repack)
         if repack in crash_on:
             return ProbeResult(name, repack, False, "generate", f"{name}: llama.cpp crashed with SIGSEGV", "SIGSEGV")
-        return ProbeResult(name, repack, True, "done")
+        buffers = ["CPU_Mapped", "CPU_REPACK"] if repack and layout else ["CPU_Mapped"]
+        return ProbeResult(name, repack, True, "done", prompt_tps=rates[repack][0], gen_tps=rates[repack][1], buffers=buffers)
 
-    monkeypatch.setattr(llamacpp, "check_model", fake)
-    monkeypatch.setattr(llamacpp, "cpu_info", lambda: _cpu(amx=False))
-    monkeypatch.setattr(llamacpp, "_REPACK", {})
+    monkeypatch.setattr(repack_mod, "check_model", fake)
     return calls
 
 
-def test_auto_falls_back_when_repacking_crashes_and_remembers(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("llama_cpp")
+def _model(tmp_path: Path) -> Path:
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
-    checks = tmp_path / "native-checks.json"
+    return model
+
+
+def _resolve(tmp_path: Path, mode: str = "auto", **kw):  # type: ignore[no-untyped-def]
+    return repack_mod.resolve_repack(_model(tmp_path), "m", mode, tmp_path / "native-checks.json", version="t",
+                                     cpu=_cpu(amx=False), **kw)  # fmt: skip
+
+
+def test_auto_falls_back_when_repacking_crashes_and_remembers(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     calls = _fake_checks(monkeypatch, crash_on={True})
-    assert llamacpp.resolve_repack(model, "m", "auto", checks) is False
-    assert calls == [True, False]
+    d = _resolve(tmp_path)
+    assert not d.enabled and "SIGSEGV" in d.reason and calls == [True, False]
     assert "loading m without weight repacking" in capsys.readouterr().err
-    verdicts = json.loads(checks.read_text())
+    verdicts = json.loads((tmp_path / "native-checks.json").read_text())
     assert sorted(v["ok"] for v in verdicts.values()) == [False, True]
-    monkeypatch.setattr(llamacpp, "_REPACK", {})  # a new process: the verdicts come from the file
-    assert llamacpp.resolve_repack(model, "m", "auto", checks) is False
-    assert calls == [True, False]
-    assert llamacpp.resolve_repack(model, "m", "on", checks) is True  # as told, no check
-    assert calls == [True, False]
+    assert not _resolve(tmp_path).enabled and calls == [True, False]  # a later process reads the verdicts
+    assert _resolve(tmp_path, "on").enabled and calls == [True, False]  # as told, no check
 
 
 def test_a_model_that_crashes_either_way_is_a_native_crash_error(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("llama_cpp")
-    model = tmp_path / "m.gguf"
-    model.write_bytes(b"GGUF")
     _fake_checks(monkeypatch, crash_on={True, False})
     with pytest.raises(NativeCrashError, match="crashed with SIGSEGV"):
-        llamacpp.resolve_repack(model, "m", "auto", tmp_path / "native-checks.json")
+        _resolve(tmp_path)
+
+
+@pytest.mark.parametrize(("on", "off", "want"), [((100.0, 30.0), (200.0, 20.0), False), ((300.0, 30.0), (200.0, 20.0), True)])
+def test_auto_keeps_repacking_only_where_it_is_faster(tmp_path: Path, monkeypatch, on, off, want) -> None:  # type: ignore[no-untyped-def]
+    calls = _fake_checks(monkeypatch, crash_on=set(), rates={True: on, False: off})
+    d = _resolve(tmp_path)
+    # A 1,000-token prompt and 32 generated tokens at each mode's rates, worked by hand.
+    secs = {m: 1000 / r[0] + 32 / r[1] for m, r in ((True, on), (False, off))}
+    assert d.enabled is want and f"{secs[False] / secs[True]:.2f}x" in d.reason
+    assert calls == [True, False, True, False]  # two alternating rounds
+
+
+def test_a_format_without_repacked_layout_needs_one_check(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    calls = _fake_checks(monkeypatch, crash_on=set(), layout=False)
+    d = _resolve(tmp_path)
+    assert not d.enabled and "no repacked layout" in d.reason and calls == [True]
 
 
 def _prepared_llms() -> list[str]:
@@ -129,20 +149,17 @@ def _prepared_llms() -> list[str]:
 
 
 @pytest.mark.models
-@pytest.mark.parametrize("repack", ["as-chosen", "on"])
-def test_prepared_models_generate_on_this_cpu_in_a_child_process(repack: str) -> None:
+def test_prepared_models_generate_on_this_cpu_in_a_child_process() -> None:
     """The check that would have caught the AMX crash: each prepared model, loaded the way
-    the backend loads it on this CPU, generates in a child; repacking forced on is tried
-    too wherever the backend would use it."""
+    the backend loads it on this CPU, generates in a child process; a crash fails this test
+    with the model, the signal and the likely cause, and the suite carries on."""
     pytest.importorskip("llama_cpp")
     names = _prepared_llms()
     assert "smollm2-135m" in names, "make test prepares smollm2-135m"
     cpu = cpu_info()
     choice = choose_repack("auto", cpu)
-    if repack == "on" and not choice.enabled:
-        pytest.skip(f"the backend does not repack on this CPU ({choice.reason})")
     for name in names:
-        r = check_model(model_path(name), name=name, repack=choice.enabled or repack == "on", amx=cpu.has_amx)
+        r = check_model(model_path(name), name=name, repack=choice.enabled, amx=cpu.has_amx)
         if not r.ok:
             pytest.fail(r.error)
         assert r.gen_tokens == 16 and r.prompt_tps > 0 and r.gen_tps > 0 and "CPU_Mapped" in r.buffers
@@ -167,6 +184,7 @@ def test_doctor_reports_a_crash_and_exits_1(monkeypatch, capsys, tmp_path) -> No
 
     crash = ProbeResult("smollm2-135m", True, False, "generate", "smollm2-135m: llama.cpp crashed with SIGSEGV during generate", "SIGSEGV")
     monkeypatch.setattr(doctor, "check_model", lambda *a, **k: crash)
+    monkeypatch.setattr(repack_mod, "check_model", lambda *a, **k: crash)
     monkeypatch.setattr(doctor, "status", lambda spec, root=None: type("S", (), {"state": "ready", "path": tmp_path / "m.gguf"})())
     monkeypatch.setattr(doctor, "cpu_info", lambda: _cpu(amx=False))
     (tmp_path / "m.gguf").write_bytes(b"x")

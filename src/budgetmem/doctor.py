@@ -13,18 +13,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from budgetmem.llm.native import CpuInfo, VerdictCache, choose_repack, cpu_info
+from budgetmem.errors import NativeCrashError
+from budgetmem.llm.native import CpuInfo, choose_repack, cpu_info
 from budgetmem.llm.probe import ProbeResult, check_model
+from budgetmem.llm.repack import CHECK_TOKENS, resolve_repack
+
+__all__ = ["ModelCheck", "DoctorReport", "diagnose", "llama_build_info", "CHECK_TOKENS"]
 from budgetmem.models import MODELS, status, verify
 from budgetmem.models.prepare import models_dir
-
-__all__ = ["ModelCheck", "DoctorReport", "diagnose", "llama_build_info"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class DoctorReport:
     repack_choice: str
     models: list[ModelCheck] = field(default_factory=list)
     generations: list[ProbeResult] = field(default_factory=list)
+    decisions: dict[str, str] = field(default_factory=dict)
+    """model -> how the embedded backend will load it here, and why."""
     prompt_tokens: int = 0
     gen_tokens: int = 0
 
@@ -70,6 +73,7 @@ class DoctorReport:
             "models": [m.__dict__ for m in self.models],
             "generation": {"prompt_tokens": self.prompt_tokens, "gen_tokens": self.gen_tokens,
                            "results": [g.to_dict() for g in self.generations]},  # fmt: skip
+            "load": self.decisions,
             "problems": self.problems,
         }
 
@@ -99,8 +103,8 @@ def diagnose(
     repack: str = "auto",
     compare: bool = False,
     verify_sha: bool = True,
-    prompt_tokens: int = 48,
-    gen_tokens: int = 16,
+    prompt_tokens: int = CHECK_TOKENS[0],
+    gen_tokens: int = CHECK_TOKENS[1],
     timeout_s: float = 300.0,
     only: list[str] | None = None,
     cpu: CpuInfo | None = None,
@@ -122,21 +126,24 @@ def diagnose(
             progress(f"hashing {spec.name}")
             sha = ("ok" if verify(spec.name, root) else "MISMATCH") if verify_sha else "unchecked"
         report.models.append(ModelCheck(spec.name, spec.kind, st.state, sha, str(st.path)))
-    cache = VerdictCache(models_dir(root) / "native-checks.json")
+    checks = models_dir(root) / "native-checks.json"
     version = llama.get("llama_cpp_python", "unknown")
     for m in report.models:
         if m.kind != "llm" or m.state != "ready" or m.sha256 == "MISMATCH":
             continue
         path = Path(m.path)
-        runs = [True, False] if compare else [choice.enabled]
-        for on in runs:
-            progress(f"generating with {m.name} (repack {'on' if on else 'off'}) in a child process")
-            result = check_model(path, name=m.name, repack=on, prompt_tokens=prompt_tokens, gen_tokens=gen_tokens,
-                                 timeout_s=timeout_s, amx=cpu.has_amx)  # fmt: skip
-            report.generations.append(result)
-            if result.ok or result.signal:
-                cache.put(VerdictCache.key(cpu, version, path, on),
-                          {"ok": result.ok, "error": result.error, "signal": result.signal, "checked_at": time.time()})  # fmt: skip
-            if not compare and on and not result.ok and result.signal:
-                runs.append(False)  # what the backend falls back to
+        if choice.verify and not compare:
+            # auto without AMX: the backend's own check children are the report (fresh, then kept).
+            progress(f"checking {m.name} with and without weight repacking, in child processes")
+        else:
+            for on in [True, False] if compare else [choice.enabled]:
+                progress(f"generating with {m.name} (repack {'on' if on else 'off'}) in a child process")
+                report.generations.append(check_model(path, name=m.name, repack=on, prompt_tokens=prompt_tokens,
+                                                      gen_tokens=gen_tokens, timeout_s=timeout_s, amx=cpu.has_amx))  # fmt: skip
+        try:
+            d = resolve_repack(path, m.name, repack, checks, version=version, cpu=cpu, fresh=choice.verify,
+                               seen=report.generations.append if choice.verify and not compare else None)  # fmt: skip
+            report.decisions[m.name] = f"repack {'on' if d.enabled else 'off'}: {d.reason}"
+        except NativeCrashError as exc:
+            report.decisions[m.name] = f"cannot run: {exc.one_line()}"
     return report

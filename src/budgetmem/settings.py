@@ -98,7 +98,8 @@ class LLMSettings:
     """CPU threads for llama.cpp (None: all cores)."""
     repack: Literal["auto", "on", "off"] = "auto"
     """llama.cpp weight repacking into CPU-specific layouts. auto: off on CPUs with AMX
-    (its repack crashes), elsewhere on once a child-process check survives it."""
+    (its repack crashes); elsewhere per model, kept where child-process checks show it
+    safe and faster (checked once per machine, model and llama.cpp build)."""
     timeout_s: float = 60.0
     """Per-request timeout for HTTP backends."""
     max_retries: int = 3

@@ -48,8 +48,10 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("-k", "--top-k", type=int, metavar="K", help="candidate chunks retrieved (default 5)")
     p.add_argument("--retriever", choices=RETRIEVERS, help="dense, bm25 or hybrid (default hybrid)")
-    p.add_argument("--answer-llm", metavar="PROVIDER", help="answer model (default llamacpp:qwen2.5-coder-1.5b)")
-    p.add_argument("--module-llm", metavar="PROVIDER", help="LLM of implementation HIGH and reasoning tiers")
+    p.add_argument("--answer-llm", metavar="PROVIDER", help="answer model (default llamacpp:qwen2.5-coder-1.5b; "
+                   "`make demo` prepares it, and a missing embedded model is prepared on first use)")
+    p.add_argument("--module-llm", metavar="PROVIDER",
+                   help="LLM of implementation HIGH and reasoning tiers (default llamacpp:qwen2.5-coder-1.5b)")
     p.add_argument("--ladder", metavar="S,M,L", help="three providers for capacity tiers, small to large")
     p.add_argument("--style", choices=["locomo", "longmemeval", "hotpotqa", "plain"], help="answer prompt style")
     p.add_argument("--layout", choices=["prefix-first", "instruction-first"], help="module prompt layout")

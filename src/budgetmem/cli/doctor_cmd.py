@@ -18,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "cannot run or fails its checksum.",
     )
     p.add_argument("--repack", choices=("auto", "on", "off"), help="weight repacking to test (default: the settings' [llm] repack)")
-    p.add_argument("--compare", action="store_true", help="run each model with repacking on and off (speed comparison)")
+    p.add_argument("--compare", action="store_true", help="run each model with repacking on and off even where the choice is fixed (e.g. AMX)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="only these models")
-    p.add_argument("--prompt-tokens", type=int, default=48, metavar="N", help="prompt length of each generation (default 48)")
+    p.add_argument("--prompt-tokens", type=int, default=256, metavar="N", help="prompt length of each generation (default 256)")
     p.add_argument("--gen-tokens", type=int, default=16, metavar="N", help="tokens generated (default 16)")
     p.add_argument("--no-verify", action="store_true", help="skip re-hashing the prepared models")
     p.add_argument("--timeout", type=float, default=300.0, metavar="S", help="seconds per child process (default 300)")
@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         print(table(["model", "repack", "result", "weight buffers", "load s", "prompt tok/s", "gen tok/s"], rows))
     else:
         print("no embedded LLM is prepared (run: budgetmem models prepare smollm2-135m)")
+    if report.decisions:
+        print("\nhow the embedded backend loads each model here:")
+        for name, how in report.decisions.items():
+            print(f"  {name}: {how}")
     for g in report.generations:
         if not g.ok:
             print(f"error: {g.error}", file=sys.stderr)

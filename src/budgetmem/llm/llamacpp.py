@@ -21,16 +21,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from budgetmem.errors import ConfigError, LLMResponseError, ModelError, NativeCrashError, UnknownPriceError
+from budgetmem.errors import ConfigError, LLMResponseError, ModelError, UnknownPriceError
 from budgetmem.llm.base import LLM, Completion, Message, Price, as_messages, usage_counts
-from budgetmem.llm.native import CpuInfo, VerdictCache, choose_repack, cpu_info, model_params, warn
+from budgetmem.llm.native import model_params
 from budgetmem.llm.pricing import PriceTable
-from budgetmem.llm.probe import check_model
+from budgetmem.llm.repack import resolve_repack
 from budgetmem.models import MODELS, get_model, model_path
 from budgetmem.models.prepare import models_dir as resolve_models_dir
 from budgetmem.settings import LLMSettings, Settings
 
-__all__ = ["LlamaCppLLM", "is_gguf_path", "clear_model_cache", "default_threads", "resolve_repack"]
+__all__ = ["LlamaCppLLM", "is_gguf_path", "clear_model_cache", "default_threads"]
 
 
 def is_gguf_path(model: str) -> bool:
@@ -96,44 +96,13 @@ _REPACK: dict[tuple[str, str], bool] = {}
 """(model path, repack mode) -> the decision, made once per process."""
 
 
-def _check(path: Path, name: str, repack: bool, cache: VerdictCache, cpu: CpuInfo, version: str) -> dict[str, Any]:
-    """The child-process verdict for one load choice: from the cache, or by running it.
-
-    Only outcomes that say something about the machine are kept: survived, or died from a
-    signal. A child that fails for another reason (an unreadable file, say) is not
-    remembered; the in-process load then raises that error properly.
-    """
-    key = cache.key(cpu, version, path, repack)
-    verdict = cache.get(key)
-    if verdict is None:
-        result = check_model(path, name=name, repack=repack, amx=cpu.has_amx)
-        verdict = {"ok": result.ok, "error": result.error, "signal": result.signal, "checked_at": time.time()}
-        if result.ok or result.signal:
-            cache.put(key, verdict)
-    return verdict
-
-
-def resolve_repack(path: Path, name: str, mode: str, checks: Path) -> bool:
-    """Whether to load ``path`` with weight repacking (see :mod:`budgetmem.llm.native`)."""
+def _repack(path: Path, name: str, mode: str, checks: Path) -> bool:
+    """The load-mode decision for a model, made once per process (see :mod:`budgetmem.llm.repack`)."""
     memo = (str(path), mode)
-    if memo in _REPACK:
-        return _REPACK[memo]
-    cpu = cpu_info()
-    choice = choose_repack(mode, cpu)
-    enabled = choice.enabled
-    if choice.verify:
-        llama_cpp = _llama_cpp()
-        version = getattr(llama_cpp, "__version__", "unknown")
-        cache = VerdictCache(checks)
-        on = _check(path, name, True, cache, cpu, version)
-        if not on["ok"] and on.get("signal"):
-            off = _check(path, name, False, cache, cpu, version)
-            if not off["ok"] and off.get("signal"):
-                raise NativeCrashError(off["error"], hint="run budgetmem doctor for this machine's report")
-            warn(f"{on['error']}; loading {name} without weight repacking")
-            enabled = False
-    _REPACK[memo] = enabled
-    return enabled
+    if memo not in _REPACK:
+        version = getattr(_llama_cpp(), "__version__", "unknown")
+        _REPACK[memo] = resolve_repack(path, name, mode, checks, version=version).enabled
+    return _REPACK[memo]
 
 
 def _load(path: Path, n_ctx: int, n_threads: int, repack_mode: str, name: str, checks: Path) -> _Loaded:
@@ -142,7 +111,7 @@ def _load(path: Path, n_ctx: int, n_threads: int, repack_mode: str, name: str, c
         slot = _LOADED.get(key)
         if slot is None:
             llama_cpp = _llama_cpp()
-            repack = resolve_repack(Path(key[0]), name, repack_mode, checks)
+            repack = _repack(Path(key[0]), name, repack_mode, checks)
             try:
                 with _quiet_stderr(), model_params(llama_cpp, repack=repack):
                     llama = llama_cpp.Llama(model_path=key[0], n_ctx=n_ctx, n_threads=n_threads, verbose=False)

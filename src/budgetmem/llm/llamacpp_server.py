@@ -28,13 +28,14 @@ def main(argv: list[str] | None = None) -> None:
     import llama_cpp.server.__main__ as server
 
     from budgetmem.errors import BudgetMemError
-    from budgetmem.llm.llamacpp import resolve_repack
     from budgetmem.llm.native import model_params
+    from budgetmem.llm.repack import resolve_repack
     from budgetmem.models.prepare import models_dir
 
     path = Path(model).resolve()
     try:
-        repack = resolve_repack(path, path.name, mode, models_dir() / "native-checks.json")
+        version = getattr(llama_cpp, "__version__", "unknown")
+        repack = resolve_repack(path, path.name, mode, models_dir() / "native-checks.json", version=version).enabled
     except BudgetMemError as exc:
         sys.exit(f"budgetmem.llm.llamacpp_server: error: {exc.one_line()}")
     sys.argv = [sys.argv[0], *args]

@@ -7,13 +7,13 @@ decode) on Intel CPUs with ``amx_tile``; loading with ``use_extra_bufts = False`
 A native crash cannot be caught in-process, so the choice is made before loading:
 
 - ``repack = "off"`` / ``"on"`` (``[llm]`` settings): as told.
-- ``repack = "auto"`` (the default): off on a CPU with AMX (the known crash); elsewhere on,
-  but only once a short generation in a child process has survived with it on this
-  machine, this llama.cpp build and this model file. The verdict is kept in
-  ``<models dir>/native-checks.json``, so the check costs one child process per model
-  and machine. A crash there falls back to ``off`` with a one-line warning; a crash
-  with repacking off too is a :class:`NativeCrashError` naming the model and the likely
-  cause, never a dead process.
+- ``repack = "auto"`` (the default): off on a CPU with AMX (the known crash); elsewhere
+  decided per model by short generations in child processes, on this machine, this
+  llama.cpp build and this model file (:mod:`budgetmem.llm.repack`): repacking is kept
+  where it survives and is faster. Verdicts are kept in ``<models dir>/native-checks.json``.
+  A crash there falls back to ``off`` with a one-line warning; a crash with repacking off
+  too is a :class:`NativeCrashError` naming the model and the likely cause, never a dead
+  process.
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def choose_repack(mode: str, cpu: CpuInfo) -> RepackChoice:
         raise ConfigError(f"unknown repack mode {mode!r}", hint="use auto, on or off")
     if cpu.has_amx:
         return RepackChoice(False, "auto: this CPU has AMX, whose llama.cpp weight repack crashes in decode")
-    return RepackChoice(True, "auto: no AMX; repacking kept once a child-process check survives it", verify=True)
+    return RepackChoice(True, "auto: no AMX; per model, repacking kept where child-process checks show it safe and faster",
+                        verify=True)
 
 
 _PARAMS_LOCK = threading.Lock()
