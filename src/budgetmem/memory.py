@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from budgetmem.encoder import Encoder
 from budgetmem.errors import ConfigError, InputError
-from budgetmem.ingest import History, Session, Turn, load_histories
+from budgetmem.ingest import Chunk, History, Session, Turn, load_histories
 from budgetmem.ingest.ingest import IngestReport, ingest_histories
+from budgetmem.ingest.text import document_session
 from budgetmem.llm import LLM, make_llm
 from budgetmem.pipeline.cache import ModuleCache, source_tag
 from budgetmem.pipeline.policy import Policy, parse_policy
@@ -133,6 +134,24 @@ class BudgetMem:
             raise InputError("empty session: no turns given")
         session = Session(session_id, date_time, parsed, "chat")
         return self.add_histories([History(self.namespace, source, "api", (session,))])
+
+    def add_document(
+        self, text: str, *, doc_id: str, date_time: str | None = None, source: str = "api"
+    ) -> IngestReport:
+        """Append one document (notes, a page, a file's text) as one session whose turns are
+        its paragraphs, cut as ingesting a .txt file would cut it."""
+        session = document_session(text, doc_id, date_time) if text.strip() else None
+        if session is None:
+            raise InputError("empty document: no text given")
+        return self.add_histories([History(self.namespace, source, "api", (session,))])
+
+    def memories(self, *, offset: int = 0, limit: int = 50) -> list[Chunk]:
+        """One page of this namespace's stored chunks, oldest first (archived chunks are not
+        listed; ``store.namespace(name).n_chunks`` counts them all). Empty for a namespace
+        that holds nothing yet."""
+        if offset < 0 or limit < 1:
+            raise InputError(f"a page needs offset >= 0 and limit >= 1, got offset {offset}, limit {limit}")
+        return self.store.page(self.namespace, offset=offset, limit=limit)
 
     def search(self, query: str, k: int | None = None, retriever: str | None = None) -> list[Hit]:
         hits = self.searcher.search(self.namespace, query, k=k, retriever=retriever)

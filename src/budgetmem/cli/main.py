@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         forget_cmd,
         frontier_cmd,
         ingest_cmd,
+        mcp_cmd,
         memory_cmd,
         models_cmd,
         report_cmd,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.register(sub)
     frontier_cmd.register(sub)
     train_writer_cmd.register(sub)
+    mcp_cmd.register(sub)
     return parser
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from budgetmem.ingest.history import History, Session, Turn
 
-__all__ = ["parse_text", "TEXT_SUFFIXES"]
+__all__ = ["parse_text", "document_session", "TEXT_SUFFIXES"]
 
 TEXT_SUFFIXES = {".txt": "text", ".md": "markdown", ".markdown": "markdown"}
 
@@ -27,7 +27,13 @@ def _paragraphs(text: str) -> list[str]:
     return [p for p in pieces if p]
 
 
+def document_session(text: str, doc_id: str, date_time: str | None = None) -> Session | None:
+    """One document as one session whose turns are its paragraphs; None for an empty text.
+    Files and texts given through the API (``BudgetMem.add_document``) are cut the same way."""
+    turns = tuple(Turn(text=p, dia_id=f"{doc_id}:p{i}") for i, p in enumerate(_paragraphs(text)))
+    return Session(doc_id, date_time, turns, "document") if turns else None
+
+
 def parse_text(text: str, path: Path, fmt: str) -> History:
-    turns = tuple(Turn(text=p, dia_id=f"{path.stem}:p{i}") for i, p in enumerate(_paragraphs(text)))
-    sessions = (Session(path.stem, None, turns, "document"),) if turns else ()
-    return History(name=path.stem, source=str(path), format=fmt, sessions=sessions)
+    session = document_session(text, path.stem)
+    return History(name=path.stem, source=str(path), format=fmt, sessions=(session,) if session else ())

@@ -671,6 +671,16 @@ class Store:
                 rows = [found[i] for i in ids if i in found]
         return [_row_to_chunk(r) for r in rows]
 
+    def page(self, namespace: str, *, offset: int = 0, limit: int = 50) -> list[Chunk]:
+        """Live chunks of a namespace in id (arrival) order, ``limit`` of them from ``offset``:
+        a listing pages through the database instead of reading the whole namespace."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_READ_COLUMNS} FROM chunks WHERE namespace=? ORDER BY id LIMIT ? OFFSET ?",
+                (namespace, int(limit), int(offset)),
+            ).fetchall()
+        return [_row_to_chunk(r) for r in rows]
+
     def texts(self, namespace: str) -> tuple[np.ndarray, list[str]]:
         with self._lock:
             rows = self._db.execute("SELECT id, text FROM chunks WHERE namespace=? ORDER BY id", (namespace,)).fetchall()
