@@ -29,7 +29,11 @@ from _report import _cpu_ticks, log, machine_info, save_json, table, write_secti
 from budgetmem.doctor import llama_build_info  # noqa: E402
 from budgetmem.llm.native import choose_repack, cpu_info  # noqa: E402
 from budgetmem.llm.probe import check_model  # noqa: E402
+from budgetmem.llm.repack import REFERENCE_CALL, call_seconds  # noqa: E402
 from budgetmem.models import LADDER, model_path  # noqa: E402
+
+
+HEADER = ["model", "weights repacked", "prompt tok/s off", "on", "on/off", "gen tok/s off", "on", "on/off", "crashes", "auto"]
 
 
 def _others_cores(t0: float, ticks0: tuple[int, int, int], child0: float) -> float:
@@ -81,8 +85,13 @@ def main() -> int:
         on_g, off_g = med(by["on"], "gen_tps"), med(by["off"], "gen_tps")
         repacked = any(x.get("repacked") for x in by["on"])
         crashed = sum(1 for m in by.values() for x in m if not x["ok"])
+        if not repacked:
+            auto = "off (the same load either way)"
+        else:  # the rule repack="auto" applies, on these medians (budgetmem.llm.repack)
+            ratio = call_seconds({"prompt_tps": off_p, "gen_tps": off_g}) / call_seconds({"prompt_tps": on_p, "gen_tps": on_g})
+            auto = f"{'on' if ratio > 1 else 'off'} (call {ratio:.2f}x)"
         rows.append([name, "yes" if repacked else "no (format not repacked)", f"{off_p:.1f}", f"{on_p:.1f}", f"{on_p / off_p:.2f}x",
-                     f"{off_g:.1f}", f"{on_g:.1f}", f"{on_g / off_g:.2f}x", crashed])  # fmt: skip
+                     f"{off_g:.1f}", f"{on_g:.1f}", f"{on_g / off_g:.2f}x", crashed, auto])  # fmt: skip
     choice = choose_repack("auto", cpu)
     machine = machine_info()
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
@@ -97,17 +106,20 @@ def main() -> int:
         f"on and off alternate, so both see the same load. Other work on the machine during the run: "
         f"{others:.2f} cores on average (of {cpu.cores}).",
         "",
-        table(["model", "weights repacked", "prompt tok/s off", "on", "on/off", "gen tok/s off", "on", "on/off", "crashes"], rows),
+        table(HEADER, rows),
         "",
-        f"What `repack = \"auto\"` does on this CPU: {'on' if choice.enabled else 'off'} ({choice.reason}). "
-        "On a CPU with AMX, auto turns repacking off without a check: llama.cpp's AMX repack crashes in decode there.",
+        f"`auto` is what `[llm] repack = \"auto\"` picks on these rates: repacking where it runs a "
+        f"{REFERENCE_CALL[0]:,}-token prompt plus {REFERENCE_CALL[1]} generated tokens (a typical module or answer call) "
+        "faster; in use it decides from its own short check children, once per machine and model. "
+        f"On this CPU: {choice.reason}. On a CPU with AMX, auto turns repacking off without a check: "
+        "llama.cpp's AMX repack crashes in decode there.",
     ]
     write_section(Path(args.out), "native", "\n".join(lines))
     save_json(ROOT / "bench" / "results" / "native.json",
               {"settings": vars(args), "machine": machine, "cpu": cpu.to_dict(), "llama": build,
                "others_cores": others, "results": results})  # fmt: skip
     log(f"wrote the native section of {args.out}")
-    print(table(["model", "weights repacked", "prompt tok/s off", "on", "on/off", "gen tok/s off", "on", "on/off", "crashes"], rows))
+    print(table(HEADER, rows))
     return 0
 
 
