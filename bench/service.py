@@ -1,0 +1,267 @@
+"""The memory service under load: a real ``budgetmem serve`` (uvicorn) on 127.0.0.1.
+
+    .venv/bin/python bench/service.py [--clients 16] [--seconds 20] [--queries 12]
+
+One LoCoMo dev conversation is added session by session over HTTP (a LoCoMo-sized
+namespace), then, with ``--clients`` concurrent clients (threads, one keep-alive httpx
+client each): searches for ``--seconds`` (each client walks the conversation's questions:
+distinct texts, so no query-embedding cache helps), adds of small sessions into another
+namespace, and queries at the MID policy (retrieval + encoder modules + the answer model).
+The server's overhead on a query is measured against the library called directly in this
+process, on the same store file and questions, interleaved question by question, after one
+warm-up pass of each. Writes the ``service`` section of docs/BENCHMARKS.md and
+bench/results/service.json.
+
+The answer model is SmolLM2-135M (the embedded small rung) so that a query's time is not
+all LLM; the encoder is MiniLM. Both processes share the machine's 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _report import CpuMeter, latency_stats, log, machine_info, save_json, table, write_section  # noqa: E402
+
+from budgetmem import BudgetMem  # noqa: E402
+from budgetmem.settings import load_settings  # noqa: E402
+
+LOCOMO = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+CONFIG = """\
+[encoder]
+name = "all-minilm-l6-v2"
+
+[pipeline]
+answer_llm = "llamacpp:smollm2-135m"
+module_llm = "llamacpp:smollm2-135m"
+cache_path = "{cache}"
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _conversation() -> tuple[str, list[dict[str, Any]], list[str]]:
+    """The dev conversation with the most turns: (id, sessions as API bodies, its questions)."""
+    data = json.loads(LOCOMO.read_text())
+    best = max(data, key=lambda c: sum(len(v) for k, v in c["conversation"].items() if isinstance(v, list)))
+    conv = best["conversation"]
+    sessions = []
+    n = 1
+    while f"session_{n}" in conv:
+        turns = conv[f"session_{n}"]
+        sessions.append({"messages": [{"speaker": t["speaker"], "text": t["text"]} for t in turns if t.get("text")],
+                         "session_id": f"session_{n}", "date": conv.get(f"session_{n}_date_time")})  # fmt: skip
+        n += 1
+    questions = [q["question"] for q in best["qa"] if q.get("category") in (1, 2, 3, 4)]
+    return best["sample_id"], sessions, questions
+
+
+def _cli(*args: str, env: dict[str, str]) -> str:
+    proc = subprocess.run([sys.executable, "-m", "budgetmem", *args], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"budgetmem {args[0]} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _load(clients: int, seconds: float, make_call) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Run ``clients`` threads, each calling ``make_call(client_index, i)`` until time is up."""
+    lat: list[float] = []
+    codes: dict[int, int] = {}
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+    barrier = threading.Barrier(clients)
+
+    def worker(c: int) -> None:
+        i = 0
+        barrier.wait()
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            status = make_call(c, i)
+            dt = time.perf_counter() - t0
+            with lock:
+                codes[status] = codes.get(status, 0) + 1
+                if 200 <= status < 300:
+                    lat.append(dt)
+            i += 1
+
+    meter = CpuMeter()
+    threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {**latency_stats(lat), "ok_per_s": len(lat) / wall, "codes": codes, "cpu": meter.stop()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--queries", type=int, default=12, help="questions for the query overhead comparison")
+    p.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = p.parse_args()
+    conv_id, sessions, questions = _conversation()
+    tmp = Path(tempfile.mkdtemp(prefix="budgetmem-service-bench-"))
+    store = tmp / "store.db"
+    (tmp / "server.toml").write_text(CONFIG.format(cache=tmp / "server-cache.sqlite"))
+    (tmp / "library.toml").write_text(CONFIG.format(cache=tmp / "library-cache.sqlite"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    key = json.loads(_cli("keys", "create", "--store", str(store), "--namespace", "bench", "--scope", "read,write", "--json", env=env))["key"]
+    port = _free_port()
+    log_file = (tmp / "server.log").open("wb")
+    cmd = [sys.executable, "-m", "budgetmem", "--config", str(tmp / "server.toml"), "serve", "--store", str(store),
+           "--port", str(port), "--log-level", "warning", "--queue", str(4 * args.clients)]  # fmt: skip
+    server = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    results: dict[str, Any] = {"conversation": conv_id, "sessions": len(sessions), "questions": len(questions)}
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        ns = f"{url}/v1/namespaces/bench/locomo"
+        with httpx.Client(headers=headers, timeout=300) as http:
+            t0 = time.perf_counter()
+            chunks = 0
+            for body in sessions:
+                r = http.post(f"{ns}/memories", json=body)
+                r.raise_for_status()
+                chunks += r.json()["chunks_added"]
+            results["ingest"] = {"seconds": time.perf_counter() - t0, "chunks": chunks}
+            log(f"added {len(sessions)} sessions ({chunks} chunks) in {results['ingest']['seconds']:.1f} s")
+            http.post(f"{ns}/search", json={"query": "warm-up"}).raise_for_status()
+
+        clients = [httpx.Client(base_url=url, headers=headers, timeout=120) for _ in range(args.clients)]
+
+        def search(c: int, i: int) -> int:
+            q = questions[(c * 37 + i) % len(questions)]
+            return clients[c].post("/v1/namespaces/bench/locomo/search", json={"query": q, "k": 5}).status_code
+
+        log(f"searches: {args.clients} clients for {args.seconds:.0f} s")
+        results["search"] = _load(args.clients, args.seconds, search)
+
+        def add(c: int, i: int) -> int:
+            body = {"messages": [{"speaker": "user", "text": f"client {c} note {i}: the meeting moved to room {i % 50}."}],
+                    "session_id": f"c{c}-n{i}"}  # fmt: skip
+            return clients[c].post("/v1/namespaces/bench/adds/memories", json=body).status_code
+
+        log(f"adds: {args.clients} clients for {args.seconds:.0f} s")
+        results["add"] = _load(args.clients, args.seconds, add)
+
+        def query(c: int, i: int) -> int:
+            q = questions[(c * 37 + i) % len(questions)]
+            r = clients[c].post("/v1/namespaces/bench/locomo/query", json={"question": q, "policy": "mid"})
+            if r.status_code == 429:
+                time.sleep(float(r.headers.get("retry-after", "1")))
+            return r.status_code
+
+        log(f"queries at MID: {args.clients} clients for {2 * args.seconds:.0f} s")
+        results["query"] = _load(args.clients, 2 * args.seconds, query)
+        for c in clients:
+            c.close()
+
+        # Overhead: the same questions through the server and through the library, in turn.
+        log(f"overhead: {args.queries} questions, server vs library, after a warm-up pass")
+        sample = questions[: args.queries]
+        settings = load_settings(tmp / "library.toml")
+        with BudgetMem(store, "bench/locomo", settings=settings) as mem, httpx.Client(headers=headers, timeout=300) as http:
+            pairs = []
+            for rep in range(2):  # rep 0 warms models and caches on both sides
+                for q in sample:
+                    t0 = time.perf_counter()
+                    mem.query(q, policy="mid")
+                    lib = time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    http.post(f"{ns}/query", json={"question": q, "policy": "mid"}).raise_for_status()
+                    srv = time.perf_counter() - t0
+                    if rep:
+                        pairs.append((lib, srv))
+        lib_total, srv_total = sum(x for x, _ in pairs), sum(y for _, y in pairs)
+        results["overhead"] = {
+            "questions": len(pairs), "library_p50_s": statistics.median(x for x, _ in pairs),
+            "server_p50_s": statistics.median(y for _, y in pairs), "library_total_s": lib_total, "server_total_s": srv_total,
+            "overhead_pct": 100.0 * (srv_total - lib_total) / lib_total,
+            "overhead_ms_p50": 1e3 * statistics.median(y - x for x, y in pairs),
+        }  # fmt: skip
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log_file.close()
+
+    s, a, q, o = results["search"], results["add"], results["query"], results["overhead"]
+    machine = machine_info()
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    rows = [
+        ["search (k=5, hybrid)", f"{s['p50_ms']:.1f}", f"{s['p99_ms']:.1f}", f"{s['ok_per_s']:.1f}", _codes(s), f"{s['cpu']['others_cores']:.2f}"],
+        ["add (one-turn session)", f"{a['p50_ms']:.1f}", f"{a['p99_ms']:.1f}", f"{a['ok_per_s']:.1f}", _codes(a), f"{a['cpu']['others_cores']:.2f}"],
+        ["query (MID, SmolLM2 answers)", f"{q['p50_ms']:.0f}", f"{q['p99_ms']:.0f}", f"{q['ok_per_s']:.2f}", _codes(q), f"{q['cpu']['others_cores']:.2f}"],
+    ]  # fmt: skip
+    lines = [
+        "## Service: budgetmem serve under concurrent clients",
+        "",
+        f"Measured {stamp} on {machine['cpu']}, {machine['cores']} cores. Command: "
+        f"`{shlex.join(['.venv/bin/python', 'bench/service.py', *sys.argv[1:]])}`. A real `budgetmem serve` (uvicorn, "
+        f"one process) on 127.0.0.1; the namespace holds LoCoMo dev conversation {conv_id} ({results['sessions']} sessions, "
+        f"{results['ingest']['chunks']} chunks of 256 tokens, MiniLM), added over HTTP in {results['ingest']['seconds']:.1f} s. "
+        f"{args.clients} concurrent clients (threads in this process, one keep-alive connection each) for "
+        f"{args.seconds:.0f} s per row ({2 * args.seconds:.0f} s for queries); searches walk the conversation's "
+        f"{len(questions)} questions. Latency counts 2xx answers; the status column counts every answer. The clients "
+        "share the 2 cores with the server; 'other cores' is CPU used by neither the server's nor this process's "
+        "threads (the server is a child process, so it is counted there: read it as the server's load).",
+        "",
+        table(["operation", "p50 ms", "p99 ms", "per s", "statuses", "other cores"], rows),
+        "",
+        f"Server overhead on a query (MID, the same {o['questions']} questions through the library in this process "
+        f"and through the server, interleaved, after a warm-up pass of each): library p50 {o['library_p50_s']:.2f} s, "
+        f"server p50 {o['server_p50_s']:.2f} s; in total {o['overhead_pct']:+.1f}% (median extra per query "
+        f"{o['overhead_ms_p50']:.0f} ms). Target: at most 2%.",
+        "",
+        f"Targets for search: p99 <= 50 ms ({'met' if s['p99_ms'] <= 50 else 'not met'}) and >= 200 searches/s "
+        f"({'met' if s['ok_per_s'] >= 200 else 'not met'}).",
+    ]
+    write_section(Path(args.out), "service", "\n".join(lines))
+    save_json(ROOT / "bench" / "results" / "service.json", {"settings": vars(args), "machine": machine, **results})
+    print("\n".join(lines))
+    return 0
+
+
+def _codes(r: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(r["codes"].items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
