@@ -15,12 +15,16 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from budgetmem.errors import ConfigError
 from budgetmem.models import get_model, model_path
 from budgetmem.settings import EncoderSettings
 
 __all__ = ["Encoder"]
+
+_BATCHES_PER_SLICE = 4
+"""Batches encoded per hold of the encoder lock (see :meth:`Encoder.encode`)."""
 
 
 class Encoder:
@@ -102,14 +106,24 @@ class Encoder:
             for piece in self._windows(t):
                 windows.append(piece)
                 owner.append(i)
-        with self._lock:  # one forward pass at a time; torch already uses every core
-            vecs = self._model.encode(
-                windows,
-                batch_size=self.settings.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            ).astype(np.float32)
+        # One forward pass at a time (torch already uses every core), but the lock is taken
+        # per slice of a few batches, not for the whole list: a long ingest then lets a
+        # search's one-line query through between slices instead of after the last one.
+        step = self.settings.batch_size * _BATCHES_PER_SLICE
+        slices = range(0, len(windows), step)
+        parts = []
+        for start in tqdm(slices, desc="embedding", unit="slice", disable=not progress or len(slices) < 2):
+            with self._lock:
+                parts.append(
+                    self._model.encode(
+                        windows[start : start + step],
+                        batch_size=self.settings.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    ).astype(np.float32)
+                )
+        vecs = np.concatenate(parts) if len(parts) > 1 else parts[0]
         self.n_encoded += len(texts)
         if len(windows) == len(texts):
             return vecs

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from budgetmem.ingest.history import History, Session, Turn
 
-__all__ = ["parse_text", "TEXT_SUFFIXES"]
+__all__ = ["parse_text", "document_session", "TEXT_SUFFIXES"]
 
 TEXT_SUFFIXES = {".txt": "text", ".md": "markdown", ".markdown": "markdown"}
 
@@ -27,7 +27,13 @@ def _paragraphs(text: str) -> list[str]:
     return [p for p in pieces if p]
 
 
+def document_session(text: str, session_id: str, date_time: str | None = None) -> Session:
+    """One document as one session, a turn per paragraph (no turns if the text is empty)."""
+    turns = tuple(Turn(text=p, dia_id=f"{session_id}:p{i}") for i, p in enumerate(_paragraphs(text)))
+    return Session(session_id, date_time, turns, "document")
+
+
 def parse_text(text: str, path: Path, fmt: str) -> History:
-    turns = tuple(Turn(text=p, dia_id=f"{path.stem}:p{i}") for i, p in enumerate(_paragraphs(text)))
-    sessions = (Session(path.stem, None, turns, "document"),) if turns else ()
+    session = document_session(text, path.stem)
+    sessions = (session,) if session.turns else ()
     return History(name=path.stem, source=str(path), format=fmt, sessions=sessions)
