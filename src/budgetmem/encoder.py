@@ -23,8 +23,30 @@ from budgetmem.settings import EncoderSettings
 
 __all__ = ["Encoder"]
 
-_BATCHES_PER_SLICE = 4
+_BATCHES_PER_SLICE = 1
 """Batches encoded per hold of the encoder lock (see :meth:`Encoder.encode`)."""
+
+
+class _TurnLock:
+    """A lock taken in arrival order. ``threading.Lock`` is not fair: a thread encoding slice
+    after slice re-takes it at once, and a waiting search can lose every time; in turns, it
+    waits for one slice at most."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._issued = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            turn = self._issued
+            self._issued += 1
+            self._cond.wait_for(lambda: self._serving == turn)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
 
 
 class Encoder:
@@ -38,7 +60,7 @@ class Encoder:
         self.path = model_path(self.spec.name, models_dir)
         self.n_encoded = 0
         """Texts embedded by this instance (lets tests prove that re-opening never re-embeds)."""
-        self._lock = threading.Lock()
+        self._lock = _TurnLock()
 
     # ------------------------------------------------------------------ tokens
     @cached_property
