@@ -284,7 +284,11 @@ class BudgetMem:
         hits = self.search(question, k=k, retriever=retriever)
         retrieval_s = time.perf_counter() - t0
         if not hits:
-            raise InputError(f"namespace {self.namespace!r} has nothing that matches the question", hint="ingest history first")
+            # Not found rather than bad input: the question is fine, the memory holds nothing for it.
+            raise NotFoundError(
+                f"namespace {self.namespace!r} has nothing that matches the question",
+                hint="ingest history first, or ask with other words (try --retriever dense)",
+            )
         candidates = [ScoredChunk(h.chunk, h.score) for h in hits]
         result = self.pipeline.run(question, candidates, chosen, cost_weight=cost_weight, question_date=question_date)
         result.retrieval_s = retrieval_s

@@ -73,5 +73,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
     # One process: namespaces, indexes and models live in it. The access log prints the
     # method and path, never headers, so keys stay out of it.
-    uvicorn.run(app, host=s.host, port=s.port, log_level=args.log_level, access_log=True, workers=1)
+    try:
+        uvicorn.run(app, host=s.host, port=s.port, log_level=args.log_level, access_log=True, workers=1)
+    finally:
+        app.state.service.close()
     return 0

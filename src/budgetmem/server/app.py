@@ -7,8 +7,7 @@ Other front ends mount beside these routes (an MCP streamable-HTTP app at ``/mcp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -39,23 +38,18 @@ def create_app(
     encoder: Encoder | None = None,
 ) -> FastAPI:
     """The service over one store file. ``settings.server`` sets its limits; ``llms`` and
-    ``encoder`` replace what the settings would build (custom clients, test doubles)."""
+    ``encoder`` replace what the settings would build (custom clients, test doubles).
+
+    The caller closes ``app.state.service`` when done with the app (``serve`` does after
+    uvicorn returns); a lifespan hook would close it at the first ASGI shutdown, and test
+    clients start and stop an app many times."""
     from budgetmem import __version__
 
     service = Service(store, settings, llms=llms, encoder=encoder)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            service.close()
-
     app = FastAPI(
         title="budgetmem",
         version=__version__,
         description=_DESCRIPTION,
-        lifespan=lifespan,
         openapi_url=None,  # served by ops.openapi, behind a key like every other route
         docs_url=None,
         redoc_url=None,

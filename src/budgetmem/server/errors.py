@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from budgetmem import errors as e
 from budgetmem.server.models import ErrorBody
@@ -43,6 +44,7 @@ _TYPE_BY_STATUS = {400: "InputError", 404: "NotFoundError", 405: "InputError", 4
 
 _DESCRIPTIONS = {
     400: "Bad input or settings (InputError, ConfigError)",
+    405: "Not a method of this resource (InputError)",
     401: "No valid API key (AuthError)",
     403: "The key is for another namespace or lacks the scope (ForbiddenError)",
     404: "No such namespace, memory, session or job (NotFoundError)",
@@ -57,6 +59,7 @@ _DESCRIPTIONS = {
 }
 _HEADERS = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    405: {"Allow": {"schema": {"type": "string"}, "description": "The methods the resource has"}},
     429: {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}},
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -96,6 +99,21 @@ def from_library(exc: e.BudgetMemError) -> JSONResponse:
     return error_response(status, type(exc).__name__, exc.message, exc.hint, headers=headers or None)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method of the resource at this path. Starlette's own 405 names those of the first
+    route that matched the path only, and the path's GET and POST are separate routes. The
+    forget-namespace route matches every path below a namespace: it counts only where no
+    other route does (a path that is the namespace itself)."""
+    found: dict[str, list[str]] = {}
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})  # no method matches: PARTIAL or NONE
+        if match != Match.NONE and getattr(route, "methods", None):
+            found.setdefault(route.path_format, []).extend(route.methods)
+    if len(found) > 1:
+        found.pop("/v1/namespaces/{ns}", None)
+    return sorted({m for methods in found.values() for m in methods})
+
+
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc)
 
@@ -117,9 +135,11 @@ def install_handlers(app: FastAPI) -> None:
         )  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         type_ = _TYPE_BY_STATUS.get(exc.status_code, "InputError" if exc.status_code < 500 else "ServiceError")
         headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         if exc.status_code == 401:
             headers.setdefault("WWW-Authenticate", 'Bearer realm="budgetmem"')
         return error_response(exc.status_code, type_, str(exc.detail), headers=headers or None)

@@ -6,9 +6,9 @@ library can serve (an empty text, an unknown policy or a ``router:`` path never 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from budgetmem.store.keys import NAMESPACE_PATTERN
 
@@ -45,8 +45,19 @@ _TEXT = r"\S"
 """Some non-blank character (JSON Schema patterns match anywhere in the string)."""
 
 
+def _whole(value: Any) -> Any:
+    # JSON Schema counts 5.0 as an integer; strict pydantic would not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+TopK = Annotated[
+    int, BeforeValidator(_whole), Field(ge=1, le=100), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 100})
+]
+"""The schema is spelled out: pydantic writes the bounds of a validated int as 'ge'/'le'."""
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as declared: false is not 0
 
 
 class ErrorInfo(BaseModel):
@@ -109,7 +120,7 @@ class JobInfo(BaseModel):
 # ---------------------------------------------------------------------------- reads
 class SearchRequest(_Body):
     query: str = Field(min_length=1, max_length=10_000, pattern=_TEXT)
-    k: int | None = Field(None, ge=1, le=100, description="Hits wanted (default: the server's top_k)")
+    k: TopK | None = Field(None, description="Hits wanted (default: the server's top_k)")
     retriever: Literal["dense", "bm25", "hybrid"] | None = None
 
 
@@ -180,7 +191,7 @@ class QueryRequest(_Body):
     policy: str | None = Field(None, pattern=POLICY_PATTERN, description="Default: the server's --policy")
     cost_weight: float | None = Field(None, ge=0, le=1e6, description="The performance-cost knob handed to learned routers")
     question_date: str | None = Field(None, max_length=100)
-    k: int | None = Field(None, ge=1, le=100)
+    k: TopK | None = Field(None, description="Candidates retrieved for the pipeline (default: the server's top_k)")
     retriever: Literal["dense", "bm25", "hybrid"] | None = None
 
 
