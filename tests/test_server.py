@@ -5,12 +5,15 @@ limits, background jobs, a real query (SmolLM2-135M answers), metrics, and keys.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
 
 import httpx
 import pytest
+
+pytest.importorskip("fastapi", reason="the server extra is not installed")
 from serving import REPO, ServerProcess, make_key
 
 from budgetmem.client import Client
@@ -366,7 +369,7 @@ def test_non_loopback_host_needs_a_key(tmp_path):
     db = tmp_path / "empty.db"
     argv = [sys.executable, "-m", "budgetmem", "serve", "--store", str(db), "--host", "0.0.0.0", "--port", "1"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO,
-                          env={**__import__("os").environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("budgetmem: error: refusing to listen on 0.0.0.0: the store has no API key")
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -383,3 +386,15 @@ def test_client_maps_statuses_back_to_library_errors():
     assert isinstance(_error(response(403, {"error": {"type": "ForbiddenError", "message": "no"}})), ForbiddenError)
     assert isinstance(_error(response(404, {"detail": "Not Found"})), NotFoundError)  # a proxy's answer
     assert type(_error(response(418, {"error": {"type": "os.system", "message": "?"}}))).__name__ == "ServiceError"
+
+
+def test_the_cli_imports_fastapi_only_to_serve(tmp_path):
+    code = (
+        "import sys; from budgetmem.cli.main import main; "
+        f"assert main(['keys', 'create', '--store', {str(tmp_path / 'k.db')!r}, '--namespace', 'a', '--json']) == 0; "
+        f"assert main(['keys', 'list', '--store', {str(tmp_path / 'k.db')!r}]) == 0; "
+        "assert 'fastapi' not in sys.modules and 'uvicorn' not in sys.modules, 'imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr

@@ -11,6 +11,8 @@ from collections import Counter
 
 import httpx
 import pytest
+
+pytest.importorskip("fastapi", reason="the server extra is not installed")
 from serving import ServerProcess, make_key
 
 from budgetmem.client import Client

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+
+pytest.importorskip("fastapi", reason="the server extra is not installed")
 from fakes import ScriptedFakeLLM
 from serving import ThreadServer
 

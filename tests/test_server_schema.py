@@ -12,7 +12,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import schemathesis
+
+pytest.importorskip("fastapi", reason="the server extra is not installed")
+schemathesis = pytest.importorskip("schemathesis")
 from fakes import ScriptedFakeLLM
 from hypothesis import HealthCheck, settings
 

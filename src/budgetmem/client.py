@@ -39,19 +39,24 @@ _BY_STATUS: dict[int, type[e.BudgetMemError]] = {
 }
 
 
+def _error_class(name: str, status: int) -> type[e.BudgetMemError]:
+    """The class the service named if it is one of the library's errors, else by status."""
+    cls = getattr(e, name, None)
+    if isinstance(cls, type) and issubclass(cls, e.BudgetMemError):
+        return cls
+    return _BY_STATUS.get(status, e.ServiceError)
+
+
 def _error(response: httpx.Response) -> e.BudgetMemError:
-    """The library error for a failed response: the class the service named, else by status."""
+    """The library error for a failed response."""
     try:
         info = response.json()["error"]
         name, message, hint = str(info["type"]), str(info["message"]), info.get("hint")
     except (ValueError, KeyError, TypeError):
         name, message, hint = "", f"HTTP {response.status_code} from {response.request.url.path}", None
-    cls = getattr(e, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, e.BudgetMemError)):
-        cls = _BY_STATUS.get(response.status_code, e.ServiceError)
+    cls = _error_class(name, response.status_code)
     if issubclass(cls, e.BusyError):
-        retry = float(response.headers.get("retry-after", "1") or 1)
-        return e.BusyError(message, hint=hint, retry_after=retry)
+        return e.BusyError(message, hint=hint, retry_after=float(response.headers.get("retry-after") or 1))
     return cls(message, hint=hint)
 
 
@@ -121,9 +126,7 @@ class Client:
                 return result
             if job["status"] == "failed":
                 info = job["error"] or {}
-                cls = getattr(e, str(info.get("type")), e.ServiceError)
-                if not (isinstance(cls, type) and issubclass(cls, e.BudgetMemError)):
-                    cls = e.ServiceError
+                cls = _error_class(str(info.get("type")), 500)
                 raise cls(str(info.get("message", "job failed")), hint=info.get("hint"))
             if time.monotonic() > deadline:
                 raise e.DeadlineError(f"job {job_id} still {job['status']} after {timeout_s:g} s")
