@@ -112,7 +112,7 @@ def test_tools_in_process(tmp_path):
             assert (chat["session_id"], chat["kind"], chat["already_stored"]) == ("s1", "chat", False)
             assert chat["chunks_added"] == chat["chunks_stored"] >= 1
             doc = _data(await c.call_tool("add_memory", {"text": NOTES}))
-            assert doc["kind"] == "document" and doc["session_id"].startswith("mcp-")
+            assert doc["kind"] == "document" and doc["session_id"].startswith("d-")
             again = _data(await c.call_tool("add_memory", {"text": NOTES}))  # same content, same derived id
             assert again["session_id"] == doc["session_id"] and again["already_stored"] and again["chunks_added"] == 0
 
@@ -120,9 +120,10 @@ def test_tools_in_process(tmp_path):
             assert hits[0]["session_id"] == "s1" and "Kruszynka" in hits[0]["text"] and hits[0]["session_date"] == "8 May 2023"
 
             page = _data(await c.call_tool("list_memories", {"limit": 1}))
-            assert page["total"] == 2 and len(page["memories"]) == 1 and page["next_offset"] == 1
-            last = _data(await c.call_tool("list_memories", {"offset": 1, "limit": 1}))
-            assert last["next_offset"] is None and last["memories"][0]["kind"] == "document"
+            first_id = page["memories"][0]["chunk_id"]
+            assert page["total"] == 2 and len(page["memories"]) == 1 and page["next_after"] == first_id
+            last = _data(await c.call_tool("list_memories", {"after": first_id, "limit": 1}))
+            assert last["next_after"] is None and last["memories"][0]["kind"] == "document"
             stats = _data(await c.call_tool("memory_stats", {}))
             assert (stats["sessions"], stats["chunks"], stats["encoder"]) == (2, 2, "all-minilm-l6-v2")
 

@@ -2,9 +2,13 @@
 
 from budgetmem.encoder import Encoder
 from budgetmem.errors import (
+    AuthError,
     BudgetMemError,
+    BusyError,
     ChecksumError,
     ConfigError,
+    DeadlineError,
+    ForbiddenError,
     InputError,
     LLMError,
     LLMResponseError,
@@ -12,7 +16,9 @@ from budgetmem.errors import (
     ModelError,
     NotFoundError,
     ServerUnavailableError,
+    ServiceError,
     StoreError,
+    TooLargeError,
     UnknownPriceError,
 )
 from budgetmem.ingest import Chunk, History, Session, Turn, load_histories
@@ -33,13 +39,17 @@ from budgetmem.store import Store
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthError",
     "BudgetMem",
     "BudgetMemError",
+    "BusyError",
     "ChecksumError",
     "Chunk",
     "ChunkSettings",
     "FixedPolicy",
     "ConfigError",
+    "DeadlineError",
+    "ForbiddenError",
     "ForgetReport",
     "Encoder",
     "EncoderSettings",
@@ -59,10 +69,12 @@ __all__ = [
     "RetrievalSettings",
     "Searcher",
     "ServerUnavailableError",
+    "ServiceError",
     "Session",
     "Settings",
     "Store",
     "StoreError",
+    "TooLargeError",
     "Tier",
     "Turn",
     "UnknownPriceError",

@@ -15,12 +15,38 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from budgetmem.errors import ConfigError
 from budgetmem.models import get_model, model_path
 from budgetmem.settings import EncoderSettings
 
 __all__ = ["Encoder"]
+
+_BATCHES_PER_SLICE = 1
+"""Batches encoded per hold of the encoder lock (see :meth:`Encoder.encode`)."""
+
+
+class _TurnLock:
+    """A lock taken in arrival order. ``threading.Lock`` is not fair: a thread encoding slice
+    after slice re-takes it at once, and a waiting search can lose every time; in turns, it
+    waits for one slice at most."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._issued = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            turn = self._issued
+            self._issued += 1
+            self._cond.wait_for(lambda: self._serving == turn)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
 
 
 class Encoder:
@@ -34,7 +60,7 @@ class Encoder:
         self.path = model_path(self.spec.name, models_dir)
         self.n_encoded = 0
         """Texts embedded by this instance (lets tests prove that re-opening never re-embeds)."""
-        self._lock = threading.Lock()
+        self._lock = _TurnLock()
 
     # ------------------------------------------------------------------ tokens
     @cached_property
@@ -102,14 +128,24 @@ class Encoder:
             for piece in self._windows(t):
                 windows.append(piece)
                 owner.append(i)
-        with self._lock:  # one forward pass at a time; torch already uses every core
-            vecs = self._model.encode(
-                windows,
-                batch_size=self.settings.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            ).astype(np.float32)
+        # One forward pass at a time (torch already uses every core), but the lock is taken
+        # per slice of a few batches, not for the whole list: a long ingest then lets a
+        # search's one-line query through between slices instead of after the last one.
+        step = self.settings.batch_size * _BATCHES_PER_SLICE
+        slices = range(0, len(windows), step)
+        parts = []
+        for start in tqdm(slices, desc="embedding", unit="slice", disable=not progress or len(slices) < 2):
+            with self._lock:
+                parts.append(
+                    self._model.encode(
+                        windows[start : start + step],
+                        batch_size=self.settings.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    ).astype(np.float32)
+                )
+        vecs = np.concatenate(parts) if len(parts) > 1 else parts[0]
         self.n_encoded += len(texts)
         if len(windows) == len(texts):
             return vecs

@@ -13,10 +13,20 @@ line that names the problem and the fix; the CLI prints it and exits with status
     │   └── NativeCrashError  llama.cpp crashes on this machine (seen in a child process)
     ├── StoreError            a store file that cannot be used as asked
     │   └── NotFoundError     no such namespace, chunk or session (a service answers 404)
-    └── LLMError              an LLM call that did not produce a usable answer
-        ├── ServerUnavailableError  nothing listens at the endpoint
-        ├── LLMTimeoutError         the endpoint did not answer in time (after retries)
-        └── LLMResponseError        the endpoint answered with an error or garbage
+    ├── LLMError              an LLM call that did not produce a usable answer
+    │   ├── ServerUnavailableError  nothing listens at the endpoint
+    │   ├── LLMTimeoutError         the endpoint did not answer in time (after retries)
+    │   └── LLMResponseError        the endpoint answered with an error or garbage
+    ├── AuthError             no valid API key: missing, malformed, unknown or revoked (401)
+    │   └── ForbiddenError    a valid key that may not do this: another namespace or a
+    │                         scope it lacks (403)
+    └── ServiceError          the memory service could not serve the request (5xx)
+        ├── BusyError         its work queue is full; retry after ``retry_after`` s (429)
+        └── DeadlineError     the request ran past the service's time limit (504)
+
+``InputError`` has one service-only child, ``TooLargeError``: a request body over the
+service's limit (413). The service sends each error as ``{"error": {"type", "message",
+"hint"}}`` and :class:`budgetmem.client.Client` raises the same class again.
 """
 
 from __future__ import annotations
@@ -35,6 +45,12 @@ __all__ = [
     "ServerUnavailableError",
     "LLMTimeoutError",
     "LLMResponseError",
+    "TooLargeError",
+    "AuthError",
+    "ForbiddenError",
+    "ServiceError",
+    "BusyError",
+    "DeadlineError",
 ]
 
 
@@ -98,3 +114,33 @@ class LLMTimeoutError(LLMError):
 
 class LLMResponseError(LLMError):
     """The endpoint answered, but with an error status or an unusable body."""
+
+
+class TooLargeError(InputError):
+    """A request body larger than the memory service accepts."""
+
+
+class AuthError(BudgetMemError):
+    """No valid API key came with a request to the memory service."""
+
+
+class ForbiddenError(AuthError):
+    """The API key is valid but not for this namespace, or lacks the scope asked for."""
+
+
+class ServiceError(BudgetMemError):
+    """The memory service failed to serve a request (an internal error, or a status the
+    client does not know)."""
+
+
+class BusyError(ServiceError):
+    """The service's work queue is full: nothing was done, the same request may be retried."""
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class DeadlineError(ServiceError):
+    """The request took longer than the service allows. Work already under way may still
+    finish (an add then is stored: adds are idempotent, so retrying is safe)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from budgetmem.encoder import Encoder
-from budgetmem.errors import ConfigError, InputError
+from budgetmem.errors import ConfigError, InputError, NotFoundError
 from budgetmem.ingest import Chunk, History, Session, Turn, load_histories
 from budgetmem.ingest.ingest import IngestReport, ingest_histories
 from budgetmem.ingest.text import document_session
@@ -24,12 +26,12 @@ from budgetmem.pipeline.trace import QueryResult
 from budgetmem.pipeline.types import ScoredChunk
 from budgetmem.retrieval import Hit, Searcher
 from budgetmem.settings import Settings
-from budgetmem.store import Removed, Store
+from budgetmem.store import NamespaceInfo, Removed, Store
 
 if TYPE_CHECKING:
     from budgetmem.context.packing import PackedContext
 
-__all__ = ["BudgetMem", "ForgetReport"]
+__all__ = ["BudgetMem", "ForgetReport", "namespace_stats"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,29 @@ class ForgetReport:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def _content_id(payload: object) -> str:
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+def namespace_stats(info: NamespaceInfo) -> dict[str, object]:
+    """What a namespace stores against what it has seen (a write budget keeps less)."""
+    seen_chunks = info.seen_chunks or info.n_chunks
+    seen_tokens = info.seen_tokens or info.n_tokens
+    policy = json.loads(info.write_policy) if info.write_policy else {"policy": "all"}
+    return {
+        "namespace": info.name, "encoder": info.encoder, "sessions": info.n_sessions,
+        "seen_chunks": seen_chunks, "stored_chunks": info.n_chunks, "seen_tokens": seen_tokens,
+        "stored_tokens": info.n_tokens, "archived_chunks": info.n_archived, "archived_tokens": info.archived_tokens,
+        "saved_chunks_pct": _pct(seen_chunks - info.n_chunks, seen_chunks),
+        "saved_tokens_pct": _pct(seen_tokens - info.n_tokens, seen_tokens),
+        "write_policy": policy, "write_budget": info.write_budget,
+    }  # fmt: skip
 
 
 class BudgetMem:
@@ -119,11 +144,16 @@ class BudgetMem:
         self,
         turns: Sequence[str | tuple[str, str]],
         *,
-        session_id: str,
+        session_id: str | None = None,
         date_time: str | None = None,
         source: str = "api",
     ) -> IngestReport:
-        """Append one chat session: turns are ``text`` or ``(speaker, text)``."""
+        """Append one chat session: turns are ``text`` or ``(speaker, text)``.
+
+        Without a ``session_id`` one is derived from the content, so adding the same session
+        twice (a retried request, say) stores it once, as an explicit id does."""
+        if session_id is None:
+            session_id = "s-" + _content_id([date_time, [t if isinstance(t, str) else list(t) for t in turns]])
         parsed = tuple(
             Turn(text=t, dia_id=f"{session_id}:{i}")
             if isinstance(t, str)
@@ -136,22 +166,34 @@ class BudgetMem:
         return self.add_histories([History(self.namespace, source, "api", (session,))])
 
     def add_document(
-        self, text: str, *, doc_id: str, date_time: str | None = None, source: str = "api"
+        self, text: str, *, document_id: str | None = None, date_time: str | None = None, source: str = "api"
     ) -> IngestReport:
-        """Append one document (notes, a page, a file's text) as one session whose turns are
-        its paragraphs, cut as ingesting a .txt file would cut it."""
-        session = document_session(text, doc_id, date_time) if text.strip() else None
-        if session is None:
+        """Append one document (a session whose turns are its paragraphs), as ``add`` does
+        for a .txt or .md file. Without a ``document_id`` one is derived from the content."""
+        if document_id is None:
+            document_id = "d-" + _content_id([date_time, text])
+        session = document_session(text, document_id, date_time)
+        if not session.turns:
             raise InputError("empty document: no text given")
         return self.add_histories([History(self.namespace, source, "api", (session,))])
 
-    def memories(self, *, offset: int = 0, limit: int = 50) -> list[Chunk]:
-        """One page of this namespace's stored chunks, oldest first (archived chunks are not
-        listed; ``store.namespace(name).n_chunks`` counts them all). Empty for a namespace
-        that holds nothing yet."""
-        if offset < 0 or limit < 1:
-            raise InputError(f"a page needs offset >= 0 and limit >= 1, got offset {offset}, limit {limit}")
-        return self.store.page(self.namespace, offset=offset, limit=limit)
+    # ------------------------------------------------------------------ reading back
+    def memories(self, *, after: int = 0, limit: int = 100, session_id: str | None = None) -> list[Chunk]:
+        """Stored (live) chunks with ids above ``after``, in id order: page with the last id."""
+        self.store.require_namespace(self.namespace)
+        return self.store.chunk_page(self.namespace, after=after, limit=limit, session_id=session_id)
+
+    def memory(self, chunk_id: int) -> Chunk:
+        """One stored chunk of this namespace; a NotFoundError for an id of another one."""
+        self.store.require_namespace(self.namespace)
+        found = self.store.chunks(self.namespace, [int(chunk_id)])
+        if not found:
+            raise NotFoundError(f"chunk {chunk_id} not found in namespace {self.namespace!r}")
+        return found[0]
+
+    def stats(self) -> dict[str, object]:
+        """Stored vs seen chunks and tokens, the archive, the write policy (``budgetmem stats``)."""
+        return namespace_stats(self.store.require_namespace(self.namespace))
 
     def search(self, query: str, k: int | None = None, retriever: str | None = None) -> list[Hit]:
         hits = self.searcher.search(self.namespace, query, k=k, retriever=retriever)
@@ -242,7 +284,11 @@ class BudgetMem:
         hits = self.search(question, k=k, retriever=retriever)
         retrieval_s = time.perf_counter() - t0
         if not hits:
-            raise InputError(f"namespace {self.namespace!r} has nothing that matches the question", hint="ingest history first")
+            # Not found rather than bad input: the question is fine, the memory holds nothing for it.
+            raise NotFoundError(
+                f"namespace {self.namespace!r} has nothing that matches the question",
+                hint="ingest history first, or ask with other words (try --retriever dense)",
+            )
         candidates = [ScoredChunk(h.chunk, h.score) for h in hits]
         result = self.pipeline.run(question, candidates, chosen, cost_weight=cost_weight, question_date=question_date)
         result.retrieval_s = retrieval_s

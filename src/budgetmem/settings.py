@@ -38,6 +38,7 @@ __all__ = [
     "PipelineSettings",
     "WriteSettings",
     "ContextSettings",
+    "ServerSettings",
     "Settings",
     "load_settings",
 ]
@@ -216,6 +217,35 @@ class ContextSettings:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    """``budgetmem serve``: where it listens and how much work it takes on at once."""
+
+    host: str = "127.0.0.1"
+    """Anything but a loopback address needs at least one API key in the store."""
+    port: int = 8420
+    workers: int = 2
+    """Threads answering queries (the answer pipeline); more queue behind them."""
+    queue: int = 8
+    """Queries (and background ingests) that may wait for a worker; past that: 429."""
+    timeout_s: float = 120.0
+    """Longest a request may take; past it the service answers 504."""
+    max_body: int = 8 * 1024 * 1024
+    """Largest request body in bytes; past it the service answers 413."""
+    async_body: int = 256 * 1024
+    """Adds with a larger body are ingested in the background (202 and a job id)."""
+    policy: str = "mid"
+    """The query policy when a request names none (``router:PATH`` only here, never from a request)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port {self.port} is out of range", hint="use 1-65535")
+        if self.workers < 1 or self.queue < 0:
+            raise ConfigError("server workers must be >= 1 and queue >= 0")
+        if self.timeout_s <= 0 or self.max_body < 1 or self.async_body < 1:
+            raise ConfigError("server timeout_s, max_body and async_body must be positive")
+
+
+@dataclass(frozen=True)
 class Settings:
     models_dir: Path | None = None
     """Where embedded models are assembled (else $BUDGETMEM_MODELS_DIR or ~/.cache/budgetmem/models)."""
@@ -231,6 +261,7 @@ class Settings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     write: WriteSettings = field(default_factory=WriteSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with top-level fields or ``section__field`` overrides, e.g. ``retrieval__top_k=10``."""
@@ -257,6 +288,7 @@ _SECTIONS = {
     "pipeline": PipelineSettings,
     "write": WriteSettings,
     "context": ContextSettings,
+    "server": ServerSettings,
 }
 
 

@@ -28,11 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         forget_cmd,
         frontier_cmd,
         ingest_cmd,
+        keys_cmd,
         mcp_cmd,
         memory_cmd,
         models_cmd,
         report_cmd,
         search_cmd,
+        serve_cmd,
         train_cmd,
         train_writer_cmd,
     )
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_cmd.register(sub)
     memory_cmd.register(sub)
     forget_cmd.register(sub)
+    serve_cmd.register(sub)
+    keys_cmd.register(sub)
     search_cmd.register(sub)
     ask_cmd.register(sub)
     complete_cmd.register(sub)

@@ -7,7 +7,6 @@ out of retrieval but whole. ``restore`` puts them back; ``gc`` deletes them for 
 from __future__ import annotations
 
 import argparse
-import json
 
 from budgetmem.cli.common import print_json
 from budgetmem.cli.table import table
@@ -35,22 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.set_defaults(run=run_restore)
 
 
-def _pct(part: int, whole: int) -> float:
-    return round(100.0 * part / whole, 1) if whole else 0.0
-
-
 def stats_dict(info: NamespaceInfo) -> dict[str, object]:
-    seen_chunks = info.seen_chunks or info.n_chunks
-    seen_tokens = info.seen_tokens or info.n_tokens
-    policy = json.loads(info.write_policy) if info.write_policy else {"policy": "all"}
-    return {
-        "namespace": info.name, "encoder": info.encoder, "sessions": info.n_sessions,
-        "seen_chunks": seen_chunks, "stored_chunks": info.n_chunks, "seen_tokens": seen_tokens,
-        "stored_tokens": info.n_tokens, "archived_chunks": info.n_archived, "archived_tokens": info.archived_tokens,
-        "saved_chunks_pct": _pct(seen_chunks - info.n_chunks, seen_chunks),
-        "saved_tokens_pct": _pct(seen_tokens - info.n_tokens, seen_tokens),
-        "write_policy": policy, "write_budget": info.write_budget,
-    }  # fmt: skip
+    from budgetmem.memory import namespace_stats
+
+    return namespace_stats(info)
 
 
 def _infos(store: Store, namespace: str | None) -> list[NamespaceInfo]:

@@ -35,6 +35,8 @@ class NamespaceReport:
     """Of ``chunks_added``, how many went live (-1: all of them, no write policy)."""
     chunks_evicted: int = 0
     """Chunks stored earlier that this ingest pushed out to the archive."""
+    session_ids: tuple[str, ...] = ()
+    """Ids of the sessions offered, added or skipped (already stored), in order."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ def ingest_histories(
             added += 1
             n_chunks += len(chunks)
             n_tokens += sum(c.n_tokens for c in chunks)
-        reports.append(NamespaceReport(ns, h.name, added, skipped, n_chunks, n_tokens))
+        ids = tuple(s.session_id for s in h.sessions)
+        reports.append(NamespaceReport(ns, h.name, added, skipped, n_chunks, n_tokens, session_ids=ids))
 
     # Embed everything before writing, then write in one transaction: all or nothing.
     texts = [c.text for b in batches for c in b.chunks]

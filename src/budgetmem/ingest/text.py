@@ -27,13 +27,13 @@ def _paragraphs(text: str) -> list[str]:
     return [p for p in pieces if p]
 
 
-def document_session(text: str, doc_id: str, date_time: str | None = None) -> Session | None:
-    """One document as one session whose turns are its paragraphs; None for an empty text.
-    Files and texts given through the API (``BudgetMem.add_document``) are cut the same way."""
-    turns = tuple(Turn(text=p, dia_id=f"{doc_id}:p{i}") for i, p in enumerate(_paragraphs(text)))
-    return Session(doc_id, date_time, turns, "document") if turns else None
+def document_session(text: str, session_id: str, date_time: str | None = None) -> Session:
+    """One document as one session, a turn per paragraph (no turns if the text is empty)."""
+    turns = tuple(Turn(text=p, dia_id=f"{session_id}:p{i}") for i, p in enumerate(_paragraphs(text)))
+    return Session(session_id, date_time, turns, "document")
 
 
 def parse_text(text: str, path: Path, fmt: str) -> History:
     session = document_session(text, path.stem)
-    return History(name=path.stem, source=str(path), format=fmt, sessions=(session,) if session else ())
+    sessions = (session,) if session.turns else ()
+    return History(name=path.stem, source=str(path), format=fmt, sessions=sessions)

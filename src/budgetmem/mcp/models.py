@@ -51,11 +51,11 @@ class Added(BaseModel):
     already_stored: bool = Field(description="True if this exact session was stored before: nothing was added.")
 
     @classmethod
-    def from_report(cls, report: IngestReport, session_id: str, kind: Literal["chat", "document"]) -> Added:
+    def from_report(cls, report: IngestReport, kind: Literal["chat", "document"]) -> Added:
         (ns,) = report.namespaces
         stored = ns.chunks_added if ns.chunks_stored < 0 else ns.chunks_stored
         return cls(
-            namespace=ns.namespace, session_id=session_id, kind=kind, chunks_added=ns.chunks_added,
+            namespace=ns.namespace, session_id=ns.session_ids[0], kind=kind, chunks_added=ns.chunks_added,
             chunks_stored=stored, tokens_added=ns.tokens_added, already_stored=ns.sessions_skipped > 0,
         )  # fmt: skip
 
@@ -161,9 +161,9 @@ class Answer(BaseModel):
 class MemoryPage(BaseModel):
     namespace: str
     total: int = Field(description="Stored chunks in the namespace.")
-    offset: int
+    after: int
     memories: list[Memory] = Field(description="Oldest first.")
-    next_offset: int | None = Field(description="Pass as offset for the next page; null on the last page.")
+    next_after: int | None = Field(description="Pass as after for the next page; null on the last page.")
 
 
 class Forgotten(BaseModel):

@@ -10,10 +10,8 @@ reports as a bare "Error executing tool NAME", its traceback going to the server
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -94,14 +92,15 @@ later questions with relative dates ('last week') be answered. Returns the sessi
     ) -> Added:
         if (messages is None) == (text is None):
             raise ToolError("give either messages (a conversation) or text (a document), not both and not neither")
-        sid = session_id or _content_id(messages, text, date)
 
         def work(mem: BudgetMem) -> Added:
+            # Without a session_id the library derives one from the content (the same as REST),
+            # so storing the same thing twice adds nothing.
             if messages is not None:
                 turns = [(m.speaker, m.text) if m.speaker else m.text for m in messages]
-                return Added.from_report(mem.add_session(turns, session_id=sid, date_time=date, source="mcp"), sid, "chat")
+                return Added.from_report(mem.add_session(turns, session_id=session_id, date_time=date, source="mcp"), "chat")
             assert text is not None
-            return Added.from_report(mem.add_document(text, doc_id=sid, date_time=date, source="mcp"), sid, "document")
+            return Added.from_report(mem.add_document(text, document_id=session_id, date_time=date, source="mcp"), "document")
 
         return await call(namespace, work)
 
@@ -159,21 +158,21 @@ per-step map like 'mid,filter=high'; left out, the server's policy decides."""),
         annotations=_READ,
         description=_text("""List stored memories page by page, oldest first, each with its chunk_id and session.
 Use it to review or audit what is stored; use search_memory to find something specific. For the next
-page pass the returned next_offset as `offset`."""),
+page pass the returned next_after as `after`."""),
     )
     async def list_memories(
-        offset: Annotated[int, Field(ge=0, description="Where the page starts (0 = oldest).")] = 0,
+        after: Annotated[int, Field(ge=0, description="The last chunk_id of the previous page (0 = from the oldest).")] = 0,
         limit: Annotated[int, Field(ge=1, le=100, description="Memories per page.")] = 20,
         namespace: Namespace = None,
     ) -> MemoryPage:
         def work(mem: BudgetMem) -> MemoryPage:
             info = mem.store.namespace(mem.namespace)
             total = info.n_chunks if info is not None else 0
-            page = mem.memories(offset=offset, limit=limit)
-            end = offset + len(page)
+            page = mem.memories(after=after, limit=limit + 1) if info is not None else []  # one more: is there a next page?
+            shown = page[:limit]
             return MemoryPage(
-                namespace=mem.namespace, total=total, offset=offset, memories=[Memory.from_chunk(c) for c in page],
-                next_offset=end if end < total else None,
+                namespace=mem.namespace, total=total, after=after, memories=[Memory.from_chunk(c) for c in shown],
+                next_after=shown[-1].id if len(page) > limit else None,
             )  # fmt: skip
 
         return await call(namespace, work)
@@ -230,7 +229,3 @@ def _text(description: str) -> str:
     return " ".join(description.split())
 
 
-def _content_id(messages: list[Message] | None, text: str | None, date: str | None) -> str:
-    """A session id derived from what is stored, so storing the same thing again is a no-op."""
-    content: Any = [m.model_dump() for m in messages] if messages is not None else text
-    return "mcp-" + hashlib.sha256(json.dumps([content, date], ensure_ascii=False).encode("utf-8")).hexdigest()[:16]

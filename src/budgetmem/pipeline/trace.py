@@ -81,6 +81,15 @@ class QueryResult:
         steps = [*self.steps, self.answer_step]
         return sum(c.latency_s for s in steps if not s.cache_hit for c in s.calls)
 
+    @property
+    def parse_failures(self) -> list[dict[str, Any]]:
+        """Steps whose LLM output did not parse: what came back and what was used instead."""
+        return [
+            {"module": s.module, "tier": s.tier, "fallback": s.fallback, "raw_output": s.raw_output}
+            for s in [*self.steps, self.answer_step]
+            if s.parse_status == "failed"
+        ]
+
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
         p, c = self.extraction_tokens

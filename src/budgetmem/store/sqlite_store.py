@@ -671,13 +671,17 @@ class Store:
                 rows = [found[i] for i in ids if i in found]
         return [_row_to_chunk(r) for r in rows]
 
-    def page(self, namespace: str, *, offset: int = 0, limit: int = 50) -> list[Chunk]:
-        """Live chunks of a namespace in id (arrival) order, ``limit`` of them from ``offset``:
-        a listing pages through the database instead of reading the whole namespace."""
+    def chunk_page(
+        self, namespace: str, *, after: int = 0, limit: int = 100, session_id: str | None = None
+    ) -> list[Chunk]:
+        """Up to ``limit`` live chunks with ids above ``after``, in id order (keyset paging:
+        a page never shifts when chunks are added or forgotten meanwhile)."""
+        where, params = "namespace=? AND id>?", [namespace, int(after)]
+        if session_id is not None:
+            where, params = where + " AND session_id=?", [*params, session_id]
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_READ_COLUMNS} FROM chunks WHERE namespace=? ORDER BY id LIMIT ? OFFSET ?",
-                (namespace, int(limit), int(offset)),
+                f"SELECT {_READ_COLUMNS} FROM chunks WHERE {where} ORDER BY id LIMIT ?", (*params, int(limit))
             ).fetchall()
         return [_row_to_chunk(r) for r in rows]
 

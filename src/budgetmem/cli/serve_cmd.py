@@ -1,0 +1,80 @@
+"""``budgetmem serve``: the memory service (FastAPI on uvicorn) over one store file.
+
+FastAPI and uvicorn are imported here only when the command runs, so the rest of the CLI
+works without the ``server`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+
+from budgetmem.cli.common import settings_from
+from budgetmem.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "serve", help="serve memories over HTTP (REST, bearer keys)",
+        description="Serve the store over HTTP. Every endpoint but /healthz needs a key (budgetmem keys create); "
+        "a --host other than loopback is refused until the store has at least one. Flags override the "
+        "[server] section of --config.",
+    )  # fmt: skip
+    p.add_argument("--store", required=True, metavar="FILE", help="store file (created if missing)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="default 8420")
+    p.add_argument("--workers-pool", type=int, metavar="N", help="threads answering queries (default 2)")
+    p.add_argument("--queue", type=int, metavar="N", help="queries waiting for a thread before 429 (default 8)")
+    p.add_argument("--timeout", type=float, metavar="S", help="longest request, else 504 (default 120)")
+    p.add_argument("--max-body", type=int, metavar="BYTES", help="largest request body, else 413 (default 8 MiB)")
+    p.add_argument("--async-body", type=int, metavar="BYTES", help="adds larger than this run as jobs (default 256 KiB)")
+    p.add_argument("--policy", help="query policy when a request names none (default mid; may be router:PATH)")
+    p.add_argument("--strategy", choices=["implementation", "reasoning", "capacity"], help="default pipeline strategy")
+    p.add_argument("--encoder", metavar="NAME", help="encoder of new namespaces (default all-mpnet-base-v2)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(run=run)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(
+        args,
+        server__host=args.host, server__port=args.port, server__workers=args.workers_pool,
+        server__queue=args.queue, server__timeout_s=args.timeout, server__max_body=args.max_body,
+        server__async_body=args.async_body, server__policy=args.policy,
+        pipeline__strategy=args.strategy, encoder__name=args.encoder,
+    )  # fmt: skip
+    try:
+        import uvicorn
+
+        from budgetmem.server import create_app
+    except ImportError as exc:
+        raise ConfigError(f"the service needs {exc.name}", hint="pip install 'budgetmem[server]'") from None
+    s = settings.server
+    app = create_app(args.store, settings)
+    keys = app.state.service.keys.active()
+    if not is_loopback(s.host) and keys == 0:
+        app.state.service.close()
+        raise ConfigError(
+            f"refusing to listen on {s.host}: the store has no API key, so nothing could use it safely",
+            hint=f"budgetmem keys create --store {args.store} --namespace NAME --scope read,write",
+        )
+    if keys == 0:
+        print("budgetmem: note: no API keys yet; every request but /healthz gets 401 (budgetmem keys create)",
+              file=sys.stderr)  # fmt: skip
+    # One process: namespaces, indexes and models live in it. The access log prints the
+    # method and path, never headers, so keys stay out of it.
+    try:
+        uvicorn.run(app, host=s.host, port=s.port, log_level=args.log_level, access_log=True, workers=1)
+    finally:
+        app.state.service.close()
+    return 0

@@ -1,0 +1,254 @@
+"""API keys of the memory service, kept in the store file they open (table ``api_keys``).
+
+A key is ``bm_<id>_<secret>``: the id is public (``keys list`` shows it, ``keys revoke``
+takes it), the secret is 32 random bytes. Only the SHA-256 of the whole key is stored, so
+a copy of the store file does not hand out working keys. A plain hash is enough here (no
+salt, no slow KDF): those defend low-entropy passwords against guessing, and a 256-bit
+random secret cannot be guessed; a slow hash would only add latency to every request.
+
+A key is bound to one namespace and its children: a key for ``alice`` opens ``alice`` and
+``alice/work``, never ``alice2``. Scopes say what it may do there:
+
+    read     search, list and get memories, stats, job status
+    query    the answer pipeline (it calls LLMs, so it costs money: a scope of its own)
+    write    add, delete, forget
+    metrics  the service's Prometheus metrics (every namespace's counters: for operators)
+
+:func:`authenticate` turns an ``Authorization`` header into a :class:`KeyInfo`, so any
+front end (the REST routes, an MCP app mounted beside them) checks keys the same way. No
+error message ever repeats the header or the key.
+
+The table is created on first use (older store files are upgraded in place); older
+budgetmem versions ignore it, so the store's schema version does not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from budgetmem.errors import AuthError, ForbiddenError, InputError, NotFoundError
+from budgetmem.store.sqlite_store import Store
+
+__all__ = [
+    "SCOPES",
+    "NAMESPACE_PATTERN",
+    "KeyInfo",
+    "KeyStore",
+    "authenticate",
+    "check_namespace",
+    "parse_scopes",
+]
+
+SCOPES = ("read", "query", "write", "metrics")
+PREFIX = "bm"
+
+NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}){0,7}$"
+"""Namespaces a service reaches: up to 8 ``/``-separated segments of letters, digits and
+``. _ @ + -`` (not leading), so a namespace is a URL path without escaping and never
+``.`` or ``..``."""
+_NAMESPACE = re.compile(NAMESPACE_PATTERN)
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    name TEXT,
+    created_at REAL NOT NULL,
+    last_used REAL,
+    revoked_at REAL
+)
+"""
+_COLUMNS = "id, namespace, scopes, name, created_at, last_used, revoked_at"
+_TOUCH_EVERY_S = 60.0
+"""``last_used`` is a hint for humans: writing it on every request would make each request
+a write transaction, contending with ingests for the store's one writer."""
+
+
+def check_namespace(name: str) -> str:
+    if not _NAMESPACE.match(name):
+        raise InputError(
+            f"namespace {name!r} cannot be served",
+            hint="use up to 8 '/'-separated parts of letters, digits and . _ @ + - (starting with a letter or digit)",
+        )
+    return name
+
+
+def parse_scopes(text: str | Iterable[str]) -> frozenset[str]:
+    parts = [p.strip().lower() for p in (text.split(",") if isinstance(text, str) else text)]
+    scopes = frozenset(p for p in parts if p)
+    unknown = sorted(scopes - set(SCOPES))
+    if unknown or not scopes:
+        raise InputError(f"unknown scope(s): {', '.join(unknown) or '(none given)'}", hint=f"use {','.join(SCOPES)}")
+    return scopes
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A stored key, without its secret."""
+
+    id: str
+    namespace: str
+    scopes: frozenset[str]
+    name: str | None
+    created_at: float
+    last_used: float | None = None
+    revoked_at: float | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The public start of the key, enough to tell keys apart in a list."""
+        return f"{PREFIX}_{self.id}"
+
+    def covers(self, namespace: str) -> bool:
+        """The key's own namespace or one below it (``alice/work`` for ``alice``, not ``alice2``)."""
+        return namespace == self.namespace or namespace.startswith(self.namespace + "/")
+
+    def allows(self, namespace: str | None, scope: str) -> bool:
+        """May this key use ``scope`` in ``namespace`` (None: a request with no namespace)?"""
+        return scope in self.scopes and (namespace is None or self.covers(namespace))
+
+    def require(self, namespace: str | None, scope: str) -> KeyInfo:
+        """``self`` if :meth:`allows`, else a :class:`ForbiddenError` naming what is missing."""
+        if namespace is not None and not self.covers(namespace):
+            raise ForbiddenError(
+                f"key {self.prefix} is for namespace {self.namespace!r} and its children, not {namespace!r}",
+                hint="use a key created for that namespace",
+            )
+        if scope not in self.scopes:
+            raise ForbiddenError(
+                f"key {self.prefix} lacks the {scope!r} scope (it has {','.join(sorted(self.scopes))})",
+                hint=f"create a key with --scope {scope}",
+            )
+        return self
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "prefix": self.prefix,
+            "namespace": self.namespace,
+            "scopes": sorted(self.scopes),
+            "name": self.name,
+            "created_at": self.created_at,
+            "last_used": self.last_used,
+            "revoked": self.revoked_at is not None,
+            "revoked_at": self.revoked_at,
+        }
+
+
+class KeyStore:
+    """The ``api_keys`` table of a store file. Thread-safe (the store's lock guards it)."""
+
+    def __init__(self, store: Store) -> None:
+        # Keys belong to the SQLite backend: this module shares the store's connection and
+        # lock rather than opening the file a second time.
+        self.store = store
+        self._db = store._db
+        self._lock = store._lock
+        self._touched: dict[str, float] = {}
+        with store._tx():
+            self._db.execute(_TABLE)
+
+    def create(self, namespace: str, scopes: str | Iterable[str], *, name: str | None = None) -> tuple[str, KeyInfo]:
+        """A new key: (the key itself, shown once and never again, and its stored info)."""
+        check_namespace(namespace)
+        chosen = parse_scopes(scopes)
+        key_id = secrets.token_hex(6)
+        token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        info = KeyInfo(key_id, namespace, chosen, name, time.time())
+        with self.store._tx():
+            self._db.execute(
+                "INSERT INTO api_keys (id, hash, namespace, scopes, name, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (key_id, _digest(token), namespace, ",".join(sorted(chosen)), name, info.created_at),
+            )
+        return token, info
+
+    def list(self) -> list[KeyInfo]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at").fetchall()
+        return [_info(r) for r in rows]
+
+    def active(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0])
+
+    def revoke(self, key_id: str) -> KeyInfo:
+        """Revoke by id (or by the ``bm_<id>`` prefix); requests with it get 401 from now on."""
+        key_id = key_id.strip().removeprefix(f"{PREFIX}_")
+        with self.store._tx():
+            self._db.execute("UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (time.time(), key_id))
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id=?", (key_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no key with id {key_id!r} in {self.store.path}", hint="see budgetmem keys list")
+        return _info(row)
+
+    def lookup(self, token: str) -> KeyInfo | None:
+        """The live key ``token`` is, or None (unknown, wrong secret, revoked)."""
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
+            return None
+        with self._lock:
+            row = self._db.execute(f"SELECT {_COLUMNS}, hash FROM api_keys WHERE id=?", (parts[1],)).fetchone()
+        # Compare digests in constant time, so response timing says nothing about how much of
+        # a guessed secret was right.
+        if row is None or not hmac.compare_digest(str(row[-1]), _digest(token)):
+            return None
+        info = _info(row[:-1])
+        if info.revoked_at is not None:
+            return None
+        self._touch(info.id)
+        return info
+
+    def _touch(self, key_id: str) -> None:
+        now = time.time()
+        if now - self._touched.get(key_id, 0.0) < _TOUCH_EVERY_S:
+            return
+        self._touched[key_id] = now
+        with self._lock:
+            (busy_ms,) = self._db.execute("PRAGMA busy_timeout").fetchone()
+            self._db.execute("PRAGMA busy_timeout=50")  # never make a request wait on a writer for this
+            try:
+                self._db.execute("UPDATE api_keys SET last_used=? WHERE id=?", (now, key_id))
+            except sqlite3.OperationalError:
+                pass  # another connection is writing: the hint is simply older
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+
+
+def _info(row: tuple[object, ...]) -> KeyInfo:
+    return KeyInfo(
+        id=str(row[0]),
+        namespace=str(row[1]),
+        scopes=frozenset(str(row[2]).split(",")),
+        name=None if row[3] is None else str(row[3]),
+        created_at=float(row[4]),  # type: ignore[arg-type]
+        last_used=None if row[5] is None else float(row[5]),  # type: ignore[arg-type]
+        revoked_at=None if row[6] is None else float(row[6]),  # type: ignore[arg-type]
+    )
+
+
+def authenticate(keys: KeyStore, authorization: str | None) -> KeyInfo:
+    """The key of an ``Authorization: Bearer <key>`` header, or an :class:`AuthError`.
+
+    The messages never include the header: they end up in responses and logs."""
+    if not authorization:
+        raise AuthError("no API key", hint="send 'Authorization: Bearer <key>' (budgetmem keys create)")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("malformed Authorization header", hint="send 'Authorization: Bearer <key>'")
+    info = keys.lookup(token.strip())
+    if info is None:
+        raise AuthError("unknown or revoked API key", hint="check the key, or create one: budgetmem keys create")
+    return info
