@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     with MemoryPool(args.store, settings, policy=args.policy) as pool:
         provider = fixed_provider(pool, args.namespace)
-        provider(None)  # a bad --policy, router or store fails now, as one line, not at the first call
+        provider(None, "read")  # a bad --policy, router or store fails now, as one line, not at the first call
         server = build_server(provider, log_level=args.log_level)
         server.run("stdio")
     return 0

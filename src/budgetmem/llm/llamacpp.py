@@ -11,6 +11,7 @@ instance are serialised by a lock rather than interleaved.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -92,6 +93,9 @@ class _Loaded:
 
 _LOADED: dict[tuple[str, int, int, str], _Loaded] = {}
 _LOAD_LOCK = threading.Lock()
+# Free models while the interpreter is whole: llama-cpp-python's own finaliser, run during
+# interpreter teardown, finds its C bindings gone and prints a TypeError on exit.
+atexit.register(lambda: clear_model_cache())
 _REPACK: dict[tuple[str, str], bool] = {}
 """(model path, repack mode) -> the decision, made once per process."""
 
@@ -127,6 +131,9 @@ def _load(path: Path, n_ctx: int, n_threads: int, repack_mode: str, name: str, c
 def clear_model_cache() -> None:
     """Drop every loaded model (frees memory; the next call loads again)."""
     with _LOAD_LOCK:
+        for slot in _LOADED.values():
+            with slot.lock:  # not while a call is running on it
+                slot.llama.close()
         _LOADED.clear()
         _GRAMMARS.clear()
         _REPACK.clear()

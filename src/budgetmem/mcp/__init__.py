@@ -24,6 +24,7 @@ from budgetmem.mcp.context import (
     MemoryProvider,
     context_provider,
     current_namespace,
+    current_scopes,
     fixed_provider,
     scoped_namespace,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "build_server",
     "context_provider",
     "current_namespace",
+    "current_scopes",
     "fixed_provider",
     "scoped_namespace",
     "streamable_http_app",

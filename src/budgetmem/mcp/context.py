@@ -20,9 +20,10 @@ import threading
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Literal
 
 from budgetmem.encoder import Encoder
-from budgetmem.errors import InputError
+from budgetmem.errors import ForbiddenError, InputError
 from budgetmem.llm import LLM
 from budgetmem.memory import BudgetMem
 from budgetmem.pipeline.policy import Policy
@@ -33,19 +34,29 @@ __all__ = [
     "MemoryProvider",
     "MemoryPool",
     "current_namespace",
+    "current_scopes",
+    "Scope",
     "scoped_namespace",
     "fixed_provider",
     "context_provider",
 ]
 
-MemoryProvider = Callable[[str | None], BudgetMem]
-"""``(namespace asked for, or None) -> BudgetMem``; raises a BudgetMemError to refuse."""
+Scope = Literal["read", "query", "write"]
+"""What a tool needs of the caller's key: read (search, list, stats), query (ask: it spends
+money on model calls), write (add, delete, forget) — the REST service's scopes."""
+
+MemoryProvider = Callable[[str | None, Scope], BudgetMem]
+"""``(namespace asked for or None, scope the call needs) -> BudgetMem``; raises a
+BudgetMemError to refuse."""
 
 current_namespace: ContextVar[str | None] = ContextVar("budgetmem_mcp_namespace", default=None)
 """The namespace the authenticated caller of this HTTP request may use (None: nobody is
 authenticated). Set it in an ASGI / HTTP middleware that runs before the mounted MCP app,
 for the duration of the request: the SDK runs each tool call in the context of the HTTP
 request that carried it (see :func:`budgetmem.mcp.http.streamable_http_app`)."""
+
+current_scopes: ContextVar[frozenset[str] | None] = ContextVar("budgetmem_mcp_scopes", default=None)
+"""The scopes of the caller's key, set beside :data:`current_namespace` (None: not limited)."""
 
 
 def scoped_namespace(base: str, requested: str | None) -> str:
@@ -123,22 +134,29 @@ def fixed_provider(pool: MemoryPool, namespace: str) -> MemoryProvider:
     if not namespace.strip():
         raise InputError("an empty namespace cannot be served", hint="pass --namespace NAME")
 
-    def provide(requested: str | None) -> BudgetMem:
-        return pool.get(scoped_namespace(namespace, requested))
+    def provide(requested: str | None, scope: Scope) -> BudgetMem:
+        return pool.get(scoped_namespace(namespace, requested))  # stdio: the local user holds every scope
 
     return provide
 
 
-def context_provider(pool: MemoryPool) -> MemoryProvider:
-    """Every call uses the namespace in :data:`current_namespace` (or a child of it), and a
-    call with none bound is refused: an unauthenticated request reaches no memory."""
+def context_provider(memory: MemoryPool | Callable[[str], BudgetMem]) -> MemoryProvider:
+    """Every call uses the namespace in :data:`current_namespace` (or a child of it) and needs
+    its scope in :data:`current_scopes`; a call with no namespace bound is refused: an
+    unauthenticated request reaches no memory. ``memory`` is a pool, or any function from a
+    namespace to its BudgetMem (the REST service passes its own)."""
+    get = memory.get if isinstance(memory, MemoryPool) else memory
 
-    def provide(requested: str | None) -> BudgetMem:
+    def provide(requested: str | None, scope: Scope) -> BudgetMem:
         bound = current_namespace.get()
         if not bound:
             raise InputError(
                 "no namespace is bound to this request", hint="authenticate with a key bound to a namespace"
             )
-        return pool.get(scoped_namespace(bound, requested))
+        namespace = scoped_namespace(bound, requested)
+        scopes = current_scopes.get()
+        if scopes is not None and scope not in scopes:
+            raise ForbiddenError(f"this key lacks the {scope!r} scope this tool needs", hint=f"use a key with --scope {scope}")
+        return get(namespace)
 
     return provide

@@ -20,7 +20,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from budgetmem.errors import BudgetMemError, InputError, NotFoundError
-from budgetmem.mcp.context import MemoryProvider
+from budgetmem.mcp.context import MemoryProvider, Scope
 from budgetmem.mcp.models import Added, Answer, Forgotten, Memory, MemoryPage, Message, SearchHit, SearchResult, Stats
 from budgetmem.memory import BudgetMem
 
@@ -63,13 +63,14 @@ def build_server(
 
     server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, version=__version__, log_level=log_level)
 
-    async def call(namespace: str | None, work: Callable[[BudgetMem], T]) -> T:
-        """Run ``work`` on the caller's memory in a worker thread; library errors become tool errors."""
+    async def call(namespace: str | None, scope: Scope, work: Callable[[BudgetMem], T]) -> T:
+        """Run ``work`` on the caller's memory in a worker thread; library errors become tool errors.
+        ``scope`` is what the call needs of the caller's key over HTTP (read, query or write)."""
         try:
             # The handler runs in the context of the HTTP request that carried the message (the
             # SDK's own get_access_token relies on it), and to_thread copies that context on, so
             # the provider sees the namespace the auth middleware set for this very request.
-            return await anyio.to_thread.run_sync(lambda: _on_memory(provider, namespace, work))
+            return await anyio.to_thread.run_sync(lambda: _on_memory(provider, namespace, scope, work))
         except BudgetMemError as exc:
             raise ToolError(exc.one_line()) from None
 
@@ -102,7 +103,7 @@ later questions with relative dates ('last week') be answered. Returns the sessi
             assert text is not None
             return Added.from_report(mem.add_document(text, document_id=session_id, date_time=date, source="mcp"), "document")
 
-        return await call(namespace, work)
+        return await call(namespace, "write", work)
 
     @server.tool(
         annotations=_READ,
@@ -120,7 +121,7 @@ want one synthesized answer to a question."""),
             hits = mem.search(query, k=k)
             return SearchResult(namespace=mem.namespace, query=query, hits=[SearchHit.from_hit(h) for h in hits])
 
-        return await call(namespace, work)
+        return await call(namespace, "read", work)
 
     @server.tool(
         annotations=_READ,
@@ -152,7 +153,7 @@ per-step map like 'mid,filter=high'; left out, the server's policy decides."""),
             result = mem.query(question, cost_weight=cost_weight, policy=policy or None, question_date=question_date)
             return Answer.from_result(mem.namespace, result)
 
-        return await call(namespace, work)
+        return await call(namespace, "query", work)
 
     @server.tool(
         annotations=_READ,
@@ -175,7 +176,7 @@ page pass the returned next_after as `after`."""),
                 next_after=shown[-1].id if len(page) > limit else None,
             )  # fmt: skip
 
-        return await call(namespace, work)
+        return await call(namespace, "read", work)
 
     @server.tool(
         annotations=_ERASE,
@@ -188,7 +189,7 @@ stored in this memory is an error."""),
         chunk_id: Annotated[int, Field(description="The chunk_id to erase.")],
         namespace: Namespace = None,
     ) -> Forgotten:
-        return await call(namespace, lambda mem: Forgotten.from_report(mem.delete(chunk_id)))
+        return await call(namespace, "write", lambda mem: Forgotten.from_report(mem.delete(chunk_id)))
 
     @server.tool(
         annotations=_ERASE,
@@ -199,7 +200,7 @@ also shown in search results). Cannot be undone. A session that is not stored is
         session_id: Annotated[str, Field(min_length=1, description="The session to erase.")],
         namespace: Namespace = None,
     ) -> Forgotten:
-        return await call(namespace, lambda mem: Forgotten.from_report(mem.forget_session(session_id)))
+        return await call(namespace, "write", lambda mem: Forgotten.from_report(mem.forget_session(session_id)))
 
     @server.tool(
         annotations=_READ,
@@ -207,13 +208,13 @@ also shown in search results). Cannot be undone. A session that is not stored is
 policy. Cheap; use it to see whether anything is stored yet."""),
     )
     async def memory_stats(namespace: Namespace = None) -> Stats:
-        return await call(namespace, lambda mem: Stats.from_info(mem.namespace, mem.store.namespace(mem.namespace)))
+        return await call(namespace, "read", lambda mem: Stats.from_info(mem.namespace, mem.store.namespace(mem.namespace)))
 
     return server
 
 
-def _on_memory(provider: MemoryProvider, namespace: str | None, work: Callable[[BudgetMem], T]) -> T:
-    mem = provider(namespace)
+def _on_memory(provider: MemoryProvider, namespace: str | None, scope: Scope, work: Callable[[BudgetMem], T]) -> T:
+    mem = provider(namespace, scope)
     try:
         return work(mem)
     except NotFoundError:

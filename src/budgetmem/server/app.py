@@ -1,6 +1,6 @@
 """``create_app``: the REST service as an ASGI app (``budgetmem serve`` runs it on uvicorn).
 
-Other front ends mount beside these routes (an MCP streamable-HTTP app at ``/mcp``, say):
+The MCP tools are mounted at ``/mcp`` behind the same keys (:mod:`budgetmem.server.mcp_mount`).
 ``app.state.service`` holds the store, keys and per-namespace BudgetMems, and
 :func:`budgetmem.store.keys.authenticate` checks the same bearer keys outside FastAPI.
 """
@@ -62,5 +62,22 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(namespaces.router)  # last: DELETE /v1/namespaces/{ns} matches every longer path
     s = service.settings.server
+    _mount_mcp(app, service, s.host)
     app.add_middleware(Guard, max_body=s.max_body, timeout_s=s.timeout_s, metrics=service.metrics)
     return app
+
+
+def _mount_mcp(app: FastAPI, service: Service, host: str) -> None:
+    """The MCP tools at /mcp with the same keys (:mod:`budgetmem.server.mcp_mount`), when the
+    ``mcp`` SDK is installed; its session manager runs in the app's lifespan."""
+    try:
+        import mcp.server.mcpserver  # noqa: F401
+    except ImportError:
+        return
+    from starlette.routing import Route
+
+    from budgetmem.server.mcp_mount import McpEndpoint
+
+    endpoint = McpEndpoint(service, host)
+    app.router.routes.append(Route("/mcp", endpoint=endpoint, methods=["POST", "GET", "DELETE"], include_in_schema=False))
+    app.router.lifespan_context = lambda _app: endpoint.running()

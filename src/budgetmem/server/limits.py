@@ -28,7 +28,7 @@ class _TooLarge(Exception):
     pass
 
 
-def _envelope(status: int, type_: str, message: str, hint: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def envelope(status: int, type_: str, message: str, hint: str) -> tuple[dict[str, Any], dict[str, Any]]:
     body = json.dumps({"error": {"type": type_, "message": message, "hint": hint}}).encode()
     start = {
         "type": "http.response.start",
@@ -53,7 +53,7 @@ class Guard:
         state = {"status": 0, "sent": False, "too_large": False}
 
         async def reply(status: int, type_: str, message: str, hint: str) -> None:
-            head, body = _envelope(status, type_, message, hint)
+            head, body = envelope(status, type_, message, hint)
             await send(head)
             await send(body)
             state["status"], state["sent"] = status, True
