@@ -48,6 +48,8 @@ demo: install
 	$(ASK) "When did Tomasz open his bakery?" --strategy implementation --policy "low,filter=high,summary=high" --module-llm llamacpp:qwen2.5-coder-0.5b
 	@echo "--- capacity strategy, every module on the small rung (SmolLM2-135M)"
 	$(ASK) "Who looked after Pixel while Priya moved?" --strategy capacity --policy low
+	@echo "--- the memory service: budgetmem serve on loopback, a key, then add / search / query with curl"
+	examples/service_demo.sh $(BIN) $(OUT)
 
 test: models
 	$(BIN)/python -m pytest -q

@@ -14,9 +14,9 @@ request, and any process behind a load balancer can answer it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,7 +44,12 @@ class McpEndpoint:
         so each start builds its own MCP server (tools only: cheap)."""
         from budgetmem.mcp import build_server, context_provider, streamable_http_app
 
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
         server = build_server(context_provider(lambda ns: self.service.memory(ns, create=True)))
+        # The SDK configures the root logger on construction (basicConfig with its own handler),
+        # which would print every library's debug chatter into the service's log: put it back.
+        root.handlers[:], root.level = handlers, level
         app = streamable_http_app(server, stateless=True, json_response=True, host=self.host)
         async with server.session_manager.run():
             self._app = app
