@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -49,6 +49,68 @@ class _TurnLock:
             self._cond.notify_all()
 
 
+class _QueryBatcher:
+    """Encodes concurrent one-line queries together: one forward pass for all that wait.
+
+    Forward passes run one at a time (the encoder lock), so under concurrent searches each
+    query would wait for every query ahead of it. Instead, the caller that finds no batch
+    in flight leads: it encodes everything queued so far in one pass, hands each caller its
+    row, and repeats while more arrived meanwhile. A batch of 16 short queries costs about
+    what 6 single ones do (MiniLM, one thread: 65 ms against 10 ms each), so throughput
+    rises with load instead of latency. Alone, a query is encoded at once, as before.
+    """
+
+    _MAX = 64
+
+    def __init__(self, encode_many: Callable[[list[str]], np.ndarray]) -> None:
+        self._encode_many = encode_many
+        self._lock = threading.Lock()
+        self._waiting: list[_Slot] = []
+        self._leading = False
+
+    def __call__(self, text: str) -> np.ndarray:
+        mine = _Slot(text)
+        with self._lock:
+            self._waiting.append(mine)
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._drain()
+        mine.done.wait()
+        if mine.error is not None:
+            raise mine.error
+        assert mine.vector is not None
+        return mine.vector
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._waiting = self._waiting[: self._MAX], self._waiting[self._MAX :]
+                if not batch:
+                    self._leading = False
+                    return
+            try:
+                vectors = self._encode_many([s.text for s in batch])
+            except BaseException as exc:  # every waiter learns of it, none hangs
+                for s in batch:
+                    s.error = exc
+                    s.done.set()
+                continue
+            for s, v in zip(batch, vectors):
+                s.vector = v
+                s.done.set()
+
+
+class _Slot:
+    __slots__ = ("text", "vector", "error", "done")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.vector: np.ndarray | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
 class Encoder:
     def __init__(self, settings: EncoderSettings | None = None, models_dir: Path | None = None) -> None:
         self.settings = settings or EncoderSettings()
@@ -61,6 +123,7 @@ class Encoder:
         self.n_encoded = 0
         """Texts embedded by this instance (lets tests prove that re-opening never re-embeds)."""
         self._lock = _TurnLock()
+        self._queries = _QueryBatcher(self.encode)
 
     # ------------------------------------------------------------------ tokens
     @cached_property
@@ -154,4 +217,5 @@ class Encoder:
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(min=1e-12)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        """One query's embedding; concurrent calls share forward passes (:class:`_QueryBatcher`)."""
+        return self._queries(text)

@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"the service needs {exc.name}", hint="pip install 'budgetmem[server]'") from None
     s = settings.server
+    if s.torch_threads:
+        import torch
+
+        torch.set_num_threads(s.torch_threads)  # see ServerSettings.torch_threads
     app = create_app(args.store, settings)
     keys = app.state.service.keys.active()
     if not is_loopback(s.host) and keys == 0:
