@@ -197,8 +197,8 @@ def _alignment_reading(out: Path, points: list, logs: dict[str, list[dict[str, s
 
 
 def frontier(args: argparse.Namespace) -> str:
-    from budgetmem.router.frontier import FrontierConfig, frontier_markdown, run_frontier
-    from budgetmem.router.ppo import PPOSettings
+    from budgetmem.training.frontier import FrontierConfig, frontier_markdown, run_frontier
+    from budgetmem.training.ppo import PPOSettings
 
     base = Settings().replace(
         encoder__name=args.encoder, pipeline__answer_llm=args.answer_llm, pipeline__module_llm=args.module_llm,

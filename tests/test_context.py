@@ -29,7 +29,7 @@ from budgetmem.context import (
 from budgetmem.eval import EvalConfig, dataset_settings, make_system, run_eval
 from budgetmem.eval.systems import BASELINES, PackedRAG
 from budgetmem.ingest import History, Session, Turn
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.pipeline.types import ScoredChunk
 from budgetmem.settings import ContextSettings
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from budgetmem.errors import ConfigError
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.pipeline.parsers import (
     ParseError,
     parse_scores,

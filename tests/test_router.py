@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from budgetmem.errors import ConfigError, InputError
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.pipeline.policy import PolicyState
 from budgetmem.pipeline.types import MODULES, ModuleInput, ScoredChunk, Tier
 from budgetmem.router import RouterNet, RouterPolicy, StateEncoder, load_router, save_router
 from budgetmem.router.policy import Decision
-from budgetmem.router.ppo import PPOSettings, ppo_update
-from budgetmem.router.reward import CostReward, RewardSettings
+from budgetmem.training.ppo import PPOSettings, ppo_update
+from budgetmem.training.reward import CostReward, RewardSettings
 
 
 def test_reward_matches_hand_computed_eq_7_to_10() -> None:

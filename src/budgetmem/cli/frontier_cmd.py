@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from budgetmem.router.frontier import FrontierConfig, frontier_markdown, run_frontier
-    from budgetmem.router.ppo import PPOSettings
+    from budgetmem.training.frontier import FrontierConfig, frontier_markdown, run_frontier
+    from budgetmem.training.ppo import PPOSettings
 
     try:
         weights = tuple(float(x) for x in args.cost_weights.split(",") if x.strip())

@@ -10,7 +10,7 @@ import argparse
 import json
 
 from budgetmem.cli.common import print_json
-from budgetmem.cli.table import table
+from budgetmem.tables import table
 from budgetmem.store import NamespaceInfo, Store
 
 

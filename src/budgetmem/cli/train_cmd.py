@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from budgetmem.router.ppo import PPOSettings
-    from budgetmem.router.train import TrainConfig, train_router
+    from budgetmem.training.ppo import PPOSettings
+    from budgetmem.training.train import TrainConfig, train_router
 
     settings = dataset_run_settings(args)
     ppo = PPOSettings().with_budget(args.steps, args.batch_size, args.lr)

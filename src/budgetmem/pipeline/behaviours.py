@@ -176,17 +176,7 @@ class _Caller:
     ) -> Completion:
         # temperature 0: module outputs are cached by content, so they must be repeatable.
         out = self.llm.complete(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop, grammar=grammar)
-        self.calls.append(
-            CallRecord(
-                purpose=purpose,
-                model=out.model,
-                prompt_tokens=out.prompt_tokens,
-                completion_tokens=out.completion_tokens,
-                usd=out.usd,
-                latency_s=out.latency_s,
-                price_source=out.price.source,
-            )
-        )
+        self.calls.append(CallRecord.from_completion(purpose, out))
         return out
 
 

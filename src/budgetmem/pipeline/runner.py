@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from budgetmem.encoder import Encoder
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.llm import LLM
 from budgetmem.pipeline.cache import ModuleCache, cache_key, source_tags
 from budgetmem.pipeline.context import RunContext
@@ -191,9 +191,7 @@ class Pipeline:
         else:
             out = llm.complete(prompt, max_tokens=max_tokens)
             text = out.text
-            record.calls = [
-                CallRecord("answer", out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source)
-            ]
+            record.calls = [CallRecord.from_completion("answer", out)]
             if self.cache is not None and key is not None:
                 self.cache.put(key, {"text": text, "calls": [asdict(c) for c in record.calls]}, source_tags(sources))
         record.wall_s = time.perf_counter() - wall0

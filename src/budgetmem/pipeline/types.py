@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import Any, Literal
 
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 
 __all__ = [
     "Tier",
@@ -102,6 +102,11 @@ class CallRecord:
     usd: float
     latency_s: float
     price_source: str
+
+    @classmethod
+    def from_completion(cls, purpose: str, out: Completion) -> CallRecord:
+        """The ledger line of one finished call (module steps, the answer, the judge)."""
+        return cls(purpose, out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source)
 
 
 class CallTotals:

@@ -29,8 +29,8 @@ from budgetmem.eval.run import EvalConfig, run_eval
 from budgetmem.eval.summary import summarise
 from budgetmem.llm import LLM
 from budgetmem.pipeline.types import MODULES, Tier
-from budgetmem.router.ppo import PPOSettings
-from budgetmem.router.train import TrainConfig, train_router
+from budgetmem.training.ppo import PPOSettings
+from budgetmem.training.train import TrainConfig, train_router
 from budgetmem.settings import Settings
 
 __all__ = ["FrontierConfig", "FrontierPoint", "run_frontier"]
@@ -160,7 +160,7 @@ HEADER = ["system", "n", "F1 [95% CI]", "judge", "extraction µ$/q", "total µ$/
 
 
 def frontier_markdown(points: list[FrontierPoint]) -> str:
-    from budgetmem.cli.table import markdown_table
+    from budgetmem.tables import markdown_table
 
     return markdown_table(HEADER, _rows(points))
 

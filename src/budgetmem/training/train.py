@@ -43,8 +43,8 @@ from budgetmem.memory import BudgetMem
 from budgetmem.pipeline.types import MODULES, Tier
 from budgetmem.router.network import RouterNet
 from budgetmem.router.policy import Decision, RouterPolicy, save_router
-from budgetmem.router.ppo import PPOSettings, ppo_update
-from budgetmem.router.reward import CostReward, RewardSettings
+from budgetmem.training.ppo import PPOSettings, ppo_update
+from budgetmem.training.reward import CostReward, RewardSettings
 from budgetmem.router.state import StateEncoder
 from budgetmem.settings import Settings
 from budgetmem.store import Store
