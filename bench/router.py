@@ -34,7 +34,8 @@ from budgetmem import BudgetMem, Settings  # noqa: E402
 from budgetmem.encoder import Encoder  # noqa: E402
 from budgetmem.eval.datasets import load_eval_set  # noqa: E402
 from budgetmem.eval.results import ResultsFile  # noqa: E402
-from budgetmem.eval.run import dataset_settings, ingest_needed  # noqa: E402
+from budgetmem.eval import dataset_settings  # noqa: E402
+from budgetmem.harness import ingest_needed  # noqa: E402
 from budgetmem.eval.splits import make_split  # noqa: E402
 from budgetmem.pipeline.policy import PolicyState  # noqa: E402
 from budgetmem.pipeline.types import MODULES, ModuleInput, ScoredChunk  # noqa: E402
@@ -72,8 +73,8 @@ def latency(args: argparse.Namespace) -> str:
     items = list(make_split(data, "test", seed=0).items)[: args.questions]
     settings = dataset_settings(Settings().replace(encoder__name="all-minilm-l6-v2"), "locomo")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    ingest_needed(RESULTS / "locomo_dev.db", data, items, settings, log)
     store = Store(RESULTS / "locomo_dev.db")
-    ingest_needed(store, data, items, settings, log)
     rows = []
     mem = BudgetMem(store, f"locomo/{items[0].history}", settings=settings)
     mem.search("warm-up")

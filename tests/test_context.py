@@ -26,7 +26,8 @@ from budgetmem.context import (
     render_cited_memories,
     strip_citations,
 )
-from budgetmem.eval import EvalConfig, dataset_settings, make_system, run_eval
+from budgetmem.eval import dataset_settings, make_system
+from budgetmem.harness import EvalConfig, run_eval
 from budgetmem.eval.systems import BASELINES, PackedRAG
 from budgetmem.ingest import History, Session, Turn
 from budgetmem.chunk import Chunk

@@ -15,7 +15,8 @@ from fakes import ScriptedFakeLLM
 
 from budgetmem import BudgetMem, Settings
 from budgetmem.errors import ConfigError, InputError
-from budgetmem.eval import EvalConfig, dataset_settings, run_eval
+from budgetmem.eval import dataset_settings
+from budgetmem.harness import EvalConfig, run_eval
 from budgetmem.pipeline.prompts import task_text
 from budgetmem.pipeline.types import MODULES
 from budgetmem.router import load_router

@@ -24,7 +24,7 @@ from typing import Protocol
 from budgetmem.errors import ConfigError, InputError
 from budgetmem.eval.datasets import EvalItem
 from budgetmem.memory import BudgetMem
-from budgetmem.pipeline.policy import Policy, parse_policy
+from budgetmem.pipeline.policy import Policy, RandomPolicy, parse_policy
 from budgetmem.pipeline.prompts import build_answer_prompt, render_memories
 from budgetmem.pipeline.runner import ANSWER_MAX_TOKENS
 from budgetmem.pipeline.trace import QueryResult
@@ -50,7 +50,10 @@ class PipelineSystem:
         self.name = f"{strategy}:{label}"
 
     def answer(self, mem: BudgetMem, item: EvalItem) -> QueryResult:
-        return mem.query(item.question, policy=self.policy, cost_weight=self.cost_weight, question_date=item.question_date)
+        # Random tiers are drawn per question, so a question's row does not depend on which
+        # questions ran before it (or beside it, under a parallel executor).
+        policy = self.policy.for_question(item.id) if isinstance(self.policy, RandomPolicy) else self.policy
+        return mem.query(item.question, policy=policy, cost_weight=self.cost_weight, question_date=item.question_date)
 
 
 def _baseline_result(

@@ -7,6 +7,7 @@ learned router implements the same ``decide`` and plugs in unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 from dataclasses import dataclass
@@ -60,9 +61,18 @@ class RandomPolicy:
     """Uniformly random tiers from a seeded generator (a baseline, and a sanity check)."""
 
     def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
         self.name = f"random(seed={seed})"
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+
+    def for_question(self, key: str) -> RandomPolicy:
+        """A policy of the same name whose draws depend only on (seed, key): an evaluation
+        gets the same tiers per question whatever order, thread or process answers it."""
+        digest = hashlib.blake2b(f"{self.seed}:{key}".encode(), digest_size=8).digest()
+        fork = RandomPolicy(int.from_bytes(digest, "big"))
+        fork.name = self.name
+        return fork
 
     def decide(self, state: PolicyState) -> Tier:
         with self._lock:

@@ -1,31 +1,30 @@
 """Train a budget-tier router with PPO on the cost-aware reward (routing paper §4.3, App. A.3).
 
     budgetmem train --dataset locomo --data locomo10.json --strategy implementation \
-        --cost-weight 0.1 --out runs/router-0.1
+        --cost-weight 0.1 --out runs/router-0.1 [--executor ray --workers 4]
 
-Read top to bottom: the data and its train / validation split; the network, optimiser and
-reward windows (restored from ``last.pt`` when the run was interrupted); then per step,
-a batch of episodes (one query each, through the routed pipeline, tiers sampled from the
-router), their rewards (Eq. 7-10), one PPO update, one log line; every ``eval_every``
-steps a greedy pass over the validation questions, and the checkpoint with the best
-validation objective is kept as ``best.pt`` (selected on held-out questions, never on
-training reward). Module results come from the pipeline's on-disk cache, so a
-(query, module, tier, input) seen before costs nothing the second time.
+Read top to bottom, as CleanRL's ppo.py: one frozen config; the data and its train /
+validation split; the run directory; the executor's workers; the agent (network,
+optimiser, reward windows, restored from ``last.pt`` after an interruption); then per
+step: **rollout** (a batch of episodes, each one query through the routed pipeline with
+tiers sampled from the router, run on the executor and returned as data), **reward**
+(Eq. 7-10), **advantage**, **update** (PPO epochs, Eq. 12-13), **log** (a line per step in
+``log.csv``, a line per epoch in ``ppo.csv``); every ``eval_every`` steps a greedy pass
+over the validation questions keeps the best router as ``best.pt`` (selected on held-out
+questions, never on training reward). Module results come from the pipeline's on-disk
+cache, shared by every worker, so a revisited question costs no new LLM calls.
 
-The run directory holds ``train.json`` (what is trained), ``log.csv`` (one row per step:
-reward, F1, cost, alpha, entropy, KL, per-module tier ratios, cache hit rate, wall time),
-``val.csv``, ``last.pt`` (for resuming), ``best.pt`` (the router to use) and
-``curves.png``.
+Writes ``train.json`` (the run's identity), ``log.csv`` (per step: reward, F1, cost,
+alpha, the last epoch's losses, entropy, KL, per-module tier ratios, cache hit rate, wall
+time), ``ppo.csv`` (every epoch's statistics), ``val.csv``, ``last.pt`` (for resuming),
+``best.pt`` (the router to use) and ``curves.png``. For a fixed seed every executor gives
+the same episodes and so the same updates.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import random
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,21 +34,22 @@ import torch
 
 from budgetmem.encoder import Encoder
 from budgetmem.errors import ConfigError, InputError
-from budgetmem.eval.datasets import EvalItem, EvalSet, load_eval_set
-from budgetmem.eval.run import ingest_needed, namespace_of, score
+from budgetmem.eval.datasets import load_eval_set
 from budgetmem.eval.splits import make_split
-from budgetmem.llm import LLM
-from budgetmem.memory import BudgetMem
+from budgetmem.executors import ExecutorSettings
+from budgetmem.harness import Harness, LLMSource, WorkspaceSpec
+from budgetmem.harness.progress import Log
+from budgetmem.harness.rundir import append_csv, read_csv, trim_csv
 from budgetmem.pipeline.types import MODULES, Tier
 from budgetmem.router.network import RouterNet
-from budgetmem.router.policy import Decision, RouterPolicy, save_router
-from budgetmem.training.ppo import PPOSettings, ppo_update
-from budgetmem.training.reward import CostReward, RewardSettings
-from budgetmem.router.state import StateEncoder
+from budgetmem.router.policy import save_router
 from budgetmem.settings import Settings
-from budgetmem.store import Store
+from budgetmem.training.buffer import Episode, RolloutBuffer
+from budgetmem.training.episodes import EpisodeTask, EpisodeWorkerSpec, Weights, describe_modules, episode_seed, run_episode
+from budgetmem.training.ppo import PPOSettings, advantages, ppo_update
+from budgetmem.training.reward import CostReward, RewardSettings
 
-__all__ = ["TrainConfig", "TrainResult", "train_router"]
+__all__ = ["TrainConfig", "TrainResult", "train_router", "LOG_FIELDS", "PPO_FIELDS", "VAL_FIELDS"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,8 @@ class TrainConfig:
     eval_every: int = 10
     """Validate (and maybe keep best.pt) every N steps, and after the last."""
     store: Path | None = None
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    """Where the episodes run; not part of the run's identity (every executor gives the same run)."""
 
     def store_path(self) -> Path:
         return self.store or self.out / "store.db"
@@ -90,12 +92,13 @@ class TrainResult:
     cache_hit_rate: float
 
 
+TIER_FIELDS = [f"{m}_{t.name.lower()}" for m in MODULES for t in Tier]
 LOG_FIELDS = [
     "step", "reward", "f1", "cost_usd", "r_cost", "alpha", "loss", "policy_loss", "value_loss", "entropy",
-    "approx_kl", "clip_fraction", *(f"{m}_{t.name.lower()}" for m in MODULES for t in Tier),
-    "cache_hit_rate", "decision_ms", "wall_s",
+    "approx_kl", "clip_fraction", *TIER_FIELDS, "cache_hit_rate", "decision_ms", "wall_s",
 ]  # fmt: skip
-VAL_FIELDS = ["step", "objective", "f1", "cost_usd", "r_cost", *(f"{m}_{t.name.lower()}" for m in MODULES for t in Tier)]
+PPO_FIELDS = ["step", "epoch", "loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"]
+VAL_FIELDS = ["step", "objective", "f1", "cost_usd", "r_cost", *TIER_FIELDS]
 
 
 def _identity(cfg: TrainConfig, settings: Settings) -> dict[str, Any]:
@@ -111,62 +114,27 @@ def _identity(cfg: TrainConfig, settings: Settings) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _tier_ratios(episodes: list[list[Decision]]) -> dict[str, float]:
+def _tier_ratios(episodes: list[Episode]) -> dict[str, float]:
     """Share of LOW / MID / HIGH per module over a batch (paper Fig. 4's quantity)."""
     out = {}
     for k, m in enumerate(MODULES):
-        actions = [ep[k].action for ep in episodes if len(ep) > k]
+        actions = [e.decisions[k].action for e in episodes if len(e.decisions) > k]
         for t in Tier:
             out[f"{m}_{t.name.lower()}"] = sum(a == t for a in actions) / max(1, len(actions))
     return out
 
 
-def _append_csv(path: Path, fields: list[str], row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with path.open("a", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerow(row)
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _trim_csv(path: Path, fields: list[str], last_step: int) -> None:
-    """Drop rows logged after the last saved checkpoint (a kill between the log line and
-    last.pt), so a resumed run logs each step once."""
-    rows = _read_csv(path)
-    keep = [r for r in rows if int(r["step"]) <= last_step]
-    if len(keep) == len(rows):
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(keep)
-    tmp.replace(path)
-
-
 def train_router(
-    cfg: TrainConfig,
-    settings: Settings,
-    *,
-    llms: Mapping[str, LLM] | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
+    cfg: TrainConfig, settings: Settings, *, llms: LLMSource = None, progress: bool = True, log: Log | None = None
 ) -> TrainResult:
-    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.perf_counter()
     if cfg.ppo.batch_size < 2:
         raise ConfigError("batch_size must be at least 2 (advantages are standardised over the batch)")
+    harness = Harness(cfg.out, executor=cfg.executor, progress=progress, log=log)
+    say = harness.say
 
     # -- data: train and validation parts of one split (conversation-level for LoCoMo)
-    data: EvalSet = load_eval_set(cfg.dataset, cfg.data)
+    data = load_eval_set(cfg.dataset, cfg.data)
     train_items = list(make_split(data, "train", seed=cfg.seed, split_file=cfg.split_file).items)
     val_items = list(make_split(data, "val", seed=cfg.seed, split_file=cfg.split_file).items)
     train_items = train_items[: cfg.train_questions] if cfg.train_questions else train_items
@@ -176,24 +144,13 @@ def train_router(
                          hint="training needs at least 2 and 1")  # fmt: skip
 
     # -- the run directory: the same run resumes, a different one is refused
-    cfg.out.mkdir(parents=True, exist_ok=True)
     identity = _identity(cfg, settings)
-    run_file = cfg.out / "train.json"
-    if run_file.exists() and json.loads(run_file.read_text(encoding="utf-8")) != identity:
-        raise InputError(f"{cfg.out} holds a different training run", hint="use a new --out directory")
-    run_file.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+    harness.run_dir.claim(identity, file="train.json", what="training run")
+    meta = {**identity, "training_questions": len(train_items), "validation_questions": len(val_items)}
 
-    # -- router, optimiser, reward windows; restored from last.pt after an interruption
-    encoder = Encoder(settings.encoder, settings.models_dir)
-    mems: dict[str, BudgetMem] = {}
-
-    def stored_vectors(ids: Sequence[int]) -> np.ndarray | None:
-        """Chunk embeddings from whichever namespace's index holds them (chunk ids are store-wide)."""
-        return next((v for m in list(mems.values()) if (v := m.searcher.vectors(ids)) is not None), None)
-
-    states = StateEncoder(encoder, vectors=stored_vectors)
+    # -- the agent: router, optimiser, reward windows, batch RNG; restored from last.pt
     torch.manual_seed(cfg.seed)
-    net = RouterNet(encoder.dim, len(MODULES), cfg.hidden, descriptors=states.descriptors())
+    net = RouterNet(Encoder(settings.encoder, settings.models_dir).dim, len(MODULES), cfg.hidden)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.ppo.lr)
     reward = CostReward(RewardSettings(cfg.cost_weight, cfg.reward_window, cfg.align))
     rng = random.Random(cfg.seed)
@@ -207,90 +164,82 @@ def train_router(
         rng.setstate(state["rng"])
         step, best_step, best_val = state["step"], state["best_step"], state["best_val"]
         say(f"resuming after step {step} (best validation {best_val:.4f} at step {best_step})")
-    _trim_csv(cfg.out / "log.csv", LOG_FIELDS, step)
-    _trim_csv(cfg.out / "val.csv", VAL_FIELDS, step)
-    policy = RouterPolicy(net, states, sample=True, seed=cfg.seed + step, name="router(training)")
-    meta = {**identity, "training_questions": len(train_items), "validation_questions": len(val_items)}
+    for name, fields in (("log.csv", LOG_FIELDS), ("ppo.csv", PPO_FIELDS), ("val.csv", VAL_FIELDS)):
+        trim_csv(cfg.out / name, fields, step)
+    if step >= cfg.ppo.steps:
+        return TrainResult(cfg.out, step, best_step, best_val, time.perf_counter() - started, 0.0)
 
-    store = Store(cfg.store_path())
+    # -- the workers: each holds the store, the pipeline's models and a copy of the router
+    harness.ingest(cfg.store_path(), data, [*train_items, *val_items], settings)
+    spec = EpisodeWorkerSpec(WorkspaceSpec(settings, cfg.store_path(), cfg.strategy, llms), data.dataset,
+                             cfg.cost_weight, cfg.hidden)  # fmt: skip
+    say(f"training on {len(train_items)} questions, validating on {len(val_items)}; executor {cfg.executor.describe()}")
     hits = misses = 0
+    with harness.workers(spec) as pool, harness.progress(cfg.ppo.steps, step, unit="step", desc="train") as bar:
+        if step == 0:
+            # Descriptors start at the encoder's embeddings of the module descriptions.
+            with torch.no_grad():
+                net.descriptors.copy_(torch.from_numpy(next(pool.map(describe_modules, [None]))))
 
-    def mem_for(item: EvalItem) -> BudgetMem:
-        ns = namespace_of(data, item)
-        if ns not in mems:
-            mems[ns] = BudgetMem(store, ns, settings=settings, encoder=encoder, strategy=cfg.strategy, llms=llms)
-        return mems[ns]
+        def weights() -> Weights:
+            return Weights(step, {k: v.detach().clone() for k, v in net.state_dict().items()})
 
-    def episode(item: EvalItem, greedy: bool) -> tuple[list[Decision], float, float]:
-        """One query through the routed pipeline: (decisions, F1, extraction USD)."""
-        nonlocal hits, misses
-        rollout = policy.rollout(sample=not greedy)
-        r = mem_for(item).query(item.question, policy=rollout, cost_weight=cfg.cost_weight, question_date=item.question_date)
-        hits += r.cache.get("hits", 0)
-        misses += r.cache.get("misses", 0)
-        # Eq. 8: the raw cost is what the routed modules are worth at list price, cached or not.
-        return rollout.decisions, score(data, item, r.answer)["f1"], r.extraction_usd
-
-    def validate() -> dict[str, Any]:
-        results = [episode(item, greedy=True) for item in val_items]
-        f1 = [x[1] for x in results]
-        costs = [x[2] for x in results]
-        r_cost = [reward.normalise(c) for c in costs]  # against the training window, which is not updated
-        alpha = reward.alpha()
-        objective = float(np.mean([t + cfg.cost_weight * alpha * c for t, c in zip(f1, r_cost)]))
-        return {"objective": objective, "f1": float(np.mean(f1)), "cost_usd": float(np.mean(costs)),
-                "r_cost": float(np.mean(r_cost)), **_tier_ratios([x[0] for x in results])}  # fmt: skip
-
-    try:
-        ingest_needed(store, data, [*train_items, *val_items], settings, say)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=cfg.ppo.steps, initial=step, unit="step", desc="train", dynamic_ncols=True)
         while step < cfg.ppo.steps:
-            # -- rollouts: one batch of episodes with sampled tiers
             t0 = time.perf_counter()
-            h0, m0 = hits, misses
+            # -- rollout: the batch's episodes run on the executor and come back as data
             batch = rng.sample(train_items, min(cfg.ppo.batch_size, len(train_items)))
-            rollouts = [episode(item, greedy=False) for item in batch]
-            episodes = [x[0] for x in rollouts]
-            # -- reward (Eq. 7-10) and one PPO update (Eq. 12-13)
-            parts = reward([x[1] for x in rollouts], [x[2] for x in rollouts])
-            stats = ppo_update(net, optimizer, episodes, list(parts.total), cfg.ppo)
+            tasks = [EpisodeTask(item, sample=True, seed=episode_seed(cfg.seed, step, i)) for i, item in enumerate(batch)]
+            episodes: list[Episode] = list(pool.map(run_episode, tasks, weights()))
+            buffer = RolloutBuffer.from_episodes(episodes)
+
+            # -- reward: r = r_task + lambda * alpha * r_cost (Eq. 7-10)
+            parts = reward([e.f1 for e in episodes], [e.cost_usd for e in episodes])
+
+            # -- advantage: A = r - mean_k V_old(s_k), standardised over the batch
+            adv = advantages(buffer, parts.total, cfg.ppo.normalise_advantages)
+
+            # -- update: PPO epochs over the batch (Eq. 12-13)
+            epochs = ppo_update(net, optimizer, buffer, parts.total, adv, cfg.ppo)
             step += 1
-            looked_up = (hits - h0) + (misses - m0)
-            decisions = [d.seconds for ep in episodes for d in ep]
+
+            # -- log: one line per step, one per epoch
+            h = sum(e.cache_hits for e in episodes)
+            looked_up = h + sum(e.cache_misses for e in episodes)
+            hits, misses = hits + h, misses + looked_up - h
+            decisions = [d.seconds for e in episodes for d in e.decisions]
             row = {
                 "step": step, "reward": float(np.mean(parts.total)), "f1": float(np.mean(parts.task)),
                 "cost_usd": float(np.mean(parts.cost_raw)), "r_cost": float(np.mean(parts.cost)), "alpha": parts.alpha,
-                **stats, **_tier_ratios(episodes), "cache_hit_rate": (hits - h0) / looked_up if looked_up else 0.0,
+                **epochs[-1], **_tier_ratios(episodes), "cache_hit_rate": h / looked_up if looked_up else 0.0,
                 "decision_ms": 1e3 * float(np.mean(decisions)), "wall_s": time.perf_counter() - t0,
             }  # fmt: skip
-            _append_csv(cfg.out / "log.csv", LOG_FIELDS, row)
-            if bar is not None:
-                bar.set_postfix_str(f"reward {row['reward']:.3f} F1 {100 * row['f1']:.1f} ${row['cost_usd']:.5f}", refresh=False)
-                bar.update(1)
-            # -- model selection on the validation questions
+            append_csv(cfg.out / "log.csv", LOG_FIELDS, row)
+            for k, stats in enumerate(epochs, start=1):
+                append_csv(cfg.out / "ppo.csv", PPO_FIELDS, {"step": step, "epoch": k, **stats})
+            bar.update(1, f"reward {row['reward']:.3f} F1 {100 * row['f1']:.1f} ${row['cost_usd']:.5f}")
+
+            # -- model selection on the validation questions (greedy tiers)
             if step % cfg.eval_every == 0 or step == cfg.ppo.steps:
-                val = {"step": step, **validate()}
-                _append_csv(cfg.out / "val.csv", VAL_FIELDS, val)
-                if val["objective"] > best_val:
-                    best_step, best_val = step, val["objective"]
+                val_eps = list(pool.map(run_episode, [EpisodeTask(item, sample=False) for item in val_items], weights()))
+                f1 = [e.f1 for e in val_eps]
+                costs = [e.cost_usd for e in val_eps]
+                r_cost = [reward.normalise(c) for c in costs]  # against the training window, which is not updated
+                alpha = reward.alpha()
+                objective = float(np.mean([t + cfg.cost_weight * alpha * c for t, c in zip(f1, r_cost)]))
+                val = {"step": step, "objective": objective, "f1": float(np.mean(f1)), "cost_usd": float(np.mean(costs)),
+                       "r_cost": float(np.mean(r_cost)), **_tier_ratios(val_eps)}  # fmt: skip
+                append_csv(cfg.out / "val.csv", VAL_FIELDS, val)
+                if objective > best_val:
+                    best_step, best_val = step, objective
                     save_router(cfg.out / "best.pt", net, {**meta, "step": step, "validation": val})
-                say(f"step {step}: validation objective {val['objective']:.4f} (F1 {100 * val['f1']:.1f}, "
+                say(f"step {step}: validation objective {objective:.4f} (F1 {100 * val['f1']:.1f}, "
                     f"${val['cost_usd']:.6f}/q); best at step {best_step}")  # fmt: skip
-            # -- everything needed to resume, written atomically after every step
+
+            # -- checkpoint: everything needed to resume, written atomically after every step
             tmp = last.with_name("last.pt.tmp")
             torch.save({"state_dict": net.state_dict(), "optimizer": optimizer.state_dict(), "reward": reward.state_dict(),
                         "rng": rng.getstate(), "step": step, "best_step": best_step, "best_val": best_val}, tmp)  # fmt: skip
             tmp.replace(last)
-        if bar is not None:
-            bar.close()
-    finally:
-        for m in mems.values():
-            m.close()
-        store.close()
     plot_training(cfg.out)
     total = hits + misses
     return TrainResult(cfg.out, step, best_step, best_val, time.perf_counter() - started, hits / total if total else 0.0)
@@ -298,7 +247,7 @@ def train_router(
 
 def plot_training(out: Path) -> Path | None:
     """curves.png: reward, F1, cost, entropy / KL and the tier ratios over the steps."""
-    rows = _read_csv(out / "log.csv")
+    rows = read_csv(out / "log.csv")
     if not rows:
         return None
     import matplotlib
@@ -308,7 +257,7 @@ def plot_training(out: Path) -> Path | None:
 
     step = [int(r["step"]) for r in rows]
     col = lambda k: [float(r[k]) for r in rows]  # noqa: E731
-    val = _read_csv(out / "val.csv")
+    val = read_csv(out / "val.csv")
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     panels = [("reward", "reward (Eq. 7)"), ("f1", "F1 (train batch)"), ("cost_usd", "extraction USD / query")]
     for ax, (key, title) in zip(axes[0], panels):
