@@ -101,7 +101,6 @@ class Pipeline:
         answer: bool = True,
     ) -> QueryResult:
         started = time.perf_counter()
-        hits0 = (self.cache.hits, self.cache.misses) if self.cache else (0, 0)
         steps: list[StepRecord] = []
 
         # Eq. 4: the filter refines the candidates.
@@ -136,8 +135,12 @@ class Pipeline:
             else ("", StepRecord("answer", "-", "-", "llm"))
         )
         cache = {}
-        if self.cache:
-            cache = {"hits": self.cache.hits - hits0[0], "misses": self.cache.misses - hits0[1]}
+        if self.cache is not None:
+            # Counted from this query's own steps, not from the shared cache's counters, which
+            # other queries running at the same time (thread executor) move too.
+            looked_up = [*steps, answer_step] if answer else steps
+            hits = sum(s.cache_hit for s in looked_up)
+            cache = {"hits": hits, "misses": len(looked_up) - hits}
         return QueryResult(
             question=query,
             answer=answer_text,
