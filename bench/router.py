@@ -38,7 +38,8 @@ from budgetmem.eval import dataset_settings  # noqa: E402
 from budgetmem.harness import ingest_needed  # noqa: E402
 from budgetmem.eval.splits import make_split  # noqa: E402
 from budgetmem.pipeline.policy import PolicyState  # noqa: E402
-from budgetmem.pipeline.types import MODULES, ModuleInput, ScoredChunk  # noqa: E402
+from budgetmem.pipeline.stages import MODULES  # noqa: E402
+from budgetmem.pipeline.types import ModuleInput, ScoredChunk  # noqa: E402
 from budgetmem.router import RouterNet, RouterPolicy, StateEncoder  # noqa: E402
 from budgetmem.store import Store  # noqa: E402
 

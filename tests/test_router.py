@@ -12,7 +12,8 @@ import torch
 from budgetmem.errors import ConfigError, InputError
 from budgetmem.chunk import Chunk
 from budgetmem.pipeline.policy import PolicyState
-from budgetmem.pipeline.types import MODULES, ModuleInput, ScoredChunk, Tier
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import ModuleInput, ScoredChunk, Tier
 from budgetmem.router import RouterNet, RouterPolicy, StateEncoder, load_router, save_router
 from budgetmem.router.policy import Decision
 from budgetmem.training.buffer import RolloutBuffer

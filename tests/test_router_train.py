@@ -18,7 +18,7 @@ from budgetmem.errors import ConfigError, InputError
 from budgetmem.eval import dataset_settings
 from budgetmem.harness import EvalConfig, run_eval
 from budgetmem.pipeline.prompts import task_text
-from budgetmem.pipeline.types import MODULES
+from budgetmem.pipeline.stages import MODULES
 from budgetmem.router import load_router
 from budgetmem.training.ppo import PPOSettings
 from budgetmem.training.train import LOG_FIELDS, TrainConfig, train_router

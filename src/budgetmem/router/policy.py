@@ -28,7 +28,8 @@ import torch
 from budgetmem.encoder import Encoder
 from budgetmem.errors import ConfigError, InputError
 from budgetmem.pipeline.policy import PolicyState
-from budgetmem.pipeline.types import MODULES, Tier
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import Tier
 from budgetmem.router.network import RouterNet
 from budgetmem.router.state import RouterState, StateEncoder, VectorLookup
 

@@ -20,7 +20,7 @@ import numpy as np
 from budgetmem.eval.datasets import EvalItem
 from budgetmem.eval.scoring import namespace_of, score
 from budgetmem.harness.workspace import Workspace, WorkspaceSpec
-from budgetmem.pipeline.types import MODULES
+from budgetmem.pipeline.stages import MODULES
 from budgetmem.router.network import RouterNet
 from budgetmem.router.policy import RouterPolicy
 from budgetmem.router.state import StateEncoder

@@ -28,7 +28,8 @@ from budgetmem.errors import ConfigError
 from budgetmem.eval.summary import summarise
 from budgetmem.executors import ExecutorSettings
 from budgetmem.harness import EvalConfig, LLMSource, run_eval
-from budgetmem.pipeline.types import MODULES, Tier
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import Tier
 from budgetmem.training.ppo import PPOSettings
 from budgetmem.training.train import TrainConfig, train_router
 from budgetmem.settings import Settings

@@ -40,7 +40,8 @@ from budgetmem.executors import ExecutorSettings
 from budgetmem.harness import Harness, LLMSource, WorkspaceSpec
 from budgetmem.harness.progress import Log
 from budgetmem.harness.rundir import append_csv, read_csv, trim_csv
-from budgetmem.pipeline.types import MODULES, Tier
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import Tier
 from budgetmem.router.network import RouterNet
 from budgetmem.router.policy import save_router
 from budgetmem.settings import Settings
