@@ -169,3 +169,15 @@ def test_ppo_updates_are_identical_on_every_executor(six_questions, tmp_path, ra
     # every PPO epoch is logged, not only the last one's
     assert [(r["step"], r["epoch"]) for r in _csv(runs["local"] / "ppo.csv")] == [
         ("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]  # fmt: skip
+
+
+def test_cli_executor_flags(tmp_path, capsys):
+    from budgetmem.cli.main import main
+
+    data = write_jsonl(tmp_path / "q.jsonl")
+    base = ["eval", "--dataset", "jsonl", "--data", str(data), "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main([*base, "--ray-address", "ray://head:10001"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--ray-address needs --executor ray" in err and "\n" not in err
+    assert main([*base, "--executor", "threads", "--workers", "0"]) == 2
+    assert "workers must be >= 1" in capsys.readouterr().err

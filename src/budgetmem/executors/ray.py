@@ -39,6 +39,9 @@ class _Actor:
     def __init__(self, make_worker: Callable[[], Any]) -> None:
         self.worker = make_worker()
 
+    def ready(self) -> bool:
+        return True
+
     def run(self, task: Task, item: Any, shared: Any) -> Any:
         return task(self.worker, item, shared)
 
@@ -80,6 +83,9 @@ class RayExecutor(Executor):
         share = min(1.0, total / self.workers)
         actor = ray.remote(num_cpus=share, max_restarts=0)(_Actor)
         self._actors = [actor.remote(make_worker) for _ in range(self.workers)]
+        # Wait for every worker to be built: a set-up error surfaces here, once, as itself.
+        for a in self._actors:
+            _get(ray, a.ready.remote())
 
     def map(self, task: Task, items: Iterable[Any], shared: Any = None) -> Iterator[Any]:
         ray = _ray()

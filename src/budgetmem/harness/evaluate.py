@@ -168,6 +168,10 @@ def _identity(cfg: EvalConfig, settings: Settings, split: Split, system: System,
     }  # fmt: skip
     if system.name == "packed-rag":  # only this system reads them; other runs keep their identity
         identity["context"] = dataclasses.asdict(settings.context)
+    if "random(" in system.name:
+        # Random tiers are drawn per question since executors came in; a directory of rows
+        # drawn from one stream (older runs) is a different run.
+        identity["random_draws"] = "per-question"
     return identity
 
 
