@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from budgetmem.errors import ConfigError
 from budgetmem.eval.summary import summarise
 from budgetmem.executors import ExecutorSettings
 from budgetmem.harness import EvalConfig, LLMSource, run_eval
+from budgetmem.harness.progress import stderr_log
 from budgetmem.pipeline.stages import MODULES
 from budgetmem.pipeline.types import Tier
 from budgetmem.training.ppo import PPOSettings
@@ -104,7 +104,7 @@ def run_frontier(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> list[FrontierPoint]:
-    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = log or stderr_log
     if not cfg.cost_weights:
         raise ConfigError("no cost weights given", hint="e.g. --cost-weights 0,0.1,0.5")
     if any(w < 0 for w in cfg.cost_weights):
