@@ -74,6 +74,9 @@ def ray_cluster():
     # test helpers (the fake LLM scripts) from tests/.
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(SRC), str(TESTS), *([old] if old else [])])
+    # On a shared machine other people's jobs fill the memory; Ray's monitor would then kill
+    # these small workers for it. The tests keep their workers.
+    os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
     try:
         yield ray
