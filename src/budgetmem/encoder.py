@@ -22,6 +22,12 @@ from budgetmem.settings import EncoderSettings
 
 __all__ = ["Encoder"]
 
+# Bit-for-bit results whichever thread or process computes them: without this, MKL (torch's
+# CPU matrix library) picks kernels by the memory alignment of its inputs, so the same text
+# embedded in another thread can differ in the last bit, and router training on the thread
+# executor would drift from the local one. Read when MKL starts, so set before torch runs.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 
 class Encoder:
     def __init__(self, settings: EncoderSettings | None = None, models_dir: Path | None = None) -> None:

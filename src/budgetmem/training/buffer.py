@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from budgetmem.router.policy import Decision
@@ -58,8 +59,9 @@ class RolloutBuffer:
             raise ValueError("an episode without decisions cannot be learned from")
         flat = [d for ep in episodes for d in ep]
         return cls(
-            query=torch.stack([torch.from_numpy(d.state[0]) for d in flat]),
-            module_input=torch.stack([torch.from_numpy(d.state[1]) for d in flat]),
+            # np.stack copies: states that came back from another process are read-only views.
+            query=torch.from_numpy(np.stack([d.state[0] for d in flat])),
+            module_input=torch.from_numpy(np.stack([d.state[1] for d in flat])),
             module=torch.tensor([d.state[2] for d in flat]),
             actions=torch.tensor([d.action for d in flat]),
             logprobs=torch.tensor([d.logp for d in flat], dtype=torch.float32),

@@ -180,7 +180,7 @@ def train_router(
         if step == 0:
             # Descriptors start at the encoder's embeddings of the module descriptions.
             with torch.no_grad():
-                net.descriptors.copy_(torch.from_numpy(next(pool.map(describe_modules, [None]))))
+                net.descriptors.copy_(torch.tensor(next(pool.map(describe_modules, [None]))))
 
         def weights() -> Weights:
             return Weights(step, {k: v.detach().clone() for k, v in net.state_dict().items()})
