@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "installing budgetmem and its embedded stack (llama-cpp-python compiles once, ~6 min on 2 cores)"
-	$(BIN)/python -m pip install --quiet -e '.[embedded,server,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[embedded,server,ray,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

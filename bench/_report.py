@@ -106,7 +106,7 @@ def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
     """A GitHub markdown table (the library's own, so docs and reports look alike)."""
-    from budgetmem.cli.table import markdown_table
+    from budgetmem.tables import markdown_table
 
     return markdown_table(header, rows, align)
 

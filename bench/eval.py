@@ -30,7 +30,8 @@ from _report import log, machine_info, table, write_section  # noqa: E402
 from budgetmem import Settings  # noqa: E402
 from budgetmem.eval.datasets import LOCOMO_CATEGORIES  # noqa: E402
 from budgetmem.eval.report import RunSummary, compare_table, load_run, plot_runs  # noqa: E402
-from budgetmem.eval.run import EvalConfig, dataset_settings, run_eval  # noqa: E402
+from budgetmem.eval import dataset_settings  # noqa: E402
+from budgetmem.harness import EvalConfig, run_eval  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"

@@ -7,8 +7,9 @@ concurrently vs one after another, of prefix-first vs instruction-first prompt l
 and the framework's own overhead per query (wall time minus retrieval and LLM calls).
 
 Every answered question is appended to a JSONL file per configuration as it finishes,
-so an interrupted run resumes where it stopped. The module cache is off: wall times are
-real. Usage:
+so an interrupted run resumes where it stopped; the questions run on the run harness's
+executor (``--executor``, default local: the wall times below are one question at a time).
+The module cache is off: wall times are real. Usage:
 
     .venv/bin/python bench/pipeline.py [--questions 20] [--configs implementation:low,...]
 """
@@ -30,6 +31,9 @@ from _report import log, machine_info, table, write_section  # noqa: E402
 
 from budgetmem import BudgetMem, Settings  # noqa: E402
 from budgetmem.eval.metrics import bootstrap_ci, locomo_f1  # noqa: E402
+from budgetmem.eval.results import ResultsFile  # noqa: E402
+from budgetmem.executors import ExecutorSettings  # noqa: E402
+from budgetmem.harness import Harness, Workspace, WorkspaceSpec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
@@ -82,52 +86,46 @@ def ensure_store(path: Path, settings: Settings) -> None:
     log(f"store ready: {report.chunks_added} new chunks ({report.encoder})")
 
 
-def run_config(name: str, settings: Settings, questions: list[dict[str, Any]], store: Path) -> list[dict[str, Any]]:
-    out = RESULTS / f"{name.replace(':', '_')}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = {}
-    if out.exists():
-        for line in out.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            done[(row["sample_id"], row["index"])] = row
+def answer_one(ws: Workspace, q: dict[str, Any], job: tuple[str, str, str]) -> dict[str, Any]:
+    """One question through one configuration: its row (a task on the harness's executor)."""
+    name, _strategy, policy = job
+    r = ws.mem(f"locomo/{q['sample_id']}").query(q["question"], policy=policy)
+    return {
+        # Keys only: the question and gold text stay in the dataset, not in this repo.
+        "sample_id": q["sample_id"], "index": q["index"], "category": q["category"],
+        "config": name,
+        "prediction": r.answer,
+        "f1": locomo_f1(r.answer, q["answer"], q["category"]),
+        "extraction_usd": r.extraction_usd,
+        "answer_usd": r.answer_usd,
+        "prompt_tokens": sum(s.prompt_tokens for s in [*r.steps, r.answer_step]),
+        "completion_tokens": sum(s.completion_tokens for s in [*r.steps, r.answer_step]),
+        "wall_s": r.wall_s,
+        "retrieval_s": r.retrieval_s,
+        "llm_s": r.llm_seconds,
+        "module_wall_s": {s.module: s.wall_s for s in r.steps},
+        "parse": {s.module: s.parse_status + (f"->{s.fallback}" if s.fallback else "") for s in r.steps},
+    }  # fmt: skip
+
+
+def run_config(name: str, settings: Settings, questions: list[dict[str, Any]], store: Path,
+               executor: ExecutorSettings | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Every question of one configuration, through the run harness: rows are appended in
+    question order as they finish, so an interrupted run resumes where it stopped."""
+    results = ResultsFile(RESULTS / f"{name.replace(':', '_')}.jsonl")
+    results.path.parent.mkdir(parents=True, exist_ok=True)
+    results.repair()
+    done = {(r["sample_id"], r["index"]): r for r in results.rows()}
     strategy, policy = name.split(":") if name.split(":")[0] in ("implementation", "capacity", "reasoning") else ("implementation", "high")
-    rows = []
-    mems: dict[str, BudgetMem] = {}
-    try:
-        for i, q in enumerate(questions, start=1):
-            key = (q["sample_id"], q["index"])
-            if key in done:
-                rows.append(done[key])
-                continue
-            ns = f"locomo/{q['sample_id']}"
-            if ns not in mems:
-                mems[ns] = BudgetMem(store, ns, settings=settings, strategy=strategy, policy=policy)
-            r = mems[ns].query(q["question"])
-            llm_s = r.llm_seconds
-            row = {
-                # Keys only: the question and gold text stay in the dataset, not in this repo.
-                "sample_id": q["sample_id"], "index": q["index"], "category": q["category"],
-                "config": name,
-                "prediction": r.answer,
-                "f1": locomo_f1(r.answer, q["answer"], q["category"]),
-                "extraction_usd": r.extraction_usd,
-                "answer_usd": r.answer_usd,
-                "prompt_tokens": sum(s.prompt_tokens for s in [*r.steps, r.answer_step]),
-                "completion_tokens": sum(s.completion_tokens for s in [*r.steps, r.answer_step]),
-                "wall_s": r.wall_s,
-                "retrieval_s": r.retrieval_s,
-                "llm_s": llm_s,
-                "module_wall_s": {s.module: s.wall_s for s in r.steps},
-                "parse": {s.module: s.parse_status + (f"->{s.fallback}" if s.fallback else "") for s in r.steps},
-            }
-            with out.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-            rows.append(row)
-            log(f"{name} {i}/{len(questions)} f1={row['f1']:.2f} wall={r.wall_s:.1f}s usd={r.total_usd:.6f} :: {r.answer[:50]!r}")
-    finally:
-        for m in mems.values():
-            m.close()
-    return rows
+    todo = [q for q in questions if (q["sample_id"], q["index"]) not in done]
+    if todo:
+        harness = Harness(RESULTS, executor=executor, progress=False, log=log)
+        with harness.workers(WorkspaceSpec(settings, store, strategy)) as pool:
+            for i, row in enumerate(pool.map(answer_one, todo, (name, strategy, policy)), start=1):
+                results.append(row)
+                done[(row["sample_id"], row["index"])] = row
+                log(f"{name} {i}/{len(todo)} f1={row['f1']:.2f} wall={row['wall_s']:.1f}s :: {row['prediction'][:50]!r}")
+    return [done[(q["sample_id"], q["index"])] for q in questions]
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -239,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     p.add_argument("--render-only", action="store_true", help="rewrite the doc section from the saved rows, run nothing")
     p.add_argument("--threads", type=int, help="llama.cpp threads (default: all cores; 1 when sharing the CPU)")
+    p.add_argument("--executor", default="local", choices=["local", "threads", "ray"])
+    p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
     if args.render_only:
         return render_saved(args)
@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     questions = pick_questions(args.questions)
     summary: dict[str, dict[str, float]] = {}
     for name in filter(None, args.configs.split(",")):
-        summary[name] = summarise(run_config(same_as(name, settings) or name, settings, questions, store))
+        executor = ExecutorSettings(args.executor, workers=args.workers)  # type: ignore[arg-type]
+        summary[name] = summarise(run_config(same_as(name, settings) or name, settings, questions, store, executor))
         write_section(Path(args.out), "pipeline", render(summary, args, time.perf_counter() - started))
     if args.ablation_questions:
         few = questions[: args.ablation_questions]

@@ -34,10 +34,12 @@ from budgetmem import BudgetMem, Settings  # noqa: E402
 from budgetmem.encoder import Encoder  # noqa: E402
 from budgetmem.eval.datasets import load_eval_set  # noqa: E402
 from budgetmem.eval.results import ResultsFile  # noqa: E402
-from budgetmem.eval.run import dataset_settings, ingest_needed  # noqa: E402
+from budgetmem.eval import dataset_settings  # noqa: E402
+from budgetmem.harness import ingest_needed  # noqa: E402
 from budgetmem.eval.splits import make_split  # noqa: E402
 from budgetmem.pipeline.policy import PolicyState  # noqa: E402
-from budgetmem.pipeline.types import MODULES, ModuleInput, ScoredChunk  # noqa: E402
+from budgetmem.pipeline.stages import MODULES  # noqa: E402
+from budgetmem.pipeline.types import ModuleInput, ScoredChunk  # noqa: E402
 from budgetmem.router import RouterNet, RouterPolicy, StateEncoder  # noqa: E402
 from budgetmem.store import Store  # noqa: E402
 
@@ -72,8 +74,8 @@ def latency(args: argparse.Namespace) -> str:
     items = list(make_split(data, "test", seed=0).items)[: args.questions]
     settings = dataset_settings(Settings().replace(encoder__name="all-minilm-l6-v2"), "locomo")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    ingest_needed(RESULTS / "locomo_dev.db", data, items, settings, log)
     store = Store(RESULTS / "locomo_dev.db")
-    ingest_needed(store, data, items, settings, log)
     rows = []
     mem = BudgetMem(store, f"locomo/{items[0].history}", settings=settings)
     mem.search("warm-up")
@@ -197,8 +199,8 @@ def _alignment_reading(out: Path, points: list, logs: dict[str, list[dict[str, s
 
 
 def frontier(args: argparse.Namespace) -> str:
-    from budgetmem.router.frontier import FrontierConfig, frontier_markdown, run_frontier
-    from budgetmem.router.ppo import PPOSettings
+    from budgetmem.training.frontier import FrontierConfig, frontier_markdown, run_frontier
+    from budgetmem.training.ppo import PPOSettings
 
     base = Settings().replace(
         encoder__name=args.encoder, pipeline__answer_llm=args.answer_llm, pipeline__module_llm=args.module_llm,

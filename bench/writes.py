@@ -48,7 +48,7 @@ from budgetmem.encoder import Encoder  # noqa: E402
 from budgetmem.eval.datasets import EvalItem, load_eval_set  # noqa: E402
 from budgetmem.eval.evidence import normalise_evidence, turn_ids  # noqa: E402
 from budgetmem.eval.metrics import locomo_f1  # noqa: E402
-from budgetmem.pipeline.context import load_nlp  # noqa: E402
+from budgetmem.nlp import load_nlp  # noqa: E402
 from budgetmem.pipeline.prompts import render_memories  # noqa: E402
 from budgetmem.pipeline.types import ScoredChunk  # noqa: E402
 from budgetmem.retrieval.bm25 import BM25Index  # noqa: E402
@@ -57,7 +57,7 @@ from budgetmem.settings import Settings, WriteSettings  # noqa: E402
 from budgetmem.write import make_write_policy, plan_writes  # noqa: E402
 from budgetmem.write.budget import Budget  # noqa: E402
 from budgetmem.write.learned import WriterTrainSettings, train_writer  # noqa: E402
-from budgetmem.write.training import LabelledHistory, labelled_histories, ranking_auc  # noqa: E402
+from budgetmem.training.writer import LabelledHistory, labelled_histories, ranking_auc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"

@@ -78,3 +78,17 @@ class ScriptedFakeLLM(LLM):
             raise item
         p, c = self._tokens or (len(prompt.split()), len(item.split()))
         return self._completion(item, p, c, self._latency_s, "stop")
+
+
+@dataclass(frozen=True)
+class FakeLLMFactory:
+    """Builds a ScriptedFakeLLM per provider from module-level script functions: picklable,
+    so the Ray executor can send it to its workers, each of which builds its own fakes."""
+
+    scripts: tuple[tuple[str, Callable[[str], str]], ...]
+    """(provider, script) pairs; other providers are left to the registry."""
+    tokens: tuple[int, int] | None = None
+
+    def __call__(self, provider: str) -> LLM | None:
+        script = dict(self.scripts).get(provider)
+        return ScriptedFakeLLM(provider, script, tokens=self.tokens) if script is not None else None

@@ -11,7 +11,7 @@ import pytest
 from fakes import ScriptedFakeLLM as _Fake
 
 from budgetmem.errors import ConfigError, LLMResponseError, ModelError
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.llm.base import LLM, Completion, Message, Price, usd_cost
 from budgetmem.pipeline.behaviours import NO_FACTS_SUMMARY, LLMOutcome, budget, run_llm
 from budgetmem.pipeline.parsers import parse_scores, parse_string_list, parse_text, scores_grammar, string_list_grammar, text_grammar

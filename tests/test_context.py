@@ -26,10 +26,11 @@ from budgetmem.context import (
     render_cited_memories,
     strip_citations,
 )
-from budgetmem.eval import EvalConfig, dataset_settings, make_system, run_eval
+from budgetmem.eval import dataset_settings, make_system
+from budgetmem.harness import EvalConfig, run_eval
 from budgetmem.eval.systems import BASELINES, PackedRAG
 from budgetmem.ingest import History, Session, Turn
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.pipeline.types import ScoredChunk
 from budgetmem.settings import ContextSettings
 

@@ -12,7 +12,8 @@ from fakes import TEST_PRICE, ScriptedFakeLLM
 
 from budgetmem import Settings
 from budgetmem.errors import InputError
-from budgetmem.eval import EvalConfig, dataset_settings, load_run, run_eval
+from budgetmem.eval import dataset_settings, load_run
+from budgetmem.harness import EvalConfig, run_eval
 from budgetmem.eval.report import compare_table, plot_runs
 
 ANSWER = "fake:answer"

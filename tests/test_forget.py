@@ -17,7 +17,7 @@ from budgetmem.cli.main import main
 from budgetmem.errors import NotFoundError, StoreError
 from budgetmem.pipeline.cache import ModuleCache, source_tag
 from budgetmem.pipeline.prompts import task_text
-from budgetmem.pipeline.types import MODULES
+from budgetmem.pipeline.stages import MODULES
 from budgetmem.retrieval import RETRIEVERS
 
 SECRET = "Quokkaberry7Q3X"

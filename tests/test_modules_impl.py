@@ -13,11 +13,13 @@ from budgetmem.encoder import Encoder
 from budgetmem.errors import ConfigError
 from budgetmem.ingest import Chunk, chunk_history, load_histories
 from budgetmem.pipeline.context import RunContext
-from budgetmem.pipeline.modules import MODULE_CLASSES, get_module
+from budgetmem.pipeline.modules import get_module
+from budgetmem.pipeline.stages import STAGES
 from budgetmem.pipeline.modules.entity import triples
 from budgetmem.pipeline.modules.summary import DIGEST_WORDS
 from budgetmem.pipeline.modules.text import sentences, split_lines, terms
-from budgetmem.pipeline.types import MODULES, FactsResult, ModuleInput, ScoredChunk
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import FactsResult, ModuleInput, ScoredChunk
 from budgetmem.settings import PipelineSettings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "conversation.json"
@@ -101,7 +103,7 @@ def outputs(ctx: RunContext) -> dict[tuple[str, str], FactsResult]:
 
 # ---------------------------------------------------------------- registry
 def test_registry_and_singletons() -> None:
-    assert set(MODULE_CLASSES) == set(MODULES)
+    assert [s.name for s in STAGES] == list(MODULES)
     for name in MODULES:
         assert get_module(name) is get_module(name)
         assert get_module(name).name == name

@@ -15,7 +15,8 @@ from budgetmem import BudgetMem, Settings
 from budgetmem.errors import ConfigError
 from budgetmem.pipeline.policy import FixedPolicy, PolicyState, RandomPolicy, parse_policy
 from budgetmem.pipeline.prompts import task_text
-from budgetmem.pipeline.types import MODULES, ModuleInput, Tier
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import ModuleInput, Tier
 
 MODEL = "fake:module"
 ANSWER = "fake:answer"

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from budgetmem.errors import ConfigError
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.pipeline.parsers import (
     ParseError,
     parse_scores,
@@ -30,7 +30,8 @@ from budgetmem.pipeline.prompts import (
     render_facts,
     render_memories,
 )
-from budgetmem.pipeline.types import EXTRACTORS, ModuleInput, ScoredChunk
+from budgetmem.pipeline.stages import EXTRACTORS
+from budgetmem.pipeline.types import ModuleInput, ScoredChunk
 
 
 def _chunk(session: int, text: str, date: str | None, dia: tuple[str, ...]) -> ScoredChunk:

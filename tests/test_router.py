@@ -10,13 +10,15 @@ import pytest
 import torch
 
 from budgetmem.errors import ConfigError, InputError
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.pipeline.policy import PolicyState
-from budgetmem.pipeline.types import MODULES, ModuleInput, ScoredChunk, Tier
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import ModuleInput, ScoredChunk, Tier
 from budgetmem.router import RouterNet, RouterPolicy, StateEncoder, load_router, save_router
 from budgetmem.router.policy import Decision
-from budgetmem.router.ppo import PPOSettings, ppo_update
-from budgetmem.router.reward import CostReward, RewardSettings
+from budgetmem.training.buffer import RolloutBuffer
+from budgetmem.training.ppo import PPOSettings, advantages, ppo_update
+from budgetmem.training.reward import CostReward, RewardSettings
 
 
 def test_reward_matches_hand_computed_eq_7_to_10() -> None:
@@ -99,12 +101,14 @@ def test_ppo_learns_a_contextual_bandit() -> None:
     for _ in range(60):
         eps, rs = _toy_episodes(net, 32, rng)
         first = first if first is not None else float(np.mean(rs))
-        stats = ppo_update(net, opt, eps, rs, settings)
+        buffer = RolloutBuffer.from_decisions(eps)
+        epochs = ppo_update(net, opt, buffer, rs, advantages(buffer, rs), settings)
     last = float(np.mean(_toy_episodes(net, 200, rng)[1]))
     assert first < 0.5 < 0.9 < last
-    assert stats["approx_kl"] >= 0.0 and 0.0 <= stats["clip_fraction"] <= 1.0
+    assert len(epochs) == settings.epochs  # every epoch's statistics, not only the last one's
+    assert all(e["approx_kl"] >= 0.0 and 0.0 <= e["clip_fraction"] <= 1.0 for e in epochs)
     with pytest.raises(ValueError):
-        ppo_update(net, opt, [[]], [1.0], settings)
+        RolloutBuffer.from_decisions([[]])
 
 
 def _state(module: str, chunks: tuple[ScoredChunk, ...] = (), facts: dict | None = None) -> PolicyState:

@@ -15,9 +15,10 @@ from conftest import EXAMPLE
 from fakes import ScriptedFakeLLM
 
 from budgetmem import BudgetMem, Settings
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.pipeline.policy import PolicyState
-from budgetmem.pipeline.types import MODULES, ModuleInput, ScoredChunk
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import ModuleInput, ScoredChunk
 from budgetmem.router import RouterNet, RouterPolicy, StateEncoder
 
 pytestmark = pytest.mark.models

@@ -15,12 +15,13 @@ from fakes import ScriptedFakeLLM
 
 from budgetmem import BudgetMem, Settings
 from budgetmem.errors import ConfigError, InputError
-from budgetmem.eval import EvalConfig, dataset_settings, run_eval
+from budgetmem.eval import dataset_settings
+from budgetmem.harness import EvalConfig, run_eval
 from budgetmem.pipeline.prompts import task_text
-from budgetmem.pipeline.types import MODULES
+from budgetmem.pipeline.stages import MODULES
 from budgetmem.router import load_router
-from budgetmem.router.ppo import PPOSettings
-from budgetmem.router.train import LOG_FIELDS, TrainConfig, train_router
+from budgetmem.training.ppo import PPOSettings
+from budgetmem.training.train import LOG_FIELDS, TrainConfig, train_router
 
 ANSWER, MODULE = "fake:answer", "fake:module"
 GOLD = {"name of": "Miso", "find": "the shelter on Rua Augusta", "studio": "Barro", "grow": "tomatoes, basil and chillies",
@@ -115,7 +116,7 @@ def test_train_logs_validates_checkpoints_and_resumes(setup, tmp_path):
 
 
 def test_frontier_trains_per_weight_evaluates_baselines_and_plots(setup, tmp_path):
-    from budgetmem.router.frontier import FrontierConfig, run_frontier
+    from budgetmem.training.frontier import FrontierConfig, run_frontier
 
     data, settings, llms = setup
     cfg = FrontierConfig(

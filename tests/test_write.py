@@ -15,13 +15,13 @@ from budgetmem.cli.main import main
 from budgetmem.errors import ConfigError, InputError
 from budgetmem.ingest import Chunk, load_histories
 from budgetmem.ingest.ingest import ingest_histories
-from budgetmem.pipeline.context import load_nlp
+from budgetmem.nlp import load_nlp
 from budgetmem.settings import WriteSettings
 from budgetmem.store import WriteState
 from budgetmem.write import FEATURES, compute_features, parse_budget, plan_writes
 from budgetmem.write.budget import Budget
 from budgetmem.write.learned import WriterTrainSettings, load_writer, save_writer, train_writer
-from budgetmem.write.training import ranking_auc
+from budgetmem.training.writer import ranking_auc
 
 
 def _chunk(text: str, position: int = 0, session: str = "s1") -> Chunk:

@@ -23,6 +23,13 @@ from budgetmem.settings import EncoderSettings
 
 __all__ = ["Encoder"]
 
+# Bit-for-bit results whichever thread or process computes them: without this, MKL (torch's
+# CPU matrix library) picks kernels by the memory alignment of its inputs, so the same text
+# embedded in another thread can differ in the last bit, and router training on the thread
+# executor would drift from the local one. Read when MKL starts, so set before torch runs.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+
 _BATCHES_PER_SLICE = 1
 """Batches encoded per hold of the encoder lock (see :meth:`Encoder.encode`)."""
 
@@ -124,6 +131,7 @@ class Encoder:
         """Texts embedded by this instance (lets tests prove that re-opening never re-embeds)."""
         self._lock = _TurnLock()
         self._queries = _QueryBatcher(self.encode)
+        self.batch_queries = False
 
     # ------------------------------------------------------------------ tokens
     @cached_property
@@ -217,5 +225,11 @@ class Encoder:
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(min=1e-12)
 
     def encode_query(self, text: str) -> np.ndarray:
-        """One query's embedding; concurrent calls share forward passes (:class:`_QueryBatcher`)."""
-        return self._queries(text)
+        """One query's embedding. With :attr:`batch_queries` on, concurrent calls share forward
+        passes (:class:`_QueryBatcher`): the service turns it on for throughput. Off (the
+        default), a query is encoded alone, so its embedding is bit-for-bit the same whoever
+        else is searching: evaluation and training on several threads stay reproducible
+        (padding in a shared batch can move the last bit)."""
+        if self.batch_queries:
+            return self._queries(text)
+        return self.encode([text])[0]

@@ -295,6 +295,60 @@ class BudgetMem:
         result.wall_s += retrieval_s
         return result
 
+    def query_packed(self, question: str, *, question_date: str | None = None, k: int | None = None) -> QueryResult:
+        """Answer from the packed context with cited memory ids (the ``packed-rag`` system).
+
+        Selective-write paper §III-G3 (Eq. 19: the episodic window joins the top-ranked
+        chunks), §III-H3 (packed in that order up to the token budget) and §III-H1-H2 (each
+        memory shown under its id; the model cites the ids it used). The returned answer has
+        the citation markers removed; the raw reply, the packing and the citation check are in
+        ``result.context``. Tokens are counted with the answer model's tokenizer, or the
+        encoder's where the model has none (a hosted API), and the context says which."""
+        from budgetmem.context.citations import (
+            CITATION_HEADROOM_TOKENS,
+            CITED_PROMPT_VERSION,
+            build_cited_answer_prompt,
+            check_reply,
+            memory_header,
+            render_cited_memories,
+            strip_citations,
+        )
+        from budgetmem.context.packing import pack_namespace
+        from budgetmem.pipeline.prompts import extract_answer
+        from budgetmem.pipeline.runner import ANSWER_MAX_TOKENS
+
+        started = time.perf_counter()
+        hits = self.search(question, k=k)
+        retrieval_s = time.perf_counter() - started
+        ranked = [ScoredChunk(h.chunk, h.score) for h in hits]
+        llm = self.pipeline.answer_model
+        count, counter = llm.count_tokens, "answer model tokenizer"
+        if count("probe") is None:  # hosted API: no local tokenizer, so count with the encoder's
+            count, counter = self.encoder.count_tokens, f"encoder tokenizer ({self.encoder.name}), an estimate"
+        packed = pack_namespace(
+            self.store, self.namespace, ranked, self.settings.context, lambda t: int(count(t) or 0),
+            header=memory_header, counted_with=counter,
+        )  # fmt: skip
+        if not packed.window and not ranked:  # an empty namespace; a tight budget is recorded, not fatal
+            raise InputError(f"namespace {self.namespace!r} is empty", hint="ingest the history first")
+        style = self.settings.pipeline.answer_style
+        memory = render_cited_memories(packed)
+        prompt = build_cited_answer_prompt(question, memory, style=style, question_date=question_date)
+        max_tokens = ANSWER_MAX_TOKENS[style] + CITATION_HEADROOM_TOKENS
+        raw, step = self.pipeline.answer_call(
+            prompt, version=CITED_PROMPT_VERSION, max_tokens=max_tokens, sources=[i.chunk for i in packed.items]
+        )
+        check = check_reply(raw, packed, self.store, self.namespace)
+        answer = extract_answer(strip_citations(raw), style)
+        shown = tuple(ScoredChunk(i.chunk, i.score if i.score is not None else 0.0) for i in packed.items)
+        return QueryResult(
+            question=question, answer=answer, memory=memory, strategy="baseline", policy="packed-rag",
+            candidates=tuple(ranked), filtered=shown, facts={}, steps=[], answer_step=step,
+            wall_s=time.perf_counter() - started, retrieval_s=retrieval_s,
+            context={"packing": packed.to_dict(), "citations": check.to_dict(), "raw_answer": raw,
+                     "answer_max_tokens": max_tokens},
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ forgetting
     def delete(self, chunk_id: int, *, vacuum: bool = True) -> ForgetReport:
         """Forget one chunk of this namespace (live or archived): its text, embedding and

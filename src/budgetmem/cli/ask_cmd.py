@@ -53,13 +53,10 @@ def run(args: argparse.Namespace) -> int:
 def _run_packed(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     """The packed-rag system (selective-write paper §III-H) on one question: the answer
     without citation markers, the ids it cited and whether they check out."""
-    from budgetmem.eval.datasets import EvalItem
-    from budgetmem.eval.systems import PackedRAG
     from budgetmem.memory import BudgetMem
 
-    item = EvalItem("ask", args.namespace, args.question, (), "ask", question_date=args.question_date)
     with store, BudgetMem(store, args.namespace, settings=settings) as mem:
-        result = PackedRAG().answer(mem, item)
+        result = mem.query_packed(args.question, question_date=args.question_date, k=args.top_k)
     if args.json:
         print_json(result.to_dict())
         return 0

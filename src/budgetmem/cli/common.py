@@ -6,11 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from budgetmem.errors import ConfigError
 
 from budgetmem.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from budgetmem.executors import ExecutorSettings
 
 __all__ = [
     "settings_from",
@@ -21,6 +24,8 @@ __all__ = [
     "add_dataset_args",
     "add_training_args",
     "dataset_run_settings",
+    "add_executor_args",
+    "executor_settings",
 ]
 
 
@@ -115,7 +120,26 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
 
 def dataset_run_settings(args: argparse.Namespace) -> Settings:
     """Settings for a dataset run: config file, pipeline flags, then the dataset's defaults."""
-    from budgetmem.eval.run import dataset_settings
+    from budgetmem.eval.datasets import dataset_settings
 
     settings = pipeline_settings(args, encoder__name=args.encoder)
     return dataset_settings(settings, args.dataset, style=args.style, chunk_tokens=args.chunk_tokens)
+
+
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    """Where the questions / training episodes run (eval, train, frontier)."""
+    from budgetmem.executors import KINDS
+
+    p.add_argument("--executor", choices=KINDS,
+                   help="local (one at a time; the default), threads (N in flight in this process: API backends) or "
+                        "ray (N Ray actors, each with its own models; pip install 'budgetmem[ray]'). "
+                        "--workers above 1 alone means threads")  # fmt: skip
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="tasks in flight (threads) or Ray actors (default 1)")
+    p.add_argument("--ray-address", metavar="A", help="join this Ray cluster (default: start a local Ray)")
+
+
+def executor_settings(args: argparse.Namespace) -> ExecutorSettings:
+    from budgetmem.executors import ExecutorSettings
+
+    kind = args.executor or ("threads" if args.workers > 1 else "local")
+    return ExecutorSettings(kind=kind, workers=args.workers, ray_address=args.ray_address)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from budgetmem.cli.common import print_json, settings_from
-from budgetmem.cli.table import table
+from budgetmem.tables import table
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from budgetmem.cli.common import add_dataset_args, dataset_run_settings, print_json
+from budgetmem.cli.common import add_dataset_args, add_executor_args, dataset_run_settings, executor_settings, print_json
 
 
 LARGE = "<ladder large>"
@@ -27,15 +27,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="score answers with an LLM judge too; alone: the ladder's large model (embedded: qwen2.5-coder-1.5b)",
     )  # fmt: skip
     p.add_argument("--adversarial", action="store_true", help="LoCoMo: also score category 5")
-    p.add_argument("--workers", type=int, default=1, help="questions in flight (API backends; default 1)")
     p.add_argument("--cost-weight", type=float, metavar="L", help="performance-cost knob handed to the policy")
+    add_executor_args(p)
     add_dataset_args(p, out_help="run directory (re-run the command to resume)",
                      seed_help="seed of the split and of the random policy")  # fmt: skip
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from budgetmem.eval.run import EvalConfig, run_eval
+    from budgetmem.harness import EvalConfig, run_eval
     from budgetmem.eval.summary import summary_markdown
 
     settings = dataset_run_settings(args)
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), split=args.split, strategy=args.strategy,
         policy=args.policy, limit=args.limit, judge=judge, store=Path(args.store) if args.store else None,
         seed=args.seed, split_file=Path(args.split_file) if args.split_file else None, adversarial=args.adversarial,
-        workers=args.workers, cost_weight=args.cost_weight,
+        cost_weight=args.cost_weight, executor=executor_settings(args),
     )  # fmt: skip
     result = run_eval(cfg, settings, progress=not args.no_progress)
     if args.json:

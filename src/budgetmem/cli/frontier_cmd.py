@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from budgetmem.cli.common import add_dataset_args, add_training_args, dataset_run_settings, print_json
+from budgetmem.cli.common import (
+    add_dataset_args,
+    add_executor_args,
+    add_training_args,
+    dataset_run_settings,
+    executor_settings,
+    print_json,
+)
 from budgetmem.errors import ConfigError
 
 
@@ -17,14 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--alignment-ablation", action="store_true", help="also train every non-zero weight without Eq. 10 (Fig. 3)")
     p.add_argument("--test-questions", type=int, metavar="N", help="evaluate on the first N test questions")
     add_training_args(p)
+    add_executor_args(p)
     add_dataset_args(p, out_help="frontier directory (re-run the command to resume)",
                      seed_help="seed of the split, batches and tier sampling")  # fmt: skip
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from budgetmem.router.frontier import FrontierConfig, frontier_markdown, run_frontier
-    from budgetmem.router.ppo import PPOSettings
+    from budgetmem.training.frontier import FrontierConfig, frontier_markdown, run_frontier
+    from budgetmem.training.ppo import PPOSettings
 
     try:
         weights = tuple(float(x) for x in args.cost_weights.split(",") if x.strip())
@@ -38,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         val_questions=args.val_questions, eval_every=args.eval_every, test_questions=args.test_questions,
         align_ablation=args.alignment_ablation, seed=args.seed, split_file=Path(args.split_file) if args.split_file else None,
         store=Path(args.store) if args.store else None,
+        executor=executor_settings(args),
     )  # fmt: skip
     points = run_frontier(cfg, settings, progress=not args.no_progress)
     if args.json:

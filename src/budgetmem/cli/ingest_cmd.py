@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from budgetmem.cli.common import add_store_args, print_json, settings_from
-from budgetmem.cli.table import table
+from budgetmem.tables import table
 from budgetmem.errors import ConfigError
 from budgetmem.ingest import FORMATS
 from budgetmem.encoder import Encoder

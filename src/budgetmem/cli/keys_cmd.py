@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timezone
 
 from budgetmem.cli.common import print_json
-from budgetmem.cli.table import table
+from budgetmem.tables import table
 from budgetmem.store import Store
 from budgetmem.store.keys import SCOPES, KeyStore
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from budgetmem.cli.common import print_json
-from budgetmem.cli.table import table
+from budgetmem.tables import table
 from budgetmem.store import NamespaceInfo, Store
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from budgetmem.cli.common import print_json, settings_from
-from budgetmem.cli.table import table
+from budgetmem.tables import table
 from budgetmem.errors import ChecksumError
 from budgetmem.models import MODELS, get_model, prepare, status, verify
 

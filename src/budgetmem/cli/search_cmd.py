@@ -6,7 +6,7 @@ import argparse
 import textwrap
 
 from budgetmem.cli.common import add_store_args, print_json, settings_from
-from budgetmem.cli.table import table
+from budgetmem.tables import table
 from budgetmem.memory import BudgetMem
 from budgetmem.retrieval import RETRIEVERS
 from budgetmem.store import Store

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from budgetmem.cli.common import add_dataset_args, add_training_args, dataset_run_settings, print_json
+from budgetmem.cli.common import (
+    add_dataset_args,
+    add_executor_args,
+    add_training_args,
+    dataset_run_settings,
+    executor_settings,
+    print_json,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -13,14 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--cost-weight", type=float, default=0.0, metavar="L", help="lambda of the reward (default 0)")
     p.add_argument("--no-align", action="store_true", help="turn reward-scale alignment (Eq. 10) off: the ablation")
     add_training_args(p)
+    add_executor_args(p)
     add_dataset_args(p, out_help="run directory (re-run the command to resume)",
                      seed_help="seed of the split, batches and tier sampling")  # fmt: skip
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from budgetmem.router.ppo import PPOSettings
-    from budgetmem.router.train import TrainConfig, train_router
+    from budgetmem.training.ppo import PPOSettings
+    from budgetmem.training.train import TrainConfig, train_router
 
     settings = dataset_run_settings(args)
     ppo = PPOSettings().with_budget(args.steps, args.batch_size, args.lr)
@@ -29,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         cost_weight=args.cost_weight, ppo=ppo, align=not args.no_align, seed=args.seed,
         split_file=Path(args.split_file) if args.split_file else None, train_questions=args.train_questions,
         val_questions=args.val_questions, eval_every=args.eval_every, store=Path(args.store) if args.store else None,
+        executor=executor_settings(args),
     )  # fmt: skip
     result = train_router(cfg, settings, progress=not args.no_progress)
     info = {"out": str(result.out), "steps": result.steps, "best_step": result.best_step, "best_validation": result.best_val,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from budgetmem.cli.common import print_json, settings_from
-from budgetmem.cli.table import table
+from budgetmem.tables import table
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from budgetmem.eval.datasets import DEFAULTS, load_eval_set
     from budgetmem.eval.splits import make_split
     from budgetmem.write.learned import WriterTrainSettings
-    from budgetmem.write.training import fit_writer
+    from budgetmem.training.writer import fit_writer
 
     settings = settings_from(args, encoder__name=args.encoder)
     chunk_tokens = args.chunk_tokens or DEFAULTS[args.dataset][1]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from budgetmem.context.packing import PackedContext, PackedItem
 from budgetmem.errors import ConfigError
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.store import Store
 
 __all__ = [

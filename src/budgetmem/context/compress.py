@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from budgetmem.context.packing import episodic_window
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.llm import LLM
 from budgetmem.settings import ContextSettings
 from budgetmem.store import Store

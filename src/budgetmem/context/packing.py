@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.pipeline.types import ScoredChunk
 from budgetmem.settings import ContextSettings
 from budgetmem.store import Store

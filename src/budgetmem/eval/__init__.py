@@ -1,15 +1,18 @@
-"""Evaluation: datasets and splits, metrics and the LLM judge, baselines, resumable runs, reports.
+"""Evaluation library: datasets and splits, metrics and the LLM judge, baselines, run reports.
 
-    from budgetmem.eval import EvalConfig, run_eval, dataset_settings
+Runs themselves (resumable run directories, executors) are the run harness's:
+
+    from budgetmem.eval import dataset_settings
+    from budgetmem.harness import EvalConfig, run_eval
     settings = dataset_settings(Settings(), "locomo")
     run = run_eval(EvalConfig("locomo", Path("locomo10.json"), Path("runs/mid"), policy="mid", limit=50), settings)
 """
 
-from budgetmem.eval.datasets import DATASETS, EvalItem, EvalSet, load_eval_set
+from budgetmem.eval.datasets import DATASETS, EvalItem, EvalSet, dataset_settings, load_eval_set
 from budgetmem.eval.judge import Judge, Judgement
 from budgetmem.eval.metrics import best_f1, bootstrap_ci, exact_match, locomo_f1, token_f1
 from budgetmem.eval.report import compare_table, load_run, plot_runs
-from budgetmem.eval.run import EvalConfig, EvalRun, dataset_settings, run_eval, score
+from budgetmem.eval.scoring import namespace_of, score
 from budgetmem.eval.splits import Split, make_split
 from budgetmem.eval.summary import summarise
 from budgetmem.eval.systems import BASELINES, FullContext, NaiveRAG, PackedRAG, PipelineSystem, System, make_system
@@ -17,9 +20,7 @@ from budgetmem.eval.systems import BASELINES, FullContext, NaiveRAG, PackedRAG, 
 __all__ = [
     "BASELINES",
     "DATASETS",
-    "EvalConfig",
     "EvalItem",
-    "EvalRun",
     "EvalSet",
     "FullContext",
     "Judge",
@@ -39,8 +40,8 @@ __all__ = [
     "locomo_f1",
     "make_split",
     "make_system",
+    "namespace_of",
     "plot_runs",
-    "run_eval",
     "score",
     "summarise",
     "token_f1",

@@ -25,8 +25,9 @@ from budgetmem.ingest.jsonl import parse_jsonl
 from budgetmem.ingest.load import read_json, read_text
 from budgetmem.ingest.locomo import parse_locomo
 from budgetmem.ingest.longmemeval import parse_longmemeval
+from budgetmem.settings import Settings
 
-__all__ = ["EvalItem", "EvalSet", "DATASETS", "DEFAULTS", "LOCOMO_CATEGORIES", "load_eval_set"]
+__all__ = ["EvalItem", "EvalSet", "DATASETS", "DEFAULTS", "LOCOMO_CATEGORIES", "load_eval_set", "dataset_settings"]
 
 # Answer style and chunk size per dataset (routing paper Table 4: 256-token chunks for the
 # chats, 1,024 for HotpotQA documents; answer prompts per App. C.1-C.3). Users' JSONL data
@@ -176,3 +177,11 @@ def load_eval_set(dataset: str, path: str | Path, *, adversarial: bool = False) 
     if len(set(ids)) != len(ids):
         raise InputError(f"{p}: question ids are not unique")
     return out
+
+
+def dataset_settings(settings: Settings, dataset: str, *, style: str | None = None, chunk_tokens: int | None = None) -> Settings:
+    """The dataset's answer style and chunk size (routing paper Table 4), unless overridden."""
+    if dataset not in DEFAULTS:
+        raise InputError(f"unknown dataset {dataset!r}", hint=f"use one of: {', '.join(DEFAULTS)}")
+    d_style, d_chunk = DEFAULTS[dataset]
+    return settings.replace(pipeline__answer_style=style or d_style, chunking__max_tokens=chunk_tokens or d_chunk)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.ingest.history import History
 
 __all__ = ["normalise_evidence", "recall", "turn_ids", "evidence_labels"]

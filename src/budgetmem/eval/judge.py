@@ -118,9 +118,7 @@ class Judge:
 
     def _call(self, purpose: str, prompt: str, calls: list[CallRecord], grammar: str | None = None) -> str:
         out = self.llm.complete(prompt, max_tokens=self.max_tokens, temperature=0.0, grammar=grammar)
-        calls.append(
-            CallRecord(purpose, out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source)
-        )
+        calls.append(CallRecord.from_completion(purpose, out))
         return out.text
 
     def judge(self, question: str, golds: Sequence[str], answer: str) -> Judgement:

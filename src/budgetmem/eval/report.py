@@ -64,7 +64,7 @@ def _fmt(x: float, scale: float = 100.0, digits: int = 1) -> str:
 
 
 def compare_table(runs: list[RunSummary], *, markdown: bool = False) -> str:
-    from budgetmem.cli.table import markdown_table, table
+    from budgetmem.tables import markdown_table, table
 
     head = ["run", "system", "split", "n", "F1", "F1 95% CI", "judge", "extraction µ$/q", "answer µ$/q", "total µ$/q",
             "tokens/q", "wall s/q"]  # fmt: skip

@@ -97,7 +97,7 @@ CITATION_HEADER = ["citations valid %", "cited ids/q"]
 
 
 def summary_markdown(summary: dict[str, Any], title: str, notes: Sequence[str] = ()) -> str:
-    from budgetmem.cli.table import markdown_table
+    from budgetmem.tables import markdown_table
 
     rows = [
         [name, g["n"], _pct(g["f1"]), _ci(g["f1_ci"]), _pct(g["em"]), _pct(g["judge"]), _ci(g["judge_ci"]),

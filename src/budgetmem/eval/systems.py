@@ -24,7 +24,7 @@ from typing import Protocol
 from budgetmem.errors import ConfigError, InputError
 from budgetmem.eval.datasets import EvalItem
 from budgetmem.memory import BudgetMem
-from budgetmem.pipeline.policy import Policy, parse_policy
+from budgetmem.pipeline.policy import Policy, RandomPolicy, parse_policy
 from budgetmem.pipeline.prompts import build_answer_prompt, render_memories
 from budgetmem.pipeline.runner import ANSWER_MAX_TOKENS
 from budgetmem.pipeline.trace import QueryResult
@@ -50,7 +50,10 @@ class PipelineSystem:
         self.name = f"{strategy}:{label}"
 
     def answer(self, mem: BudgetMem, item: EvalItem) -> QueryResult:
-        return mem.query(item.question, policy=self.policy, cost_weight=self.cost_weight, question_date=item.question_date)
+        # Random tiers are drawn per question, so a question's row does not depend on which
+        # questions ran before it (or beside it, under a parallel executor).
+        policy = self.policy.for_question(item.id) if isinstance(self.policy, RandomPolicy) else self.policy
+        return mem.query(item.question, policy=policy, cost_weight=self.cost_weight, question_date=item.question_date)
 
 
 def _baseline_result(
@@ -138,49 +141,7 @@ class PackedRAG:
     name = "packed-rag"
 
     def answer(self, mem: BudgetMem, item: EvalItem) -> QueryResult:
-        from budgetmem.context.citations import (
-            CITATION_HEADROOM_TOKENS,
-            CITED_PROMPT_VERSION,
-            build_cited_answer_prompt,
-            check_reply,
-            memory_header,
-            render_cited_memories,
-            strip_citations,
-        )
-        from budgetmem.context.packing import pack_namespace
-        from budgetmem.pipeline.prompts import extract_answer
-
-        started = time.perf_counter()
-        hits = mem.search(item.question)
-        retrieval_s = time.perf_counter() - started
-        ranked = [ScoredChunk(h.chunk, h.score) for h in hits]
-        llm = mem.pipeline.answer_model
-        count, counter = llm.count_tokens, "answer model tokenizer"
-        if count("probe") is None:  # hosted API: no local tokenizer, so count with the encoder's
-            count, counter = mem.encoder.count_tokens, f"encoder tokenizer ({mem.encoder.name}), an estimate"
-        packed = pack_namespace(
-            mem.store, mem.namespace, ranked, mem.settings.context, lambda t: int(count(t) or 0),
-            header=memory_header, counted_with=counter,
-        )  # fmt: skip
-        if not packed.window and not ranked:  # an empty namespace; a tight budget is recorded, not fatal
-            raise InputError(f"namespace {mem.namespace!r} is empty", hint="ingest the history first")
-        style = mem.settings.pipeline.answer_style
-        memory = render_cited_memories(packed)
-        prompt = build_cited_answer_prompt(item.question, memory, style=style, question_date=item.question_date)
-        max_tokens = ANSWER_MAX_TOKENS[style] + CITATION_HEADROOM_TOKENS
-        raw, step = mem.pipeline.answer_call(
-            prompt, version=CITED_PROMPT_VERSION, max_tokens=max_tokens, sources=[i.chunk for i in packed.items]
-        )
-        check = check_reply(raw, packed, mem.store, mem.namespace)
-        answer = extract_answer(strip_citations(raw), style)
-        shown = tuple(ScoredChunk(i.chunk, i.score if i.score is not None else 0.0) for i in packed.items)
-        return QueryResult(
-            question=item.question, answer=answer, memory=memory, strategy="baseline", policy=self.name,
-            candidates=tuple(ranked), filtered=shown, facts={}, steps=[], answer_step=step,
-            wall_s=time.perf_counter() - started, retrieval_s=retrieval_s,
-            context={"packing": packed.to_dict(), "citations": check.to_dict(), "raw_answer": raw,
-                     "answer_max_tokens": max_tokens},
-        )  # fmt: skip
+        return mem.query_packed(item.question, question_date=item.question_date)
 
 
 BASELINES = ("naive-rag", "full-context", "packed-rag")

@@ -1,6 +1,7 @@
 """Reading histories and cutting them into chunks."""
 
-from budgetmem.ingest.chunker import Chunk, TokenCounter, chunk_history, chunk_session, render_session
+from budgetmem.chunk import Chunk
+from budgetmem.ingest.chunker import TokenCounter, chunk_history, chunk_session, render_session
 from budgetmem.ingest.history import History, Session, Turn
 from budgetmem.ingest.load import FORMATS, load_histories
 

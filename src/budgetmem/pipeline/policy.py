@@ -7,13 +7,15 @@ learned router implements the same ``decide`` and plugs in unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from budgetmem.errors import ConfigError
-from budgetmem.pipeline.types import MODULES, ModuleInput, Tier
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import ModuleInput, Tier
 
 __all__ = ["PolicyState", "Policy", "FixedPolicy", "RandomPolicy", "parse_policy"]
 
@@ -40,29 +42,44 @@ class Policy(Protocol):
 class FixedPolicy:
     """The same tier every time for each module."""
 
-    def __init__(self, tiers: dict[str, Tier]) -> None:
+    def __init__(self, tiers: dict[str, Tier], default: Tier | None = None) -> None:
+        """``default``: the tier of any module ``tiers`` does not name (a module added to the
+        stage table included); without one, every standard module must be named."""
         missing = [m for m in MODULES if m not in tiers]
-        if missing:
+        if missing and default is None:
             raise ConfigError(f"fixed policy has no tier for {', '.join(missing)}")
-        self.tiers = dict(tiers)
+        self.tiers = {**{m: default for m in missing}, **tiers} if default is not None else dict(tiers)
+        self.default = default
         names = {t.name.lower() for t in self.tiers.values()}
         self.name = names.pop() if len(names) == 1 else ",".join(f"{m}={self.tiers[m].name.lower()}" for m in MODULES)
 
     @classmethod
     def all(cls, tier: Tier) -> FixedPolicy:
-        return cls({m: tier for m in MODULES})
+        return cls({m: tier for m in MODULES}, default=tier)
 
     def decide(self, state: PolicyState) -> Tier:
-        return self.tiers[state.module]
+        tier = self.tiers.get(state.module, self.default)
+        if tier is None:
+            raise ConfigError(f"fixed policy {self.name!r} has no tier for module {state.module!r}")
+        return tier
 
 
 class RandomPolicy:
     """Uniformly random tiers from a seeded generator (a baseline, and a sanity check)."""
 
     def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
         self.name = f"random(seed={seed})"
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+
+    def for_question(self, key: str) -> RandomPolicy:
+        """A policy of the same name whose draws depend only on (seed, key): an evaluation
+        gets the same tiers per question whatever order, thread or process answers it."""
+        digest = hashlib.blake2b(f"{self.seed}:{key}".encode(), digest_size=8).digest()
+        fork = RandomPolicy(int.from_bytes(digest, "big"))
+        fork.name = self.name
+        return fork
 
     def decide(self, state: PolicyState) -> Tier:
         with self._lock:

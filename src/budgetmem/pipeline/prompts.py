@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from budgetmem.errors import ConfigError
-from budgetmem.pipeline.types import MODULES, ModuleInput, ScoredChunk
+from budgetmem.pipeline.stages import EXTRACTORS, PROMPT_VERSION, Stage, as_stage
+from budgetmem.pipeline.types import ModuleInput, ScoredChunk
 
 __all__ = [
     "PROMPT_VERSION",
@@ -44,15 +45,13 @@ __all__ = [
     "extract_answer",
 ]
 
-PROMPT_VERSION = "bm-prompts-1"
-"""Part of every module-cache key: bump it whenever any text in this file changes."""
 
 Layout = Literal["prefix-first", "instruction-first"]
 Behaviour = Literal["direct", "cot", "reflect"]
 AnswerStyle = Literal["locomo", "longmemeval", "hotpotqa", "plain"]
 
-FACT_KINDS: tuple[str, ...] = ("entity", "temporal", "topic")
-"""The summary's three inputs, in the order they are shown (Eq. 6: summary(q, e, t, p))."""
+FACT_KINDS: tuple[str, ...] = EXTRACTORS
+"""The summary's standard inputs, in the order they are shown (Eq. 6: summary(q, e, t, p))."""
 
 # --------------------------------------------------------------------------- rendering
 
@@ -120,13 +119,13 @@ def render_facts(facts: Mapping[str, Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _shared(module: str, inp: ModuleInput) -> str:
+def _shared(stage: Stage, inp: ModuleInput) -> str:
     """What every module over the same inputs shows identically: the evidence and the question.
 
     The preamble is deliberately module-neutral; a module-specific word here would break
     the prefix the three extractors share.
     """
-    if module == "summary":
+    if stage.reads == "facts":
         intro = "Below are facts that were extracted from stored conversation memories, grouped by kind."
         evidence = render_facts(inp.facts)
     else:
@@ -142,97 +141,30 @@ def _shared(module: str, inp: ModuleInput) -> str:
 
 
 # --------------------------------------------------------------------------- module tasks
-
-_TASKS: dict[str, str] = {
-    # C.5 contract: one integer 0-10 per memory, in memory order.
-    "filter": (
-        "Task: rate how useful each memory is for answering the question, with a whole number "
-        "from 0 to 10.\n"
-        "- 10: it answers the question or holds a fact the answer cannot do without\n"
-        "- 7 to 9: clearly relevant and helpful, but not enough on its own\n"
-        "- 4 to 6: partly relevant\n"
-        "- 1 to 3: barely related (for example it only shares a word with the question)\n"
-        "- 0: unrelated\n"
-        "Rate every memory, in the order of their index numbers."
-    ),
-    # C.6 contract: relation strings between entities that bear on the query.
-    "entity": (
-        "Task: list the facts about people, places, organisations and things in the memories "
-        "that help answer the question, and how they are related. Write each fact as a short "
-        'statement of the form "A - relation - B", where A and B are named in the memories, '
-        "with extra context in brackets when it helps. Use only what the memories state; leave "
-        "out side details that do not bear on the question."
-    ),
-    # C.7 contract: temporal fact strings; absolute dates so the summary needs no session dates.
-    "temporal": (
-        "Task: list the time facts in the memories that help answer the question: when things "
-        "happened or will happen, how long they lasted, and what came before what. Each fact "
-        "names the event and gives its time as an absolute date: when a memory gives a time "
-        "relative to when it was said, work the date out from that memory's date attribute."
-    ),
-    # C.8 contract: topic-relation strings.
-    "topic": (
-        "Task: list the topics of the memories that matter for the question and how they "
-        "connect: what is being discussed, how one subject leads to another, and which "
-        "subjects are tied together. Write each item as one short sentence."
-    ),
-    # C.9 contract: plain text; it becomes the memory the answer model reads.
-    "summary": (
-        "Task: using only the facts given, write a short summary (a few sentences) of the "
-        "evidence that bears on the question, for another model that will answer it. Combine "
-        "the entity, time and topic facts, keep names and dates exact, and point out "
-        "contradictions or gaps. Describe the evidence rather than giving a final answer, and "
-        "add nothing that the facts do not say."
-    ),
-}
-
-_CHECKS: dict[str, str] = {
-    "filter": "Check each score against its memory: raise a score whose memory holds needed facts, lower one that is off-topic.",
-    "entity": "Check each fact against the memories: drop facts they do not support or that do not bear on the question, fix names, and add important facts that are missing.",
-    "temporal": "Check each fact against the memories: drop unsupported ones, recompute every date from the memory dates, and add important time facts that are missing.",
-    "topic": "Check each item against the memories: drop topics that do not bear on the question and add important ones that are missing.",
-    "summary": "Check the summary against the facts: remove anything the facts do not say, keep names and dates exact, and add key facts that are missing.",
-}
+# Each module's task and check texts live in its entry of the stage table (stages.py).
 
 
-def _check_module(module: str) -> None:
-    if module not in MODULES:
-        raise ConfigError(f"unknown module {module!r}", hint=f"modules: {', '.join(MODULES)}")
-
-
-def task_text(module: str) -> str:
+def task_text(module: str | Stage) -> str:
     """The module's task instructions (no format, no behaviour)."""
-    _check_module(module)
-    return _TASKS[module]
+    return as_stage(module).task
 
 
-def format_text(module: str, *, n_memories: int, max_facts: int) -> str:
+def format_text(module: str | Stage, *, n_memories: int, max_facts: int) -> str:
     """How the answer must look: the part of the contract a parser checks."""
-    _check_module(module)
-    if module == "filter":
-        if n_memories == 0:
-            return "There are no memories: reply exactly <answer>[]</answer>"
-        example = ", ".join(f"s{i}" for i in range(1, n_memories + 1))
-        return (
-            f"Answer format: a JSON array of exactly {n_memories} whole numbers inside answer tags, "
-            f"<answer>[{example}]</answer>, where s1 is the score of memory 1, s2 of memory 2, and so on."
-        )
-    if module == "summary":
-        return "Answer format: the summary as plain text inside answer tags: <answer>your summary</answer>"
-    return (
-        "Answer format: a JSON array of strings inside answer tags, "
-        '<answer>["first fact", "second fact"]</answer>, '
-        f"with at most {max_facts} items. If the memories hold nothing useful, reply <answer>[]</answer>"
-    )
+    return as_stage(module).output.format_text(n_memories=n_memories, max_facts=max_facts)
 
 
 _DIRECT_TAIL = "Reply with the answer tags only, no other text."
 
 
-def _cot_tail(module: str) -> str:
+def _evidence_word(stage: Stage) -> str:
+    return "facts" if stage.reads == "facts" else "memories"
+
+
+def _cot_tail(stage: Stage) -> str:
     # Pointing the reasoning at the evidence matters for small models: asked to "think step
     # by step" with no object, qwen2.5-coder-0.5b replied that it had no memories to analyse.
-    evidence = "facts" if module == "summary" else "memories"
+    evidence = _evidence_word(stage)
     return (
         f"First, inside <thinking></thinking> tags, reason step by step in a few short lines: which "
         f"{evidence} matter for the question and what they say. Then give the final answer inside "
@@ -240,8 +172,8 @@ def _cot_tail(module: str) -> str:
     )
 
 
-def _plan_tail(module: str) -> str:
-    evidence = "facts" if module == "summary" else "memories"
+def _plan_tail(stage: Stage) -> str:
+    evidence = _evidence_word(stage)
     return (
         "Do not do the task yet. First make a short plan: in at most four bullet points, say what "
         f"to look for in the {evidence} to answer this question. Write the plan inside <plan></plan> tags."
@@ -256,12 +188,12 @@ def _assemble(shared: str, tail: str, layout: Layout) -> str:
     raise ConfigError(f"unknown prompt layout {layout!r}", hint="use prefix-first or instruction-first")
 
 
-def _instructions(module: str, inp: ModuleInput, max_facts: int) -> str:
-    return f"{task_text(module)}\n{format_text(module, n_memories=len(inp.chunks), max_facts=max_facts)}"
+def _instructions(stage: Stage, inp: ModuleInput, max_facts: int) -> str:
+    return f"{stage.task}\n{stage.output.format_text(n_memories=len(inp.chunks), max_facts=max_facts)}"
 
 
 def build_prompt(
-    module: str,
+    module: str | Stage,
     inp: ModuleInput,
     *,
     layout: Layout = "prefix-first",
@@ -275,13 +207,15 @@ def build_prompt(
     """
     if behaviour not in ("direct", "cot"):
         raise ConfigError(f"build_prompt takes direct or cot, not {behaviour!r}", hint="reflect uses the plan/act/reflect builders")
-    tail = _cot_tail(module) if behaviour == "cot" else _DIRECT_TAIL
-    return _assemble(_shared(module, inp), f"{_instructions(module, inp, max_facts)}\n{tail}", layout)
+    stage = as_stage(module)
+    tail = _cot_tail(stage) if behaviour == "cot" else _DIRECT_TAIL
+    return _assemble(_shared(stage, inp), f"{_instructions(stage, inp, max_facts)}\n{tail}", layout)
 
 
-def build_plan_prompt(module: str, inp: ModuleInput, *, layout: Layout = "prefix-first", max_facts: int = 8) -> str:
+def build_plan_prompt(module: str | Stage, inp: ModuleInput, *, layout: Layout = "prefix-first", max_facts: int = 8) -> str:
     """Reflect step 1 (App. A.4.2 HIGH): the model plans what to look for, without answering."""
-    return _assemble(_shared(module, inp), f"{_instructions(module, inp, max_facts)}\n{_plan_tail(module)}", layout)
+    stage = as_stage(module)
+    return _assemble(_shared(stage, inp), f"{_instructions(stage, inp, max_facts)}\n{_plan_tail(stage)}", layout)
 
 
 def _plan_block(plan: str) -> str:
@@ -289,28 +223,30 @@ def _plan_block(plan: str) -> str:
 
 
 def build_act_prompt(
-    module: str, inp: ModuleInput, plan: str, *, layout: Layout = "prefix-first", max_facts: int = 8
+    module: str | Stage, inp: ModuleInput, plan: str, *, layout: Layout = "prefix-first", max_facts: int = 8
 ) -> str:
     """Reflect step 2: do the task following the plan. The plan comes after the task text, so
     with prefix-first everything before it is the plan call's cached prefix."""
-    tail = f"{_instructions(module, inp, max_facts)}\n{_plan_block(plan)}\nNow carry out your plan and do the task. {_DIRECT_TAIL}"
-    return _assemble(_shared(module, inp), tail, layout)
+    stage = as_stage(module)
+    tail = f"{_instructions(stage, inp, max_facts)}\n{_plan_block(plan)}\nNow carry out your plan and do the task. {_DIRECT_TAIL}"
+    return _assemble(_shared(stage, inp), tail, layout)
 
 
 def build_reflect_prompt(
-    module: str, inp: ModuleInput, plan: str, draft: str, *, layout: Layout = "prefix-first", max_facts: int = 8
+    module: str | Stage, inp: ModuleInput, plan: str, draft: str, *, layout: Layout = "prefix-first", max_facts: int = 8
 ) -> str:
     """Reflect step 3: a separate call checks the draft against the evidence and revises it.
     Plan and draft are shown in the same order as in the act prompt, so the act prompt is a
     prefix of this one up to the act instruction."""
+    stage = as_stage(module)
     tail = (
-        f"{_instructions(module, inp, max_facts)}\n{_plan_block(plan)}\n"
+        f"{_instructions(stage, inp, max_facts)}\n{_plan_block(plan)}\n"
         f"Your draft answer:\n<draft>\n{_strip_tags(draft)}\n</draft>\n"
-        f"{_CHECKS[module]} You may note the problems first inside <thinking></thinking> tags, one "
+        f"{stage.check} You may note the problems first inside <thinking></thinking> tags, one "
         "short line each. Then give the corrected final answer, in the same format, inside "
         "<answer></answer> tags. If the draft is already right, repeat it."
     )
-    return _assemble(_shared(module, inp), tail, layout)
+    return _assemble(_shared(stage, inp), tail, layout)
 
 
 def build_repair_prompt(prompt: str, bad_output: str, reason: str, format_line: str) -> str:

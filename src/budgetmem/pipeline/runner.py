@@ -1,5 +1,11 @@
 """The pipeline: filter -> {entity, temporal, topic} -> summary, then the answer
-(routing paper §4.1, Eq. 3-6). A policy picks each module's tier from the state."""
+(routing paper §4.1, Eq. 3-6). A policy picks each module's tier from the state.
+
+The stages and their order come from the stage table (stages.py); this file knows only
+how the three kinds of input flow: a stage reading the *candidates* refines them into the
+chunks the later stages read (Eq. 4); consecutive stages reading the *chunks* run side by
+side on the same input (Eq. 5); a stage reading the *facts* writes the memory (Eq. 6).
+"""
 
 from __future__ import annotations
 
@@ -9,22 +15,24 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from budgetmem.chunk import Chunk
 from budgetmem.encoder import Encoder
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.errors import ConfigError
 from budgetmem.llm import LLM
 from budgetmem.pipeline.cache import ModuleCache, cache_key, source_tags
 from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.executor import run_step
+from budgetmem.pipeline.outputs import FACT_LIST, SCORES, TEXT
 from budgetmem.pipeline.policy import Policy, PolicyState
+from budgetmem.pipeline.stages import STAGES, Stage
 from budgetmem.pipeline.tiers import TierSpec, tier_spec
 from budgetmem.pipeline.trace import QueryResult
 from budgetmem.pipeline.types import (
-    EXTRACTORS,
-    MODULES,
     CallRecord,
     FactsResult,
     FilterResult,
     ModuleInput,
+    ModuleResult,
     ScoredChunk,
     StepRecord,
     SummaryResult,
@@ -32,11 +40,13 @@ from budgetmem.pipeline.types import (
 )
 from budgetmem.settings import PipelineSettings
 
-__all__ = ["Pipeline", "Stage", "llm_resolver"]
+__all__ = ["Pipeline", "StagePlan", "llm_resolver", "ANSWER_MAX_TOKENS"]
 
 
 @dataclass(frozen=True)
-class Stage:
+class StagePlan:
+    """A stage as this pipeline runs it: what it reads and its three tiers under the strategy."""
+
     module: str
     reads: str
     tiers: dict[str, TierSpec]
@@ -46,13 +56,28 @@ class Stage:
 # 512 for LongMemEval and HotpotQA).
 ANSWER_MAX_TOKENS = {"locomo": 32, "longmemeval": 512, "hotpotqa": 512, "plain": 128}
 
-_READS = {
-    "filter": "query + retrieved candidate chunks",
-    "entity": "query + filtered chunks",
-    "temporal": "query + filtered chunks",
-    "topic": "query + filtered chunks",
-    "summary": "query + entity / temporal / topic facts (+ filtered chunks)",
-}
+
+def _check_stages(stages: Sequence[Stage]) -> None:
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"stage names must be unique, got {', '.join(names)}")
+    if not stages or stages[-1].output is not TEXT:
+        raise ConfigError("the last stage must write the memory (a text output such as the summary's)")
+    for s in stages:
+        expected = {"candidates": SCORES, "chunks": FACT_LIST, "facts": TEXT}[s.reads]
+        if s.output is not expected:
+            raise ConfigError(f"stage {s.name!r} reads {s.reads} but its output does not fit that place in the flow")
+
+
+def _groups(stages: Sequence[Stage]) -> list[list[int]]:
+    """Stage indices in run order; consecutive chunk readers form one group (run side by side)."""
+    groups: list[list[int]] = []
+    for i, s in enumerate(stages):
+        if s.reads == "chunks" and groups and stages[groups[-1][-1]].reads == "chunks":
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 class Pipeline:
@@ -62,10 +87,14 @@ class Pipeline:
         settings: PipelineSettings,
         llm: Callable[[str], LLM],
         cache: ModuleCache | None = None,
+        stages: Sequence[Stage] = STAGES,
     ) -> None:
-        """``llm`` maps a provider string to an LLM (the registry, or test doubles)."""
+        """``llm`` maps a provider string to an LLM (the registry, or test doubles);
+        ``stages``: the module table to run (the standard five by default)."""
+        _check_stages(stages)
         self.settings = settings
         self.cache = cache
+        self.table: tuple[Stage, ...] = tuple(stages)
         self._llm = llm
         self.ctx = RunContext(encoder=encoder, settings=settings, llm_for=self._llm_for)
 
@@ -79,16 +108,31 @@ class Pipeline:
     def answer_model(self) -> LLM:
         return self._llm(self.settings.answer_llm)
 
-    def stages(self) -> list[Stage]:
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.table)
+
+    def stages(self) -> list[StagePlan]:
         """The stages in order, with what each reads and its three tiers under the strategy."""
         return [
-            Stage(m, _READS[m], {t.name: tier_spec(self.settings.strategy, m, t) for t in Tier}) for m in MODULES
+            StagePlan(s.name, s.shows, {t.name: tier_spec(self.settings.strategy, s.name, t) for t in Tier})
+            for s in self.table
         ]
 
     # ------------------------------------------------------------------ run
-    def _decide(self, policy: Policy, module: str, inp: ModuleInput, cost_weight: float | None) -> TierSpec:
-        tier = policy.decide(PolicyState(inp.query, module, MODULES.index(module), inp, cost_weight))
-        return tier_spec(self.settings.strategy, module, Tier(tier))
+    def _decide(self, policy: Policy, index: int, inp: ModuleInput, cost_weight: float | None) -> TierSpec:
+        name = self.table[index].name
+        tier = policy.decide(PolicyState(inp.query, name, index, inp, cost_weight))
+        return tier_spec(self.settings.strategy, name, Tier(tier))
+
+    def _run_group(self, group: list[int], specs: list[TierSpec], inp: ModuleInput) -> list[tuple[ModuleResult, StepRecord]]:
+        def one(k: int) -> tuple[ModuleResult, StepRecord]:
+            return run_step(self.table[group[k]], specs[k], inp, self.ctx, self.cache)
+
+        if len(group) > 1 and self.settings.concurrent:
+            with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="budgetmem-extract") as pool:
+                return list(pool.map(one, range(len(group))))
+        return [one(k) for k in range(len(group))]
 
     def run(
         self,
@@ -101,51 +145,46 @@ class Pipeline:
         answer: bool = True,
     ) -> QueryResult:
         started = time.perf_counter()
-        hits0 = (self.cache.hits, self.cache.misses) if self.cache else (0, 0)
         steps: list[StepRecord] = []
-
-        # Eq. 4: the filter refines the candidates.
-        inp = ModuleInput(query, tuple(candidates), question_date=question_date)
-        filtered, rec = run_step(self._decide(policy, "filter", inp, cost_weight), inp, self.ctx, self.cache)
-        assert isinstance(filtered, FilterResult)
-        steps.append(rec)
-
-        # Eq. 5: the three extractors read the same filtered chunks, independently.
-        mid = ModuleInput(query, filtered.chunks, question_date=question_date)
-        specs = [self._decide(policy, m, mid, cost_weight) for m in EXTRACTORS]  # decided in order: reproducible
-        if self.settings.concurrent:
-            with ThreadPoolExecutor(max_workers=len(EXTRACTORS), thread_name_prefix="budgetmem-extract") as pool:
-                outs = list(pool.map(lambda spec: run_step(spec, mid, self.ctx, self.cache), specs))
-        else:
-            outs = [run_step(spec, mid, self.ctx, self.cache) for spec in specs]
+        chunks: tuple[ScoredChunk, ...] = tuple(candidates)
         facts: dict[str, tuple[str, ...]] = {}
-        for m, (result, rec) in zip(EXTRACTORS, outs):
-            assert isinstance(result, FactsResult)
-            facts[m] = result.facts
-            steps.append(rec)
-
-        # Eq. 6: the summary fuses them into the memory m.
-        sum_in = ModuleInput(query, filtered.chunks, facts=facts, question_date=question_date)
-        summary, rec = run_step(self._decide(policy, "summary", sum_in, cost_weight), sum_in, self.ctx, self.cache)
-        assert isinstance(summary, SummaryResult)
-        steps.append(rec)
+        memory = ""
+        for group in _groups(self.table):
+            reads = self.table[group[0]].reads
+            inp = ModuleInput(
+                query, tuple(candidates) if reads == "candidates" else chunks,
+                facts=dict(facts) if reads == "facts" else {}, question_date=question_date,
+            )  # fmt: skip
+            specs = [self._decide(policy, i, inp, cost_weight) for i in group]  # decided in order: reproducible
+            for i, (result, rec) in zip(group, self._run_group(group, specs, inp)):
+                steps.append(rec)
+                if isinstance(result, FilterResult):  # Eq. 4: the filter refines the candidates
+                    chunks = result.chunks
+                elif isinstance(result, FactsResult):  # Eq. 5: each extractor's facts, by name
+                    facts[self.table[i].name] = result.facts
+                elif isinstance(result, SummaryResult):  # Eq. 6: the summary is the memory m
+                    memory = result.text
 
         answer_text, answer_step = (
-            self.answer(query, summary.text, question_date, sources=[c.chunk for c in candidates])
+            self.answer(query, memory, question_date, sources=[c.chunk for c in candidates])
             if answer
             else ("", StepRecord("answer", "-", "-", "llm"))
         )
         cache = {}
-        if self.cache:
-            cache = {"hits": self.cache.hits - hits0[0], "misses": self.cache.misses - hits0[1]}
+        if self.cache is not None:
+            # Counted from this query's own steps, not from the shared cache's counters, which
+            # other queries running at the same time (thread executor) move too.
+            looked_up = [*steps, answer_step] if answer else steps
+            hits = sum(s.cache_hit for s in looked_up)
+            cache = {"hits": hits, "misses": len(looked_up) - hits}
         return QueryResult(
             question=query,
             answer=answer_text,
-            memory=summary.text,
+            memory=memory,
             strategy=self.settings.strategy,
             policy=policy.name,
             candidates=tuple(candidates),
-            filtered=filtered.chunks,
+            filtered=chunks,
             facts=facts,
             steps=steps,
             answer_step=answer_step,
@@ -191,9 +230,7 @@ class Pipeline:
         else:
             out = llm.complete(prompt, max_tokens=max_tokens)
             text = out.text
-            record.calls = [
-                CallRecord("answer", out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source)
-            ]
+            record.calls = [CallRecord.from_completion("answer", out)]
             if self.cache is not None and key is not None:
                 self.cache.put(key, {"text": text, "calls": [asdict(c) for c in record.calls]}, source_tags(sources))
         record.wall_s = time.perf_counter() - wall0

@@ -4,7 +4,7 @@ Routing paper §4.2 and Appendix A.4:
 - implementation: LOW rules / patterns / light NLP, MID compact encoders, HIGH the LLM;
 - reasoning: one LLM; LOW direct, MID chain of thought, HIGH plan -> act -> reflect;
 - capacity: the same direct prompt on the small / medium / large model of the ladder.
-Adding a tier or a module edits this table, nothing else.
+Adding a tier edits this table; a module is added in the stage table (stages.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from budgetmem.errors import ConfigError
-from budgetmem.pipeline.types import MODULES, STRATEGIES, Tier
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import STRATEGIES, Tier
 
 __all__ = ["TierSpec", "TIERS", "tier_spec"]
 
@@ -38,24 +39,23 @@ class TierSpec:
         return f"{self.strategy}/{self.module}/{self.tier.name}"
 
 
-def _table() -> dict[tuple[str, str, Tier], TierSpec]:
-    rows: dict[tuple[str, str, Tier], TierSpec] = {}
-    for m in MODULES:
-        for tier, method in zip(Tier, ("rules", "encoder", "llm")):
-            rows[("implementation", m, tier)] = TierSpec("implementation", m, tier, method)  # type: ignore[arg-type]
-        for tier, behaviour in zip(Tier, ("direct", "cot", "reflect")):
-            rows[("reasoning", m, tier)] = TierSpec("reasoning", m, tier, "llm", behaviour)  # type: ignore[arg-type]
-        for tier, rung in zip(Tier, ("small", "medium", "large")):
-            rows[("capacity", m, tier)] = TierSpec("capacity", m, tier, "llm", "direct", rung)  # type: ignore[arg-type]
-    return rows
-
-
-TIERS: dict[tuple[str, str, Tier], TierSpec] = _table()
+# (method, behaviour, rung) per strategy and tier: the same for every module, so a module
+# added to the stage table gets its three tiers under each strategy with no edit here.
+_PATTERN: dict[str, tuple[tuple[Method, Behaviour, Rung], ...]] = {
+    "implementation": (("rules", "direct", "default"), ("encoder", "direct", "default"), ("llm", "direct", "default")),
+    "reasoning": (("llm", "direct", "default"), ("llm", "cot", "default"), ("llm", "reflect", "default")),
+    "capacity": (("llm", "direct", "small"), ("llm", "direct", "medium"), ("llm", "direct", "large")),
+}
 
 
 def tier_spec(strategy: str, module: str, tier: Tier) -> TierSpec:
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}", hint=f"use one of: {', '.join(STRATEGIES)}")
-    if module not in MODULES:
-        raise ConfigError(f"unknown module {module!r}", hint=f"modules: {', '.join(MODULES)}")
-    return TIERS[(strategy, module, tier)]
+    method, behaviour, rung = _PATTERN[strategy][Tier(tier)]
+    return TierSpec(strategy, module, Tier(tier), method, behaviour, rung)
+
+
+TIERS: dict[tuple[str, str, Tier], TierSpec] = {
+    (s, m, t): tier_spec(s, m, t) for s in STRATEGIES for m in MODULES for t in Tier
+}
+"""Every (strategy, module, tier) of the standard modules, for listings."""

@@ -125,7 +125,7 @@ class QueryResult:
         }
 
     def table(self) -> str:
-        from budgetmem.cli.table import table
+        from budgetmem.tables import table
 
         rows = []
         for s in [*self.steps, self.answer_step]:

@@ -1,4 +1,5 @@
 """The typed contract every module honours, whatever its tier (routing paper §4.1, Eq. 4-6).
+Which module reads and writes which is in the stage table (stages.py).
 
     filter:   (q, C_q)         -> FilterResult   a ranked subset of chunks with scores
     entity:   (q, C~_q)        -> FactsResult    short fact strings
@@ -13,12 +14,10 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import Any, Literal
 
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 
 __all__ = [
     "Tier",
-    "MODULES",
-    "EXTRACTORS",
     "STRATEGIES",
     "ScoredChunk",
     "ModuleInput",
@@ -47,8 +46,6 @@ class Tier(IntEnum):
             raise ConfigError(f"unknown tier {text!r}", hint="use low, mid or high") from None
 
 
-MODULES: tuple[str, ...] = ("filter", "entity", "temporal", "topic", "summary")
-EXTRACTORS: tuple[str, ...] = ("entity", "temporal", "topic")
 STRATEGIES: tuple[str, ...] = ("implementation", "reasoning", "capacity")
 
 
@@ -102,6 +99,11 @@ class CallRecord:
     usd: float
     latency_s: float
     price_source: str
+
+    @classmethod
+    def from_completion(cls, purpose: str, out: Completion) -> CallRecord:
+        """The ledger line of one finished call (module steps, the answer, the judge)."""
+        return cls(purpose, out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source)
 
 
 class CallTotals:

@@ -16,7 +16,7 @@ import numpy as np
 
 from budgetmem.encoder import Encoder
 from budgetmem.errors import ConfigError, StoreError
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.retrieval import fusion
 from budgetmem.retrieval.bm25 import BM25Index
 from budgetmem.retrieval.dense import DenseIndex

@@ -1,8 +1,9 @@
-"""The learned budget-tier router (routing paper §4.3, App. A.3): state, network, policy,
-the cost-aware reward, and PPO.
+"""The learned budget-tier router, serving side (routing paper §4.3, App. A.3): state,
+network, policy.
 
 Inference: ``load_router(path, encoder)`` gives a pipeline policy; ``--policy router:PATH``
-on the CLI. Training (``reward``, ``ppo``, ``train``) is imported from its own modules, never for inference.
+on the CLI. Training (the reward, PPO, the trainer, the frontier) lives in
+:mod:`budgetmem.training`, which serving never imports.
 """
 
 from budgetmem.router.network import RouterNet

@@ -5,7 +5,9 @@ Decisions are greedy (the most probable tier) unless ``sample=True``. Serving re
 nothing: a process that answers a million routed queries holds no more than after one.
 Training asks for a :class:`Rollout` per episode, a policy view that shares the network
 and records that episode's decisions (state, action, log-probability) for PPO; two
-episodes run at once each keep their own.
+episodes run at once each keep their own. A rollout given a seed samples from its own
+generator, so an episode's tiers depend on its seed alone, not on which episodes ran
+before it or beside it (the same batch on any executor gives the same episodes).
 
 A checkpoint is one ``torch.save`` file: the network weights plus what it was trained
 for (strategy, encoder, cost weight, training data, step, validation score). It loads
@@ -26,7 +28,8 @@ import torch
 from budgetmem.encoder import Encoder
 from budgetmem.errors import ConfigError, InputError
 from budgetmem.pipeline.policy import PolicyState
-from budgetmem.pipeline.types import MODULES, Tier
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import Tier
 from budgetmem.router.network import RouterNet
 from budgetmem.router.state import RouterState, StateEncoder, VectorLookup
 
@@ -60,8 +63,9 @@ class RouterPolicy:
         self._lock = threading.Lock()
         self._gen = torch.Generator().manual_seed(self.seed)
 
-    def act(self, state: PolicyState, *, sample: bool) -> Decision:
-        """One decision with what PPO needs to learn from it; nothing is kept here."""
+    def act(self, state: PolicyState, *, sample: bool, generator: torch.Generator | None = None) -> Decision:
+        """One decision with what PPO needs to learn from it; nothing is kept here.
+        ``generator``: where a sampled tier is drawn from (default: this router's own)."""
         started = time.perf_counter()
         s = self.states(state)
         with self._lock, torch.no_grad():  # the lock also orders draws from the one generator
@@ -70,7 +74,7 @@ class RouterPolicy:
             )
             probs = torch.softmax(logits[0], dim=-1)
             if sample:
-                action = int(torch.multinomial(probs, 1, generator=self._gen).item())
+                action = int(torch.multinomial(probs, 1, generator=generator if generator is not None else self._gen).item())
             else:
                 action = int(torch.argmax(probs).item())
             logp = float(torch.log(probs[action]).item())
@@ -79,9 +83,10 @@ class RouterPolicy:
     def decide(self, state: PolicyState) -> Tier:
         return Tier(self.act(state, sample=self.sample).action)
 
-    def rollout(self, *, sample: bool = True) -> Rollout:
-        """A policy for one training episode: it records its decisions, this router does not."""
-        return Rollout(self, sample)
+    def rollout(self, *, sample: bool = True, seed: int | None = None) -> Rollout:
+        """A policy for one training episode: it records its decisions, this router does not.
+        With ``seed``, the episode's sampled tiers come from a generator of its own."""
+        return Rollout(self, sample, None if seed is None else torch.Generator().manual_seed(seed))
 
     def probabilities(self, state: PolicyState) -> np.ndarray:
         """pi(.|s) over LOW / MID / HIGH, for inspection."""
@@ -98,15 +103,16 @@ class Rollout:
     dropped with the episode, so nothing accumulates in the router itself.
     """
 
-    def __init__(self, router: RouterPolicy, sample: bool) -> None:
+    def __init__(self, router: RouterPolicy, sample: bool, generator: torch.Generator | None = None) -> None:
         self.router = router
         self.sample = sample
+        self.generator = generator
         self.name = router.name
         self.meta = router.meta
         self.decisions: list[Decision] = []
 
     def decide(self, state: PolicyState) -> Tier:
-        d = self.router.act(state, sample=self.sample)
+        d = self.router.act(state, sample=self.sample, generator=self.generator)
         self.decisions.append(d)
         return Tier(d.action)
 

@@ -3,7 +3,8 @@ module's current input, and of a descriptor of the module being routed.
 
     filter              input = mean embedding of the retrieved candidate chunks
     entity/temporal/topic input = mean embedding of the filtered chunks
-    summary             input = embedding of the three extractors' facts, written out
+    summary             input = embedding of the extractors' facts, written out
+    (which module reads what comes from the stage table, so an added module fits in)
 
 The summary's input is always a real embedding of what it is about to read: when the
 extractors found nothing, the text that says so is embedded (a fixed, non-zero vector),
@@ -23,19 +24,13 @@ import numpy as np
 
 from budgetmem.encoder import Encoder
 from budgetmem.pipeline.policy import PolicyState
-from budgetmem.pipeline.types import EXTRACTORS, MODULES
+from budgetmem.pipeline.stages import STAGES, Stage
 
 __all__ = ["MODULE_DESCRIPTIONS", "StateEncoder", "RouterState"]
 
-# Short descriptions of what each module does; their embeddings initialise the learnable
+# What each module does, from the stage table; their embeddings initialise the learnable
 # module descriptors (the network may move them during training).
-MODULE_DESCRIPTIONS: dict[str, str] = {
-    "filter": "Filter: score the retrieved memory chunks for relevance to the question and keep the best ones.",
-    "entity": "Entity extraction: people, places, objects and the relations between them in the kept memories.",
-    "temporal": "Temporal extraction: dates, times and the order of events in the kept memories.",
-    "topic": "Topic extraction: the themes and subjects the kept memories talk about.",
-    "summary": "Summary: merge the entity, temporal and topic facts into one short memory for the answer.",
-}
+MODULE_DESCRIPTIONS: dict[str, str] = {s.name: s.description for s in STAGES}
 NO_FACTS = "No facts were extracted."
 
 RouterState = tuple[np.ndarray, np.ndarray, int]
@@ -47,8 +42,14 @@ VectorLookup = Callable[[Sequence[int]], "np.ndarray | None"]
 
 
 class StateEncoder:
-    def __init__(self, encoder: Encoder, cache_size: int = 4096, vectors: VectorLookup | None = None) -> None:
+    def __init__(
+        self, encoder: Encoder, cache_size: int = 4096, vectors: VectorLookup | None = None, stages: Sequence[Stage] = STAGES
+    ) -> None:
+        """``stages``: the pipeline's module table (the state reads each module's description
+        and what it reads from it)."""
         self.encoder = encoder
+        self.stages = tuple(stages)
+        self._reads = {s.name: s.reads for s in self.stages}
         self.vectors = vectors
         self.dim = encoder.dim
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -56,8 +57,8 @@ class StateEncoder:
         self._lock = threading.Lock()
 
     def descriptors(self) -> np.ndarray:
-        """(len(MODULES), dim): the descriptor initialisation, in pipeline order."""
-        return self.encoder.encode([MODULE_DESCRIPTIONS[m] for m in MODULES])
+        """(number of stages, dim): the descriptor initialisation, in pipeline order."""
+        return self.encoder.encode([s.description for s in self.stages])
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).hexdigest() for t in texts]
@@ -79,15 +80,16 @@ class StateEncoder:
 
     def input_texts(self, state: PolicyState) -> list[str]:
         inp = state.inputs
-        if state.module == "summary":
-            lines = [f"{m}: {f}" for m in EXTRACTORS for f in inp.facts.get(m, ())]
+        if self._reads[state.module] == "facts":
+            # Every fact the stages before it found, in pipeline order (the facts dict's order).
+            lines = [f"{m}: {f}" for m, fs in inp.facts.items() for f in fs]
             return ["\n".join(lines) if lines else NO_FACTS]
         texts = [c.chunk.text for c in inp.chunks]
         return texts or ["No memories were retrieved."]
 
     def _stored(self, state: PolicyState) -> np.ndarray | None:
         ids = [c.chunk.id for c in state.inputs.chunks]
-        if self.vectors is None or state.module == "summary" or not ids or any(i is None for i in ids):
+        if self.vectors is None or self._reads[state.module] == "facts" or not ids or any(i is None for i in ids):
             return None
         return self.vectors([int(i) for i in ids if i is not None])
 
@@ -99,4 +101,4 @@ class StateEncoder:
         mean = vecs.mean(axis=0)
         norm = float(np.linalg.norm(mean))
         module_input = mean / norm if norm > 1e-12 else vecs[0]
-        return query.astype(np.float32), module_input.astype(np.float32), MODULES.index(state.module)
+        return query.astype(np.float32), module_input.astype(np.float32), state.module_index

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from budgetmem.errors import NotFoundError, StoreError
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 from budgetmem.store.wipe import secure_connection, wipe
 
 __all__ = ["Store", "NamespaceInfo", "SessionBatch", "ArchivedChunk", "WriteState", "Removed", "SCHEMA_VERSION"]

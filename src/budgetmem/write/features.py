@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 
 __all__ = ["FEATURES", "compute_features", "session_positions"]
 

@@ -83,7 +83,7 @@ def apply_write_policy(
     feats = None
     if policy.needs_features and chunks:
         if nlp is None:
-            from budgetmem.pipeline.context import load_nlp
+            from budgetmem.nlp import load_nlp
 
             nlp = load_nlp()
         seen_texts, seen_vectors = store.seen(namespace) if info is not None else ([], None)

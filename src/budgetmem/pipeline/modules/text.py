@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from budgetmem.ingest.chunker import Chunk
+from budgetmem.chunk import Chunk
 
 if TYPE_CHECKING:
     from budgetmem.pipeline.context import RunContext

@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from budgetmem.errors import ConfigError
-from budgetmem.eval.run import EvalConfig, run_eval
 from budgetmem.eval.summary import summarise
-from budgetmem.llm import LLM
-from budgetmem.pipeline.types import MODULES, Tier
-from budgetmem.router.ppo import PPOSettings
-from budgetmem.router.train import TrainConfig, train_router
+from budgetmem.executors import ExecutorSettings
+from budgetmem.harness import EvalConfig, LLMSource, run_eval
+from budgetmem.harness.progress import stderr_log
+from budgetmem.pipeline.stages import MODULES
+from budgetmem.pipeline.types import Tier
+from budgetmem.training.ppo import PPOSettings
+from budgetmem.training.train import TrainConfig, train_router
 from budgetmem.settings import Settings
 
 __all__ = ["FrontierConfig", "FrontierPoint", "run_frontier"]
@@ -56,6 +57,8 @@ class FrontierConfig:
     split_file: Path | None = None
     store: Path | None = None
     """Store file shared by every training and evaluation run (default ``out/store.db``)."""
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    """Where every training episode and test question runs."""
 
     def store_path(self) -> Path:
         return self.store or self.out / "store.db"
@@ -97,11 +100,11 @@ def run_frontier(
     cfg: FrontierConfig,
     settings: Settings,
     *,
-    llms: Mapping[str, LLM] | None = None,
+    llms: LLMSource = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> list[FrontierPoint]:
-    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = log or stderr_log
     if not cfg.cost_weights:
         raise ConfigError("no cost weights given", hint="e.g. --cost-weights 0,0.1,0.5")
     if any(w < 0 for w in cfg.cost_weights):
@@ -112,6 +115,7 @@ def run_frontier(
         ec = EvalConfig(
             dataset=cfg.dataset, data=cfg.data, out=cfg.out / f"eval-{name}", split="test", strategy=cfg.strategy,
             policy=policy, limit=cfg.test_questions, store=cfg.store_path(), seed=cfg.seed, split_file=cfg.split_file,
+            executor=cfg.executor,
         )  # fmt: skip
         return run_eval(ec, settings, llms=llms, progress=progress, log=say).rows
 
@@ -128,7 +132,7 @@ def run_frontier(
                 dataset=cfg.dataset, data=cfg.data, out=cfg.out / tag, strategy=cfg.strategy, cost_weight=lam,
                 ppo=cfg.ppo, align=aligned, seed=cfg.seed, split_file=cfg.split_file,
                 train_questions=cfg.train_questions, val_questions=cfg.val_questions, eval_every=cfg.eval_every,
-                store=cfg.store_path(),
+                store=cfg.store_path(), executor=cfg.executor,
             )  # fmt: skip
             train_router(tc, settings, llms=llms, progress=progress, log=say)  # resumes, or returns at once if done
             rows = evaluate(f"router:{cfg.out / tag / 'best.pt'}", tag)
@@ -160,7 +164,7 @@ HEADER = ["system", "n", "F1 [95% CI]", "judge", "extraction µ$/q", "total µ$/
 
 
 def frontier_markdown(points: list[FrontierPoint]) -> str:
-    from budgetmem.cli.table import markdown_table
+    from budgetmem.tables import markdown_table
 
     return markdown_table(HEADER, _rows(points))
 

@@ -1,4 +1,5 @@
-"""Plain-text tables for people (``--json`` is for scripts)."""
+"""Plain-text and markdown tables, for people (``--json`` is for scripts). A leaf module: the
+CLI, evaluation reports, the pipeline's ledger and the benchmarks all print with it."""
 
 from __future__ import annotations
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 
 from budgetmem.router.network import RouterNet
-from budgetmem.router.policy import Decision
+from budgetmem.training.buffer import RolloutBuffer
 
-__all__ = ["PPOSettings", "ppo_update"]
+__all__ = ["PPOSettings", "advantages", "ppo_update"]
 
 
 @dataclass(frozen=True)
@@ -58,73 +58,57 @@ class PPOSettings:
         return dataclasses.replace(self, steps=steps or self.steps, batch_size=batch_size or self.batch_size, lr=lr or self.lr)
 
 
-def _stack(episodes: Sequence[Sequence[Decision]]) -> dict[str, torch.Tensor]:
-    flat = [d for ep in episodes for d in ep]
-    owner = torch.tensor([i for i, ep in enumerate(episodes) for _ in ep])
-    return {
-        "query": torch.stack([torch.from_numpy(d.state[0]) for d in flat]),
-        "input": torch.stack([torch.from_numpy(d.state[1]) for d in flat]),
-        "module": torch.tensor([d.state[2] for d in flat]),
-        "action": torch.tensor([d.action for d in flat]),
-        "old_logp": torch.tensor([d.logp for d in flat], dtype=torch.float32),
-        "old_value": torch.tensor([d.value for d in flat], dtype=torch.float32),
-        "owner": owner,
-    }
-
-
-def _per_episode(x: torch.Tensor, owner: torch.Tensor, n: int, mean: bool = False) -> torch.Tensor:
-    total = torch.zeros(n, dtype=x.dtype).index_add(0, owner, x)
-    if mean:
-        total = total / torch.bincount(owner, minlength=n).clamp(min=1).to(x.dtype)
-    return total
+def advantages(buffer: RolloutBuffer, rewards: Sequence[float], normalise: bool = True) -> torch.Tensor:
+    """A = r - b per episode, b = mean_k V_old(s_k): a one-step Monte-Carlo return against the
+    critic's baseline; standardised over the batch when ``normalise`` (signs unchanged)."""
+    if len(rewards) != buffer.n_episodes:
+        raise ValueError("one reward per episode")
+    r = torch.tensor(list(rewards), dtype=torch.float32)
+    adv = r - buffer.per_episode(buffer.values, mean=True)
+    if normalise and buffer.n_episodes > 1:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    return adv
 
 
 def ppo_update(
     net: RouterNet,
     optimizer: torch.optim.Optimizer,
-    episodes: Sequence[Sequence[Decision]],
+    buffer: RolloutBuffer,
     rewards: Sequence[float],
+    adv: torch.Tensor,
     settings: PPOSettings,
-) -> dict[str, float]:
-    """Update ``net`` in place; return the losses, entropy, approximate KL and clip fraction."""
-    if len(episodes) != len(rewards) or not episodes:
-        raise ValueError("one reward per episode, and at least one episode")
-    if any(len(ep) == 0 for ep in episodes):
-        raise ValueError("an episode without decisions cannot be learned from")
-    b = _stack(episodes)
-    n = len(episodes)
+) -> list[dict[str, float]]:
+    """Update ``net`` in place, ``settings.epochs`` passes over the batch; returns each
+    epoch's losses, entropy, approximate KL and clip fraction (one dict per epoch)."""
+    if len(rewards) != buffer.n_episodes or adv.shape != (buffer.n_episodes,):
+        raise ValueError("one reward and one advantage per episode")
+    b = buffer
     r = torch.tensor(list(rewards), dtype=torch.float32)
-    old_joint = _per_episode(b["old_logp"], b["owner"], n)
-    baseline = _per_episode(b["old_value"], b["owner"], n, mean=True)
-    adv = r - baseline
-    if settings.normalise_advantages and n > 1:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    stats: dict[str, float] = {}
+    old_joint = b.per_episode(b.logprobs)  # Eq. 12: the episode's action is the joint over its modules
+    per_epoch: list[dict[str, float]] = []
     net.train()
     for _ in range(settings.epochs):
-        logits, values = net(b["query"], b["input"], b["module"])
+        logits, values = net(b.query, b.module_input, b.module)
         dist = torch.distributions.Categorical(logits=logits)
-        joint = _per_episode(dist.log_prob(b["action"]), b["owner"], n)
-        ratio = torch.exp(joint - old_joint)
+        joint = b.per_episode(dist.log_prob(b.actions))
+        log_ratio = joint - old_joint
+        ratio = torch.exp(log_ratio)
         surrogate = torch.min(ratio * adv, torch.clamp(ratio, 1 - settings.clip, 1 + settings.clip) * adv)
         policy_loss = -surrogate.mean()
-        value_loss = ((values - r[b["owner"]]) ** 2).mean()
+        value_loss = ((values - r[b.owner]) ** 2).mean()
         entropy = dist.entropy().mean()
-        loss = policy_loss + settings.value_coef * value_loss - settings.entropy_coef * entropy
+        loss = policy_loss + settings.value_coef * value_loss - settings.entropy_coef * entropy  # Eq. 13
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), settings.max_grad_norm)
         optimizer.step()
         with torch.no_grad():
-            log_ratio = joint - old_joint
-            stats = {
-                "loss": float(loss),
-                "policy_loss": float(policy_loss),
-                "value_loss": float(value_loss),
+            per_epoch.append({
+                "loss": float(loss), "policy_loss": float(policy_loss), "value_loss": float(value_loss),
                 "entropy": float(entropy),
                 # KL(old || new) estimate per episode, (rho - 1) - log rho (always >= 0)
                 "approx_kl": float(((ratio - 1) - log_ratio).mean()),
                 "clip_fraction": float(((ratio - 1).abs() > settings.clip).float().mean()),
-            }
+            })  # fmt: skip
     net.eval()
-    return stats
+    return per_epoch

@@ -12,7 +12,8 @@ import numpy as np
 from budgetmem.encoder import Encoder
 from budgetmem.eval.datasets import EvalItem, EvalSet
 from budgetmem.eval.evidence import evidence_labels, normalise_evidence, turn_ids
-from budgetmem.ingest.chunker import Chunk, chunk_history
+from budgetmem.chunk import Chunk
+from budgetmem.ingest.chunker import chunk_history
 from budgetmem.write.features import compute_features
 from budgetmem.write.learned import WriterModel, WriterTrainSettings, save_writer, train_writer
 
@@ -94,7 +95,7 @@ def fit_writer(
 ) -> WriterFit:
     """Train on ``parts["train"]``, report AUC on every part next to the hand-weighted
     salience's, and save the model file."""
-    from budgetmem.pipeline.context import load_nlp
+    from budgetmem.nlp import load_nlp
 
     nlp = load_nlp()
     groups = {part: labelled_histories(data, items, encoder, chunk_tokens, nlp=nlp, log=log) for part, items in parts.items()}
