@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
     {"eval"},
     {"harness"},
     {"training"},  # router training (PPO, frontier) and the write-policy trainer
-    {"doctor", "cli", "server", "mcp", "__main__", "__init__"},
+    {"doctor", "cli", "server", "mcp", "client", "__main__", "__init__"},
 ]
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
 
