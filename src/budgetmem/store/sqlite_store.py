@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ import numpy as np
 
 from budgetmem.errors import NotFoundError, StoreError
 from budgetmem.ingest.chunker import Chunk
+from budgetmem.store import index_files
 from budgetmem.store.wipe import secure_connection, wipe
 
 __all__ = ["Store", "NamespaceInfo", "SessionBatch", "ArchivedChunk", "WriteState", "Removed", "SCHEMA_VERSION"]
@@ -206,6 +207,7 @@ class Store:
             if not self.path.parent.exists():
                 raise StoreError(f"folder {self.path.parent} does not exist", hint="create it first")
         self._lock = threading.RLock()
+        self._forget_hooks: list[Callable[[str], None]] = []
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -568,16 +570,44 @@ class Store:
     def _removed(
         self, namespace: str, taken: _Taken, sessions: int, *, vacuum: bool, namespace_removed: bool = False
     ) -> Removed:
-        """After the delete committed: wipe the file, then report."""
+        """After the delete committed: wipe the file, clear the namespace's persisted search
+        indexes of what was removed, then report."""
+        wiped = self.wipe(vacuum=vacuum)
+        self._forget_indexes(namespace)
         return Removed(
             namespace=namespace,
             chunks=taken.live,
             archived=taken.archived,
             sessions=sessions,
             namespace_removed=namespace_removed,
-            wiped=self.wipe(vacuum=vacuum),
+            wiped=wiped,
             texts=taken.texts,
         )
+
+    # ------------------------------------------------------------------ search-index files
+    @property
+    def index_dir(self) -> Path:
+        """Where searchers persist this store's indexes (see :mod:`budgetmem.store.index_files`)."""
+        return index_files.index_dir(self.path)
+
+    def on_forget(self, hook: Callable[[str], None]) -> None:
+        """Call ``hook(namespace)`` after every delete or forget has committed (a searcher drops
+        the removed chunks from its loaded indexes and rewrites their files)."""
+        with self._lock:
+            if hook not in self._forget_hooks:
+                self._forget_hooks.append(hook)
+
+    def _forget_indexes(self, namespace: str) -> None:
+        """Hooks first; then any index file of the namespace that does not match its current
+        version (no hook rewrote it: no searcher had it loaded) is shredded, so no persisted
+        index keeps a removed chunk's vector or terms. The next search rebuilds it."""
+        for hook in list(self._forget_hooks):
+            hook(namespace)
+        header = index_files.read_header(self.path, namespace)
+        current = list(self.version(namespace)) if self.namespace(namespace) is not None else None
+        if header is not None and current is not None and header.get("version") == current:
+            return
+        index_files.drop_namespace(self.path, namespace)
 
     def vacuum(self) -> None:
         """Give the space of purged rows back to the file system."""
@@ -681,20 +711,49 @@ class Store:
             ).fetchall()
         return [_row_to_chunk(r) for r in rows]
 
-    def texts(self, namespace: str) -> tuple[np.ndarray, list[str]]:
+    def ids(self, namespace: str) -> np.ndarray:
+        """Live chunk ids of a namespace, ascending (an index-only scan of chunks_by_namespace)."""
         with self._lock:
-            rows = self._db.execute("SELECT id, text FROM chunks WHERE namespace=? ORDER BY id", (namespace,)).fetchall()
+            cur = self._db.execute("SELECT id FROM chunks WHERE namespace=? ORDER BY id", (namespace,))
+            return np.fromiter((r[0] for r in cur), dtype=np.int64)
+
+    def _where_ids(self, ids: Sequence[int] | np.ndarray | None) -> tuple[str, list[int]]:
+        """A ``c.id IN (...)`` filter for a few ids, or a range for many (the caller filters)."""
+        if ids is None:
+            return "", []
+        ids = [int(i) for i in ids]
+        if not ids:
+            return " AND 0", []
+        if len(ids) <= 500:
+            return f" AND c.id IN ({','.join('?' * len(ids))})", ids
+        return " AND c.id BETWEEN ? AND ?", [min(ids), max(ids)]
+
+    def texts(self, namespace: str, ids: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+        """(ids, texts) of a namespace's live chunks (or of these ids), in id order."""
+        where, params = self._where_ids(ids)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT c.id, c.text FROM chunks c WHERE c.namespace=?{where} ORDER BY c.id", (namespace, *params)
+            ).fetchall()
+        if ids is not None and len(ids) > 500:
+            wanted = {int(i) for i in ids}
+            rows = [r for r in rows if r[0] in wanted]
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
-    def embeddings(self, namespace: str) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, matrix) of a namespace, in id order; the matrix is float32, one unit row per chunk."""
+    def embeddings(self, namespace: str, ids: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, matrix) of a namespace (or of these ids), in id order; the matrix is float32,
+        one unit row per chunk."""
         info = self.require_namespace(namespace)
+        where, params = self._where_ids(ids)
         with self._lock:
             rows = self._db.execute(
                 "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.chunk_id = c.id "
-                "WHERE c.namespace=? ORDER BY c.id",
-                (namespace,),
+                f"WHERE c.namespace=?{where} ORDER BY c.id",
+                (namespace, *params),
             ).fetchall()
+        if ids is not None and len(ids) > 500:
+            wanted = {int(i) for i in ids}
+            rows = [r for r in rows if r[0] in wanted]
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         if not rows:
             return ids, np.zeros((0, info.dim), dtype=np.float32)
