@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import shlex
 import sys
 import time
@@ -31,7 +32,7 @@ sys.path.insert(0, str(HERE))
 from _report import CpuMeter, latency_stats, log, machine_info, peak_rss_mb, rss_mb, save_json, table, write_section  # noqa: E402
 from _synthetic import embedding_like_vectors, unit_vectors  # noqa: E402
 
-RESULTS = HERE / "results" / "retrieval.json"
+RESULTS = Path(os.environ.get("BENCH_RESULTS", HERE / "results" / "retrieval.json"))  # override: trial runs
 DIM = 384  # all-MiniLM-L6-v2
 SEED = 20241130
 N_QUERIES = 200
@@ -42,10 +43,16 @@ def _load() -> dict[str, Any]:
 
 
 def _save_unit(part: str, key: str, value: Any) -> None:
-    """Merge one finished unit into the results file (re-read first: resumable and safe)."""
-    res = _load()
-    res.setdefault(part, {})[key] = value
-    save_json(RESULTS, res)
+    """Merge one finished unit into the results file: re-read under a lock, so parts run in
+    separate processes at once do not overwrite each other's units."""
+    import fcntl
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(RESULTS) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        res = _load()
+        res.setdefault(part, {})[key] = value
+        save_json(RESULTS, res)
 
 
 def _have(part: str, key: str, redo: set[str]) -> bool:
@@ -180,6 +187,418 @@ def _set_ef(g: Any, ef: int) -> None:
         graph.index.expansion_search = ef
 
 
+# --------------------------------------------------------------------------- lexical
+FTS_SQL = "SELECT rowid, bm25(fts) FROM fts WHERE fts MATCH ? ORDER BY bm25(fts) LIMIT ?"
+
+
+def _fts_query(tokenize: Any, text: str) -> str | None:
+    """An FTS5 OR query of the question's terms after our stop-word list (FTS5 has none);
+    FTS5's porter tokenizer stems them itself."""
+    import re
+
+    words = [w for w in re.findall(r"(?u)\b\w\w+\b", text.lower()) if w not in tokenize.stop]
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) or None
+
+
+def _fts_open(path: Path) -> Any:
+    import sqlite3
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text, tokenize='porter unicode61')")
+    return db
+
+
+def bench_lexical(sizes: list[int], redo: set[str]) -> None:
+    import tempfile
+
+    from _synthetic import ZipfTexts
+
+    from budgetmem.retrieval.bm25 import BM25Index
+
+    zipf = ZipfTexts(vocab_size=50_000, s=1.0, seed=SEED)
+    queries = zipf.queries(N_QUERIES, seed=SEED + 1)
+    for n in sizes:
+        log(f"lexical {n:,}: generating texts")
+        texts = list(zipf.texts(n, seed=SEED + n))
+        extra = list(zipf.texts(1000, seed=SEED + 7))
+        if not _have("lexical", f"{n}/bm25", redo):
+            gc.collect()
+            _reset_peak()
+            rss0 = rss_mb()
+            meter = CpuMeter()
+            t = time.perf_counter()
+            ix = BM25Index(texts)
+            ix.wait_merges()
+            build_s = time.perf_counter() - t
+            rss_index = rss_mb() - rss0
+            lat = latency_stats(_time(lambda q: ix.search(q, 5), queries))
+            t = time.perf_counter()
+            ix.add(np.arange(n, n + 1000), extra)
+            add_s = time.perf_counter() - t
+            lat_after = latency_stats(_time(lambda q: ix.search(q, 5), queries[:100]))
+            t = time.perf_counter()
+            ix.remove(np.arange(0, 1000))
+            remove_s = time.perf_counter() - t
+            _save_unit("lexical", f"{n}/bm25", {
+                "n": n, "build_s": build_s, "rss_index_mb": rss_index, "peak_rss_mb": peak_rss_mb(), "search": lat,
+                "add_1000_s": add_s, "segments_after_add": ix.n_segments, "search_after_add": lat_after,
+                "remove_1000_s": remove_s, "machine_load": meter.stop(),
+            })  # fmt: skip
+            log(f"lexical {n:,}: bm25 built {build_s:.1f}s, p50 {lat['p50_ms']:.2f} p99 {lat['p99_ms']:.2f}, add 1000 {add_s:.2f}s")
+            tok = ix.tokenize
+            del ix
+            gc.collect()
+        else:
+            from budgetmem.retrieval.bm25 import Tokenizer
+
+            tok = Tokenizer()
+        if not _have("lexical", f"{n}/fts5", redo):
+            meter = CpuMeter()
+            with tempfile.TemporaryDirectory(prefix="bm-fts-") as tmp:
+                db = _fts_open(Path(tmp) / "fts.db")
+                t = time.perf_counter()
+                db.execute("BEGIN")
+                db.executemany("INSERT INTO fts(rowid, text) VALUES (?, ?)", enumerate(texts))
+                db.execute("COMMIT")
+                build_s = time.perf_counter() - t
+                size_mb = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 2**20
+                fq = [_fts_query(tok, q) for q in queries]
+                run = lambda q: db.execute(FTS_SQL, (q, 5)).fetchall()  # noqa: E731
+                probe = _time(run, fq[:5], warmup=1)
+                nq = N_QUERIES if float(np.median(probe)) * N_QUERIES < 300 else max(30, int(300 / float(np.median(probe))))
+                lat = latency_stats(_time(run, fq[:nq]))
+                t = time.perf_counter()
+                db.execute("BEGIN")
+                db.executemany("INSERT INTO fts(rowid, text) VALUES (?, ?)", enumerate(extra, start=n))
+                db.execute("COMMIT")
+                add_s = time.perf_counter() - t
+                db.close()
+            _save_unit("lexical", f"{n}/fts5", {
+                "n": n, "build_s": build_s, "file_mb": size_mb, "search": lat, "add_1000_s": add_s,
+                "machine_load": meter.stop(),
+            })  # fmt: skip
+            log(f"lexical {n:,}: fts5 built {build_s:.1f}s, p50 {lat['p50_ms']:.2f} p99 {lat['p99_ms']:.2f}, add 1000 {add_s:.2f}s")
+        del texts
+        gc.collect()
+
+
+# --------------------------------------------------------------------------- namespaces
+N_NAMESPACES = 10_000
+PER_NAMESPACE = 200
+
+
+class _HashEncoder:
+    """Stands in for the sentence encoder where only retrieval is timed: a query's vector is
+    a seeded function of its text (query encoding is measured in the foundation section)."""
+
+    name = "bench-hash-384"
+    dim = DIM
+
+    def encode_query(self, text: str) -> np.ndarray:
+        import zlib
+
+        v = np.random.default_rng(zlib.crc32(text.encode())).standard_normal(DIM).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+
+def _fill_store(path: Path, zipf: Any) -> dict[str, Any]:
+    from budgetmem.ingest.chunker import Chunk
+    from budgetmem.store import SessionBatch, Store
+
+    meter = CpuMeter()
+    t = time.perf_counter()
+    texts = zipf.texts(N_NAMESPACES * PER_NAMESPACE, seed=SEED + 11)
+    with Store(path) as store:
+        for a in range(0, N_NAMESPACES, 100):
+            batches = []
+            for i in range(a, min(a + 100, N_NAMESPACES)):
+                ns = f"user-{i:05d}"
+                chunks = [
+                    Chunk(text=next(texts), n_tokens=60, source="bench", history=ns, session_id=f"s{j // 20}",
+                          session_date=None, position=j % 20, dia_ids=(), speakers=())  # fmt: skip
+                    for j in range(PER_NAMESPACE)
+                ]
+                vecs = embedding_like_vectors(PER_NAMESPACE, DIM, seed=SEED + 100 + i)
+                batches.append(SessionBatch(ns, f"k{i}", "bench", ns, "s", chunks, vecs))
+            store.add(batches, encoder=_HashEncoder.name, dim=DIM, chunk_tokens=256)
+            if a % 1000 == 0:
+                log(f"namespaces: {a + 100:,} / {N_NAMESPACES:,} written")
+    return {"build_s": time.perf_counter() - t, "file_mb": path.stat().st_size / 2**20, "machine_load": meter.stop()}
+
+
+def _plans(store: Any, run: Any) -> list[dict[str, Any]]:
+    """Every statement ``run()`` sends to the store, with SQLite's query plan for it."""
+    seen: list[str] = []
+    store._db.set_trace_callback(seen.append)  # noqa: SLF001 - the benchmark inspects the store's SQL
+    try:
+        run()
+    finally:
+        store._db.set_trace_callback(None)  # noqa: SLF001
+    out = []
+    for sql in dict.fromkeys(seen):
+        if not sql.lstrip().upper().startswith("SELECT"):
+            continue
+        plan = [r[3] for r in store._db.execute("EXPLAIN QUERY PLAN " + sql)]  # noqa: SLF001
+        full = [p for p in plan if p.startswith("SCAN") and "USING" not in p and "VIRTUAL" not in p]
+        out.append({"sql": " ".join(sql.split())[:300], "plan": plan, "full_scans": full})
+    return out
+
+
+def bench_namespaces(sizes: list[int], redo: set[str]) -> None:
+    import tempfile
+    import tracemalloc
+
+    from _synthetic import ZipfTexts
+
+    from budgetmem.retrieval.searcher import Searcher
+    from budgetmem.settings import RetrievalSettings
+    from budgetmem.store import Store
+
+    if all(_have("namespaces", k, redo) for k in ("store", "plans", "cold", "warm", "memory", "persisted")):
+        return
+    zipf = ZipfTexts(vocab_size=50_000, s=1.0, seed=SEED, min_words=40, max_words=60)
+    queries = zipf.queries(N_QUERIES, seed=SEED + 3)
+    rng = np.random.default_rng(SEED)
+    with tempfile.TemporaryDirectory(prefix="bm-ns-", dir=str(HERE / "results")) as tmp:
+        path = Path(tmp) / "many.db"
+        log("namespaces: writing 10,000 x 200 chunks")
+        _save_unit("namespaces", "store", {"namespaces": N_NAMESPACES, "per_namespace": PER_NAMESPACE, **_fill_store(path, zipf)})
+        enc = _HashEncoder()
+        with Store(path) as store:
+            s0 = Searcher(store, enc, RetrievalSettings(persist=False))  # type: ignore[arg-type]
+            plans = _plans(store, lambda: [s0.search("user-00042", q) for q in queries[:3]])
+            _save_unit("namespaces", "plans", plans)
+            log(f"namespaces: {len(plans)} statements, full scans: {[p['sql'] for p in plans if p['full_scans']]}")
+
+            # Cold: the first search in a namespace this process never touched (built from the store).
+            picks = [f"user-{i:05d}" for i in rng.choice(N_NAMESPACES, 300, replace=False)]
+            meter = CpuMeter()
+            sc = Searcher(store, enc, RetrievalSettings(persist=False, cache_namespaces=64))  # type: ignore[arg-type]
+            cold = []
+            for ns, q in zip(picks[:200], queries):
+                t = time.perf_counter()
+                sc.search(ns, q)
+                cold.append(time.perf_counter() - t)
+            warm_one = _time(lambda q: sc.search(picks[199], q), queries)
+            ring = picks[136:200]  # the 64 namespaces the LRU still holds
+            warm_ring = _time(lambda i: sc.search(ring[i % 64], queries[i]), list(range(N_QUERIES)))
+            load = meter.stop()
+            _save_unit("namespaces", "cold", {**latency_stats(cold), "machine_load": load})
+            _save_unit("namespaces", "warm", {"one": latency_stats(warm_one), "ring64": latency_stats(warm_ring),
+                                              "evicted": sc.stats["evicted"]})  # fmt: skip
+            log(f"namespaces: cold p50 {np.median(cold) * 1e3:.2f} ms, warm p50 {np.median(warm_one) * 1e3:.2f} ms")
+
+            # Memory held: 1,000 namespaces searched once, with the LRU at 64 and at 1,000.
+            mem = {}
+            for size in (64, 1000):
+                gc.collect()
+                tracemalloc.start()
+                base = tracemalloc.get_traced_memory()[0]
+                sm = Searcher(store, enc, RetrievalSettings(persist=False, cache_namespaces=size))  # type: ignore[arg-type]
+                for i in range(min(1000, N_NAMESPACES)):
+                    sm.search(f"user-{i:05d}", queries[i % N_QUERIES])
+                held = tracemalloc.get_traced_memory()[0] - base
+                tracemalloc.stop()
+                mem[str(size)] = {"loaded": len(sm.loaded()), "held_mb": held / 2**20, "rss_mb": rss_mb()}
+                del sm
+            _save_unit("namespaces", "memory", mem)
+            log(f"namespaces: memory {mem}")
+
+            # Persisted small namespaces: does reading files beat rebuilding 200 chunks?
+            wr = Searcher(store, enc, RetrievalSettings(persist_min_chunks=0, cache_namespaces=300))  # type: ignore[arg-type]
+            for ns in picks[200:300]:
+                wr.search(ns, "warm up")
+            wr.flush()
+            rd = Searcher(store, enc, RetrievalSettings(persist_min_chunks=0))  # type: ignore[arg-type]
+            from_files = []
+            for ns, q in zip(picks[200:300], queries):
+                t = time.perf_counter()
+                rd.search(ns, q)
+                from_files.append(time.perf_counter() - t)
+            _save_unit("namespaces", "persisted", {**latency_stats(from_files), "loaded_from_files": rd.stats["loaded"]})
+            log(f"namespaces: cold from files p50 {np.median(from_files) * 1e3:.2f} ms ({rd.stats['loaded']} loaded)")
+
+
+# --------------------------------------------------------------------------- quality
+LOCOMO = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+QUALITY_ENCODER = "all-minilm-l6-v2"
+WEIGHTS = (0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7)
+BOOSTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+class _CachedEncoder:
+    """The real encoder with a per-text cache of query vectors, so a grid of rankers over the
+    same questions encodes each question once (encoding time is reported on its own)."""
+
+    def __init__(self, enc: Any) -> None:
+        self.enc, self.name, self.dim = enc, enc.name, enc.dim
+        self.cache: dict[str, np.ndarray] = {}
+
+    def encode_query(self, text: str) -> np.ndarray:
+        v = self.cache.get(text)
+        if v is None:
+            v = self.cache[text] = self.enc.encode_query(text)
+        return v
+
+
+def bench_quality(sizes: list[int], redo: set[str]) -> None:
+    import tempfile
+
+    from _evidence import CATEGORIES, load_questions, recall
+
+    from budgetmem.encoder import Encoder
+    from budgetmem.eval.splits import _cut  # noqa: PLC2701 - the evaluator's own conversation split
+    from budgetmem.ingest.ingest import ingest_histories
+    from budgetmem.ingest.load import load_histories
+    from budgetmem.retrieval import fusion
+    from budgetmem.retrieval.bm25 import BM25Index
+    from budgetmem.retrieval.searcher import Searcher
+    from budgetmem.settings import EncoderSettings, RetrievalSettings
+    from budgetmem.store import Store
+
+    if not LOCOMO.exists():
+        log(f"quality: LoCoMo dev not found at {LOCOMO}: skipped")
+        return
+    if _have("quality", QUALITY_ENCODER, redo):
+        return
+    histories = load_histories(LOCOMO)
+    samples = json.loads(LOCOMO.read_text(encoding="utf-8"))
+    turns = {h.name: {t.dia_id for s in h.sessions for t in s.turns if t.dia_id} for h in histories}
+    questions, _ = load_questions(samples, turns)
+    split = _cut([h.name for h in histories], 0, (0.6, 0.2, 0.2))
+    part_of = {name: part for part, names in split.items() for name in names}
+    enc = Encoder(EncoderSettings(name=QUALITY_ENCODER))
+    cached = _CachedEncoder(enc)
+    out: dict[str, Any] = {"split": split, "questions": len(questions), "encoder": QUALITY_ENCODER, "chunk_tokens": 256}
+    with tempfile.TemporaryDirectory(prefix="bm-q-") as tmp, Store(Path(tmp) / "q.db") as store:
+        meter = CpuMeter()
+        rep = ingest_histories(store, "locomo", histories, enc, 256)
+        out["ingest_s"] = rep.seconds
+        ns_of = {n.history: n.namespace for n in rep.namespaces}
+        log(f"quality: ingested {rep.chunks_added} chunks in {rep.seconds:.0f}s")
+        enc_times = _time(lambda q: enc.encode_query(q.question + " "), questions[:100])
+        out["query_encoding"] = latency_stats(enc_times)
+        for q in questions:
+            cached.encode_query(q.question)
+
+        def evaluate(searcher: Any, retriever: str | None = None, rerank: Any = None) -> dict[str, Any]:
+            per: list[tuple[str, int, float]] = []
+            times = []
+            for q in questions:
+                ns = ns_of[q.sample_id]
+                t = time.perf_counter()
+                hits = searcher.search(ns, q.question, k=5, retriever=retriever) if rerank is None else rerank(ns, q)
+                times.append(time.perf_counter() - t)
+                got = {d for h in hits for d in (h.chunk.dia_ids if hasattr(h, "chunk") else h)}
+                per.append((part_of[q.sample_id], q.category, recall(q.evidence, got)))
+            v = np.array([x[2] for x in per])
+            parts = np.array([x[0] for x in per])
+            cats = np.array([x[1] for x in per])
+            return {
+                "recall": float(v.mean()),
+                **{f"recall_{p}": float(v[parts == p].mean()) for p in ("train", "val", "test")},
+                "per_category": {CATEGORIES[c]: float(v[cats == c].mean()) for c in CATEGORIES},
+                "search": latency_stats(times),
+            }
+
+        def searcher(**kw: Any) -> Searcher:
+            return Searcher(store, cached, RetrievalSettings(**kw))  # type: ignore[arg-type]
+
+        base = searcher(date_boost=0.0)
+        configs = {
+            "dense": (base, "dense"),
+            "bm25": (base, "bm25"),
+            "hybrid rrf (old default)": (searcher(fusion="rrf", date_boost=0.0), "hybrid"),
+            "hybrid weighted 0.7 (paper)": (searcher(fusion="weighted", dense_weight=0.7, date_boost=0.0), "hybrid"),
+            "hybrid weighted 0.35 (train)": (searcher(fusion="weighted", dense_weight=0.35, date_boost=0.0), "hybrid"),
+            "bm25 + date boost": (searcher(date_boost=0.3), "bm25"),
+            "hybrid rrf + date boost": (searcher(fusion="rrf", date_boost=0.3), "hybrid"),
+            "default (weighted 0.35 + date boost 0.3)": (searcher(), None),
+        }
+        for name, (sr, retriever) in configs.items():
+            for ns in ns_of.values():
+                sr.search(ns, "warm up", retriever=retriever)
+            out.setdefault("configs", {})[name] = evaluate(sr, retriever)
+            log(f"quality: {name}: {out['configs'][name]['recall']:.3f}")
+        grid = {}
+        for w in WEIGHTS:
+            grid[str(w)] = evaluate(searcher(dense_weight=w, date_boost=0.0))["recall_train"]
+        out["weight_grid_train"] = grid
+        boost = {}
+        for b in BOOSTS:
+            boost[str(b)] = evaluate(searcher(date_boost=b))["recall_train"]
+        out["boost_grid_train"] = boost
+        log(f"quality: grids {grid} {boost}")
+
+        # Turn-level indexing: each stored chunk cut back into its turns; turns scored by
+        # BM25 and by the encoder, a chunk scored by its best turn (the returned unit stays
+        # the stored chunk, its neighbouring turns included), mixed with the chunk's own score.
+        units: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        for ns in ns_of.values():
+            chunks = store.chunks(ns)
+            pieces, owner = [], []
+            for c in chunks:
+                pos = 0
+                for _, a, b in c.meta.get("turns", []):
+                    pieces.append(c.text[pos : pos + (b - a)])
+                    owner.append(c.id)
+                    pos += b - a
+            units[ns] = (BM25Index(pieces, keys=np.arange(len(pieces))), enc.encode(pieces), np.array(owner), chunks)
+        out["turn_index_s"] = time.perf_counter() - t0
+        dw = 0.35
+        full = searcher(date_boost=0.0, candidates=10_000)
+
+        def turn_rank(mix: float) -> Any:
+            def run(ns: str, q: Any) -> list[tuple[str, ...]]:
+                bm, vecs, owner, chunks = units[ns]
+                qv = cached.encode_query(q.question)
+                k, sc = bm.search(q.question, len(owner))
+                lex = np.zeros(len(owner))
+                lex[k] = sc
+                turn = fusion._minmax(vecs @ qv) * dw + fusion._minmax(lex) * (1 - dw)  # noqa: SLF001
+                best: dict[int, float] = {}
+                for cid, v in zip(owner.tolist(), turn.tolist()):
+                    best[cid] = max(best.get(cid, 0.0), v)
+                hits = full.search(ns, q.question, k=len(chunks))
+                chunk_score = {h.chunk.id: h.score for h in hits}
+                ids = np.array(list(best))
+                tv = fusion._minmax(np.array([best[i] for i in ids]))  # noqa: SLF001
+                cv = fusion._minmax(np.array([chunk_score.get(int(i), 0.0) for i in ids]))  # noqa: SLF001
+                final = mix * tv + (1 - mix) * cv
+                top = ids[np.argsort(-final, kind="stable")[:5]]
+                by_id = {c.id: c for c in chunks}
+                return [by_id[int(i)].dia_ids for i in top]
+
+            return run
+
+        out["configs"]["turn-level, best turn only"] = evaluate(None, rerank=turn_rank(1.0))
+        out["configs"]["turn-level 0.3 + chunk 0.7"] = evaluate(None, rerank=turn_rank(0.3))
+
+        # Query rewriting (pseudo-relevance feedback): the question plus the 3 most distinctive
+        # terms of the best hybrid chunk, searched again.
+        def prf(ns: str, q: Any) -> list[Any]:
+            first = base.search(ns, q.question, k=1)
+            if not first:
+                return []
+            bm = base._cache[ns].bm25  # noqa: SLF001
+            toks = bm.tokenize(first[0].chunk.text)
+            qt = set(bm.tokenize(q.question))
+            df = {t: int(bm._df[bm._vocab[t]]) for t in set(toks) if t in bm._vocab}  # noqa: SLF001
+            extra = sorted((t for t in set(toks) if t not in qt), key=lambda t: -toks.count(t) / (1 + df.get(t, 0)))[:3]
+            return base.search(ns, q.question + " " + " ".join(extra), k=5)
+
+        out["configs"]["query rewriting (PRF, 3 terms)"] = evaluate(None, rerank=prf)
+        out["cross_encoder"] = (
+            "not measured: no installable package ships cross-encoder weights (flashrank downloads "
+            "them from a model hub at run time; EMBEDDED_STACK.md found none either)"
+        )
+        out["machine_load"] = meter.stop()
+    _save_unit("quality", QUALITY_ENCODER, out)
+
+
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,18 +606,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--redo", default="", help="parts to measure again even if saved")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    ap.add_argument("--namespaces", type=int, default=N_NAMESPACES, help="namespaces in the many-namespace store")
     ap.add_argument("--render", action="store_true", help="measure nothing: rewrite the markdown from the JSON")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    globals()["N_NAMESPACES"] = args.namespaces
     redo = {p.strip() for p in args.redo.split(",") if p.strip()}
     if not args.render:
-        res = _load()
-        res.setdefault("runs", []).append({
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        _save_unit("runs", started, {
+            "parts": parts,
             "command": " ".join([".venv/bin/python", "bench/retrieval.py", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]),
             "machine": machine_info(),
         })  # fmt: skip
-        save_json(RESULTS, res)
         sizes = [int(s) for s in args.sizes.split(",")]
         if "ann" in parts:
             bench_ann(sizes, redo, {min(sizes): ("f32", "f16", "i8")})

@@ -39,7 +39,7 @@ from budgetmem.errors import ConfigError, StoreError
 from budgetmem.ingest.chunker import Chunk
 from budgetmem.retrieval import fusion
 from budgetmem.retrieval.ann import VectorIndex
-from budgetmem.retrieval.bm25 import BM25Index
+from budgetmem.retrieval.bm25 import BM25Index, Tokenizer
 from budgetmem.retrieval.dates import query_dates
 from budgetmem.settings import RetrievalSettings
 from budgetmem.store import Store, index_files
@@ -99,6 +99,7 @@ class Searcher:
         self.settings = settings or RetrievalSettings()
         self._cache: OrderedDict[str, _Loaded] = OrderedDict()
         self._lock = threading.Lock()
+        self._tokenizer = Tokenizer()  # one stem cache for every namespace's lexical index
         self.stats = {"built": 0, "loaded": 0, "synced": 0, "evicted": 0, "written": 0}
         """Counts of index builds from the store, loads from files, incremental syncs,
         evictions and file writes (tests and benchmarks read them)."""
@@ -162,7 +163,7 @@ class Searcher:
             if index is None and part not in need:
                 continue
             if index is None:
-                index = self._new_dense() if part == "dense" else BM25Index()
+                index = self._new_dense() if part == "dense" else BM25Index(tokenizer=self._tokenizer)
                 setattr(entry, part, index)
                 entry.ids[part] = np.zeros(0, np.int64)
                 self.stats["built"] += 1
@@ -218,7 +219,7 @@ class Searcher:
                 entry.ids["dense"] = np.sort(entry.dense.keys())
             if "bm25" in h["parts"]:
                 with open(index_files.data_path(path, namespace, "bm25"), "rb") as f:
-                    entry.bm25 = BM25Index.load(f)
+                    entry.bm25 = BM25Index.load(f, tokenizer=self._tokenizer)
                 entry.ids["bm25"] = np.sort(entry.bm25.keys())
         except (OSError, ValueError, KeyError, RuntimeError):  # corrupt or half-written: rebuild
             return None
@@ -234,6 +235,7 @@ class Searcher:
         parts: dict[str, str] = {}
         # The header goes first: a reader never pairs an old header with new data files.
         index_files.drop_namespace(path, namespace)
+        index_files.index_dir(path).mkdir(parents=True, exist_ok=True)
         if entry.dense is not None:
             target = index_files.data_path(path, namespace, "dense")
             for p in _write_all(target, entry.dense.save):

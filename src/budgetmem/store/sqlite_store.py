@@ -294,7 +294,10 @@ class Store:
     def require_namespace(self, name: str) -> NamespaceInfo:
         info = self.namespace(name)
         if info is None:
-            known = ", ".join(n.name for n in self.namespaces()) or "none"
+            # Name a few, not every namespace: a store may hold thousands (this must not scan them).
+            with self._lock:
+                names = [r[0] for r in self._db.execute("SELECT name FROM namespaces ORDER BY name LIMIT 11")]
+            known = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") if names else "none"
             raise NotFoundError(f"namespace {name!r} not found in {self.path}", hint=f"namespaces here: {known}")
         return info
 
