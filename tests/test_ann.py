@@ -8,7 +8,12 @@ import pytest
 
 from budgetmem.retrieval.ann import VectorIndex
 
-BACKENDS = ("faiss", "usearch")
+try:
+    import usearch  # noqa: F401 - the optional backend ('budgetmem[usearch]', in the dev extra)
+
+    BACKENDS = ("faiss", "usearch")
+except ImportError:
+    BACKENDS = ("faiss",)
 
 
 def _vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:

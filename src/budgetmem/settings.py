@@ -88,6 +88,9 @@ class RetrievalSettings:
     exact_below: int = 20_000
     """Namespaces with fewer chunks are searched exactly (a matrix product); larger ones
     through an HNSW graph (usearch)."""
+    ann_backend: Literal["faiss", "usearch"] = "faiss"
+    """The HNSW library. faiss built faster and searched 2-4x faster than usearch on the same
+    100k vectors at equal recall (docs/BENCHMARKS.md, retrieval section)."""
     vector_dtype: Literal["f32", "f16", "i8"] = "f32"
     """How the HNSW graph keeps vectors: f16 halves their memory, i8 quarters it (recall cost
     in the benchmark). The store always keeps float32."""
@@ -115,6 +118,8 @@ class RetrievalSettings:
             raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ConfigError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
+        if self.ann_backend not in ("faiss", "usearch"):
+            raise ConfigError(f"unknown ann_backend {self.ann_backend!r}", hint="use faiss or usearch")
         if self.vector_dtype not in ("f32", "f16", "i8"):
             raise ConfigError(f"unknown vector_dtype {self.vector_dtype!r}", hint="use f32, f16 or i8")
         if self.cache_namespaces < 1:

@@ -62,24 +62,24 @@ class Tokenizer:
         try:
             import Stemmer
 
-            self._stem = Stemmer.Stemmer("english").stemWord
+            self._stem = Stemmer.Stemmer("english").stemWords
         except ImportError:  # PyStemmer is a dependency, but keep BM25 usable without it
             self._stem = None
         self._cache: dict[str, str] = {}
 
     def __call__(self, text: str) -> list[str]:
-        out = []
+        words = _TOKEN.findall(text.lower())
         cache = self._cache
-        for w in _TOKEN.findall(text.lower()):
-            if w in self.stop:
-                continue
-            s = cache.get(w)
-            if s is None:
-                if len(cache) >= self.max_cached:
-                    cache.clear()
-                s = cache[w] = self._stem(w) if self._stem is not None else w
-            out.append(s)
-        return out
+        miss = [w for w in set(words) if w not in cache]
+        if miss:
+            if len(cache) + len(miss) > self.max_cached:
+                cache.clear()
+                miss = list(set(words))
+            stems = self._stem(miss) if self._stem is not None else miss
+            for w, st in zip(miss, stems):
+                cache[w] = "" if w in self.stop else st  # "" marks a stop word: dropped below
+        # C-level lookups per word: tokenising dominated building a small namespace's index.
+        return [st for st in map(cache.__getitem__, words) if st]
 
 
 @dataclass(frozen=True)
@@ -208,22 +208,16 @@ class BM25Index:
             if present:
                 self.remove(present)
             vocab = self._vocab
-            tid_lists = []
-            for toks in tokens:
-                ids = []
-                for w in toks:
-                    i = vocab.get(w)
-                    if i is None:
-                        i = vocab[w] = len(vocab)
-                    ids.append(i)
-                tid_lists.append(ids)
+            flat = [w for toks in tokens for w in toks]
+            for w in set(flat).difference(vocab):
+                vocab[w] = len(vocab)
             if len(vocab) > self._df.size:
                 grow = max(len(vocab) - self._df.size, self._df.size // 2)  # geometric: amortised O(1)
                 self._df = np.concatenate([self._df, np.zeros(grow, np.int64)])
             first = self._grow(keys.size)
-            lengths = np.array([len(x) for x in tid_lists], dtype=np.int64)
+            lengths = np.array([len(x) for x in tokens], dtype=np.int64)
             rows = np.repeat(np.arange(first, first + keys.size, dtype=np.int64), lengths)
-            tids = np.fromiter((i for x in tid_lists for i in x), np.int64, count=int(lengths.sum()))
+            tids = np.fromiter(map(vocab.__getitem__, flat), np.int64, count=len(flat))
             seg = _Segment.build(tids, rows)
             np.add.at(self._df, np.repeat(seg.terms, np.diff(seg.indptr)), 1)
             self._len[first:] = lengths

@@ -110,7 +110,7 @@ class Searcher:
     def _options(self) -> dict[str, Any]:
         s = self.settings
         return {
-            "backend": "faiss",
+            "backend": s.ann_backend,
             "dtype": s.vector_dtype,
             "exact_below": s.exact_below,
             "connectivity": s.hnsw_connectivity,
