@@ -25,7 +25,6 @@ and a lexical one (:class:`~budgetmem.retrieval.bm25.BM25Index`), both keyed by 
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -103,8 +102,7 @@ class Searcher:
         self.stats = {"built": 0, "loaded": 0, "synced": 0, "evicted": 0, "written": 0}
         """Counts of index builds from the store, loads from files, incremental syncs,
         evictions and file writes (tests and benchmarks read them)."""
-        ref = weakref.WeakMethod(self.forgotten)
-        store.on_forget(lambda ns: (m := ref()) is not None and m(ns))
+        store.on_forget(self.forgotten)  # held weakly by the store
 
     # ------------------------------------------------------------------ index life cycle
     def _options(self) -> dict[str, Any]:

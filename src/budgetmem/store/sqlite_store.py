@@ -23,6 +23,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -207,7 +208,7 @@ class Store:
             if not self.path.parent.exists():
                 raise StoreError(f"folder {self.path.parent} does not exist", hint="create it first")
         self._lock = threading.RLock()
-        self._forget_hooks: list[Callable[[str], None]] = []
+        self._forget_hooks: list[Callable[[], Callable[[str], None] | None]] = []
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -595,17 +596,21 @@ class Store:
 
     def on_forget(self, hook: Callable[[str], None]) -> None:
         """Call ``hook(namespace)`` after every delete or forget has committed (a searcher drops
-        the removed chunks from its loaded indexes and rewrites their files)."""
+        the removed chunks from its loaded indexes and rewrites their files). A bound method is
+        held weakly: a searcher that is gone is not kept alive, and its hook is dropped."""
+        ref = weakref.WeakMethod(hook) if hasattr(hook, "__self__") else (lambda: hook)
         with self._lock:
-            if hook not in self._forget_hooks:
-                self._forget_hooks.append(hook)
+            self._forget_hooks = [h for h in self._forget_hooks if h() is not None] + [ref]
 
     def _forget_indexes(self, namespace: str) -> None:
         """Hooks first; then any index file of the namespace that does not match its current
         version (no hook rewrote it: no searcher had it loaded) is shredded, so no persisted
         index keeps a removed chunk's vector or terms. The next search rebuilds it."""
-        for hook in list(self._forget_hooks):
-            hook(namespace)
+        with self._lock:
+            hooks = [h() for h in self._forget_hooks]
+        for hook in hooks:
+            if hook is not None:
+                hook(namespace)
         header = index_files.read_header(self.path, namespace)
         current = list(self.version(namespace)) if self.namespace(namespace) is not None else None
         if header is not None and current is not None and header.get("version") == current:
@@ -720,43 +725,31 @@ class Store:
             cur = self._db.execute("SELECT id FROM chunks WHERE namespace=? ORDER BY id", (namespace,))
             return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
-    def _where_ids(self, ids: Sequence[int] | np.ndarray | None) -> tuple[str, list[int]]:
-        """A ``c.id IN (...)`` filter for a few ids, or a range for many (the caller filters)."""
-        if ids is None:
-            return "", []
-        ids = [int(i) for i in ids]
-        if not ids:
-            return " AND 0", []
-        if len(ids) <= 500:
-            return f" AND c.id IN ({','.join('?' * len(ids))})", ids
-        return " AND c.id BETWEEN ? AND ?", [min(ids), max(ids)]
+    def _select_by_ids(self, sql: str, namespace: str, ids: Sequence[int] | np.ndarray | None) -> list[tuple]:
+        """Run ``sql`` (ending in a WHERE on ``c.namespace=?``) for the namespace, or for these
+        chunk ids in batches of 500 (each batch one index lookup per id), sorted by id."""
+        with self._lock:
+            if ids is None:
+                return self._db.execute(sql + " ORDER BY c.id", (namespace,)).fetchall()
+            wanted = sorted({int(i) for i in ids})
+            rows: list[tuple] = []
+            for a in range(0, len(wanted), 500):
+                part = wanted[a : a + 500]
+                rows += self._db.execute(sql + f" AND c.id IN ({','.join('?' * len(part))})", (namespace, *part)).fetchall()
+        return sorted(rows)
 
     def texts(self, namespace: str, ids: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
         """(ids, texts) of a namespace's live chunks (or of these ids), in id order."""
-        where, params = self._where_ids(ids)
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT c.id, c.text FROM chunks c WHERE c.namespace=?{where} ORDER BY c.id", (namespace, *params)
-            ).fetchall()
-        if ids is not None and len(ids) > 500:
-            wanted = {int(i) for i in ids}
-            rows = [r for r in rows if r[0] in wanted]
+        rows = self._select_by_ids("SELECT c.id, c.text FROM chunks c WHERE c.namespace=?", namespace, ids)
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
     def embeddings(self, namespace: str, ids: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of a namespace (or of these ids), in id order; the matrix is float32,
         one unit row per chunk."""
         info = self.require_namespace(namespace)
-        where, params = self._where_ids(ids)
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.chunk_id = c.id "
-                f"WHERE c.namespace=?{where} ORDER BY c.id",
-                (namespace, *params),
-            ).fetchall()
-        if ids is not None and len(ids) > 500:
-            wanted = {int(i) for i in ids}
-            rows = [r for r in rows if r[0] in wanted]
+        rows = self._select_by_ids(
+            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.chunk_id = c.id WHERE c.namespace=?", namespace, ids
+        )
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         if not rows:
             return ids, np.zeros((0, info.dim), dtype=np.float32)
