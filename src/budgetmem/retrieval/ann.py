@@ -198,9 +198,9 @@ class VectorIndex:
         backend: Literal["faiss", "usearch"] = "faiss",
         dtype: Literal["f32", "f16", "i8"] = "f32",
         exact_below: int = 20_000,
-        connectivity: int = 16,
+        connectivity: int = 32,
         expansion_add: int = 64,
-        expansion_search: int = 128,
+        expansion_search: int = 256,
     ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"unknown vector dtype {dtype!r}; use one of {DTYPES}")
