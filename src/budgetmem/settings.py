@@ -72,8 +72,9 @@ class RetrievalSettings:
     """Candidates handed to the pipeline (routing paper §5.2: K = 5)."""
     fusion: Literal["rrf", "weighted"] = "weighted"
     """How hybrid merges the two rankings. Weighted, because on the LoCoMo dev conversations
-    (MiniLM, 256-token chunks) RRF gave evidence recall@5 0.717 and weighted fusion with the
-    dense weight below 0.779 (docs/BENCHMARKS.md, retrieval section)."""
+    (MiniLM, 256-token chunks) RRF gave evidence recall@5 0.717, below BM25 alone (0.745),
+    and weighted fusion with the dense weight below 0.779 (docs/BENCHMARKS.md, retrieval
+    section)."""
     rrf_k: int = 60
     """Reciprocal-rank-fusion constant (Cormack et al., 2009)."""
     dense_weight: float = 0.35

@@ -231,7 +231,7 @@ class BM25Index:
             lengths = np.bincount(doc, minlength=keys.size)
             rows = doc + first
             seg = _Segment.build(tids, rows)
-            np.add.at(self._df, np.repeat(seg.terms, np.diff(seg.indptr)), 1)
+            self._df[seg.terms] += np.diff(seg.indptr)  # a segment's terms are distinct
             self._len[first:] = lengths
             self._keys[first:] = keys
             for r, k in enumerate(keys.tolist(), start=first):
