@@ -260,8 +260,8 @@ def bench_latency(sizes: list[int], n_queries: int, min_queries_1m: int, slow_bu
         r["bm25_build_peak_rss_mb"] = peak_rss_mb()
         del texts
         gc.collect()
-        sc = bm25._retriever.scores  # noqa: SLF001 - only to report the index size
-        r["bm25_index_mb"] = sum(getattr(v, "nbytes", 0) for v in sc.values()) / 2**20
+        segs = bm25._segments  # noqa: SLF001 - only to report the index size
+        r["bm25_index_mb"] = sum(s.rows.nbytes + s.tf.nbytes + s.terms.nbytes + s.indptr.nbytes for s in segs) / 2**20
         log(f"latency {n:,}: BM25 built in {r['bm25_build_s']:.1f}s (peak RSS {r['bm25_build_peak_rss_mb']:.0f} MiB)")
 
         text_q = zipf.queries(n_queries, seed=SEED + 1)

@@ -370,8 +370,8 @@ class BudgetMem:
         return self._forgotten(self.store.forget_namespace(self.namespace, vacuum=vacuum), vacuum)
 
     def _forgotten(self, removed: Removed, vacuum: bool) -> ForgetReport:
-        """After the store forgot: drop the in-memory indexes and the derived cache entries."""
-        self.searcher.invalidate(self.namespace)
+        """After the store forgot (its searchers already dropped the removed chunks from their
+        indexes and index files): drop the derived cache entries."""
         entries, cache_wiped = 0, True
         cache_path = self.settings.pipeline.cache_path
         # A cache file that does not exist holds nothing to forget: do not create one.
@@ -400,6 +400,7 @@ class BudgetMem:
         return await asyncio.to_thread(self.search, query, k, retriever)
 
     def close(self) -> None:
+        self.searcher.flush()  # indexes changed since they were last written
         if self._pipeline is not None and self._pipeline.cache is not None:
             self._pipeline.cache.close()
         if self._owns_store:

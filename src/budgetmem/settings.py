@@ -71,14 +71,49 @@ class RetrievalSettings:
     """Hybrid by default: on LoCoMo, BM25 finds evidence that the dense encoder misses."""
     top_k: int = 5
     """Candidates handed to the pipeline (routing paper §5.2: K = 5)."""
-    fusion: Literal["rrf", "weighted"] = "rrf"
-    """How hybrid merges the two rankings."""
+    fusion: Literal["rrf", "weighted"] = "weighted"
+    """How hybrid merges the two rankings. Weighted, because on the LoCoMo dev conversations
+    (MiniLM, 256-token chunks) RRF gave evidence recall@5 0.717, below BM25 alone (0.745),
+    and weighted fusion with the dense weight below 0.779 (docs/BENCHMARKS.md, retrieval
+    section)."""
     rrf_k: int = 60
     """Reciprocal-rank-fusion constant (Cormack et al., 2009)."""
-    dense_weight: float = 0.7
-    """Weight of the dense score in weighted fusion (selective-write paper §V: alpha 0.7)."""
+    dense_weight: float = 0.35
+    """Weight of the dense score in weighted fusion (lexical gets the rest). 0.35 was the best
+    of 0.10-0.60 on the LoCoMo train split (4 conversations); the selective-write paper's 0.7
+    gave 0.734 there."""
     candidates: int = 100
     """How deep each retriever ranks before fusion."""
+    date_boost: float = 0.4
+    """Added to the fused score of a chunk whose session date matches the month and year the
+    query names ("in May 2023"); 0 turns it off. 0.4 was the best of 0-0.5 on the LoCoMo
+    train split (recall@5 0.797 without, 0.815 with)."""
+    exact_below: int = 20_000
+    """Namespaces with fewer chunks are searched exactly (a matrix product: ~3 ms at 20k, 14 ms
+    at 100k on 2 busy cores), with recall 1 and nothing to build; larger ones through an HNSW
+    graph (0.4-1.5 ms at 100k-1M, but seconds to minutes to build)."""
+    ann_backend: Literal["faiss", "usearch"] = "faiss"
+    """The HNSW library. faiss built faster and searched 2-4x faster than usearch on the same
+    100k vectors at equal recall (docs/BENCHMARKS.md, retrieval section)."""
+    vector_dtype: Literal["f32", "f16", "i8"] = "f32"
+    """How the HNSW graph keeps vectors: f16 halves their memory, i8 quarters it (recall cost
+    in the benchmark). The store always keeps float32."""
+    hnsw_connectivity: int = 32
+    """Graph degree (M). On 1M embedding-like 384-d vectors M=16 reached recall@10 0.919 at
+    ef 256; M=32 reached 0.980 at p99 9.9 ms (docs/BENCHMARKS.md, retrieval section)."""
+    hnsw_expansion_add: int = 64
+    """Beam width while inserting (efConstruction): build quality vs build and add time."""
+    hnsw_expansion_search: int = 256
+    """Beam width while searching (efSearch): recall vs latency; 256 is the smallest that gave
+    recall@10 >= 0.95 at 1M (M=32)."""
+    cache_namespaces: int = 64
+    """Loaded namespaces kept in memory (least recently used beyond this are dropped)."""
+    persist: bool = True
+    """Keep each large namespace's indexes in files beside the store (``<store>.indexes/``),
+    so a new process loads them instead of rebuilding."""
+    persist_min_chunks: int = 2_000
+    """Smaller namespaces are not written to disk: a 200-chunk namespace rebuilds from the
+    store in 5.7 ms (p50; 2.1 ms from files), not worth three files and a rewrite per change."""
 
     def __post_init__(self) -> None:
         if self.retriever not in ("dense", "bm25", "hybrid"):
@@ -89,6 +124,16 @@ class RetrievalSettings:
             raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ConfigError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
+        if self.ann_backend not in ("faiss", "usearch"):
+            raise ConfigError(f"unknown ann_backend {self.ann_backend!r}", hint="use faiss or usearch")
+        if self.vector_dtype not in ("f32", "f16", "i8"):
+            raise ConfigError(f"unknown vector_dtype {self.vector_dtype!r}", hint="use f32, f16 or i8")
+        if self.cache_namespaces < 1:
+            raise ConfigError(f"cache_namespaces must be >= 1, got {self.cache_namespaces}")
+        if self.candidates < 1 or self.exact_below < 0 or self.date_boost < 0:
+            raise ConfigError("retrieval settings: candidates >= 1, exact_below >= 0, date_boost >= 0")
+        if min(self.hnsw_connectivity, self.hnsw_expansion_add, self.hnsw_expansion_search) < 2:
+            raise ConfigError("HNSW connectivity and expansions must be >= 2")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Dense retrieval: exact cosine similarity over unit vectors (faiss flat inner-product index).
 
-Exact search keeps recall honest at memory sizes an agent has (thousands to a million
-chunks); the benchmark reports its latency up to 1M chunks.
+The exact baseline of the foundation and write benchmarks. The searcher uses
+:class:`~budgetmem.retrieval.ann.VectorIndex` (exact on small namespaces, HNSW on large ones):
+a flat scan took 412 ms p50 at 1M chunks (docs/BENCHMARKS.md, foundation section).
 """
 
 from __future__ import annotations

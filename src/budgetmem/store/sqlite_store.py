@@ -23,8 +23,9 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ import numpy as np
 
 from budgetmem.errors import NotFoundError, StoreError
 from budgetmem.chunk import Chunk
+from budgetmem.store import index_files
 from budgetmem.store.wipe import secure_connection, wipe
 
 __all__ = ["Store", "NamespaceInfo", "SessionBatch", "ArchivedChunk", "WriteState", "Removed", "SCHEMA_VERSION"]
@@ -206,6 +208,7 @@ class Store:
             if not self.path.parent.exists():
                 raise StoreError(f"folder {self.path.parent} does not exist", hint="create it first")
         self._lock = threading.RLock()
+        self._forget_hooks: list[Callable[[], Callable[[str], None] | None]] = []
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -292,7 +295,10 @@ class Store:
     def require_namespace(self, name: str) -> NamespaceInfo:
         info = self.namespace(name)
         if info is None:
-            known = ", ".join(n.name for n in self.namespaces()) or "none"
+            # Name a few, not every namespace: a store may hold thousands (this must not scan them).
+            with self._lock:
+                names = [r[0] for r in self._db.execute("SELECT name FROM namespaces ORDER BY name LIMIT 11")]
+            known = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") if names else "none"
             raise NotFoundError(f"namespace {name!r} not found in {self.path}", hint=f"namespaces here: {known}")
         return info
 
@@ -568,16 +574,48 @@ class Store:
     def _removed(
         self, namespace: str, taken: _Taken, sessions: int, *, vacuum: bool, namespace_removed: bool = False
     ) -> Removed:
-        """After the delete committed: wipe the file, then report."""
+        """After the delete committed: wipe the file, clear the namespace's persisted search
+        indexes of what was removed, then report."""
+        wiped = self.wipe(vacuum=vacuum)
+        self._forget_indexes(namespace)
         return Removed(
             namespace=namespace,
             chunks=taken.live,
             archived=taken.archived,
             sessions=sessions,
             namespace_removed=namespace_removed,
-            wiped=self.wipe(vacuum=vacuum),
+            wiped=wiped,
             texts=taken.texts,
         )
+
+    # ------------------------------------------------------------------ search-index files
+    @property
+    def index_dir(self) -> Path:
+        """Where searchers persist this store's indexes (see :mod:`budgetmem.store.index_files`)."""
+        return index_files.index_dir(self.path)
+
+    def on_forget(self, hook: Callable[[str], None]) -> None:
+        """Call ``hook(namespace)`` after every delete or forget has committed (a searcher drops
+        the removed chunks from its loaded indexes and rewrites their files). A bound method is
+        held weakly: a searcher that is gone is not kept alive, and its hook is dropped."""
+        ref = weakref.WeakMethod(hook) if hasattr(hook, "__self__") else (lambda: hook)
+        with self._lock:
+            self._forget_hooks = [h for h in self._forget_hooks if h() is not None] + [ref]
+
+    def _forget_indexes(self, namespace: str) -> None:
+        """Hooks first; then any index file of the namespace that does not match its current
+        version (no hook rewrote it: no searcher had it loaded) is shredded, so no persisted
+        index keeps a removed chunk's vector or terms. The next search rebuilds it."""
+        with self._lock:
+            hooks = [h() for h in self._forget_hooks]
+        for hook in hooks:
+            if hook is not None:
+                hook(namespace)
+        header = index_files.read_header(self.path, namespace)
+        current = list(self.version(namespace)) if self.namespace(namespace) is not None else None
+        if header is not None and current is not None and header.get("version") == current:
+            return
+        index_files.drop_namespace(self.path, namespace)
 
     def vacuum(self) -> None:
         """Give the space of purged rows back to the file system."""
@@ -685,20 +723,37 @@ class Store:
             ).fetchall()
         return [_row_to_chunk(r) for r in rows]
 
-    def texts(self, namespace: str) -> tuple[np.ndarray, list[str]]:
+    def ids(self, namespace: str) -> np.ndarray:
+        """Live chunk ids of a namespace, ascending (an index-only scan of chunks_by_namespace)."""
         with self._lock:
-            rows = self._db.execute("SELECT id, text FROM chunks WHERE namespace=? ORDER BY id", (namespace,)).fetchall()
+            cur = self._db.execute("SELECT id FROM chunks WHERE namespace=? ORDER BY id", (namespace,))
+            return np.fromiter((r[0] for r in cur), dtype=np.int64)
+
+    def _select_by_ids(self, sql: str, namespace: str, ids: Sequence[int] | np.ndarray | None) -> list[tuple]:
+        """Run ``sql`` (ending in a WHERE on ``c.namespace=?``) for the namespace, or for these
+        chunk ids in batches of 500 (each batch one index lookup per id), sorted by id."""
+        with self._lock:
+            if ids is None:
+                return self._db.execute(sql + " ORDER BY c.id", (namespace,)).fetchall()
+            wanted = sorted({int(i) for i in ids})
+            rows: list[tuple] = []
+            for a in range(0, len(wanted), 500):
+                part = wanted[a : a + 500]
+                rows += self._db.execute(sql + f" AND c.id IN ({','.join('?' * len(part))})", (namespace, *part)).fetchall()
+        return sorted(rows)
+
+    def texts(self, namespace: str, ids: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+        """(ids, texts) of a namespace's live chunks (or of these ids), in id order."""
+        rows = self._select_by_ids("SELECT c.id, c.text FROM chunks c WHERE c.namespace=?", namespace, ids)
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
-    def embeddings(self, namespace: str) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, matrix) of a namespace, in id order; the matrix is float32, one unit row per chunk."""
+    def embeddings(self, namespace: str, ids: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, matrix) of a namespace (or of these ids), in id order; the matrix is float32,
+        one unit row per chunk."""
         info = self.require_namespace(namespace)
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.chunk_id = c.id "
-                "WHERE c.namespace=? ORDER BY c.id",
-                (namespace,),
-            ).fetchall()
+        rows = self._select_by_ids(
+            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.chunk_id = c.id WHERE c.namespace=?", namespace, ids
+        )
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         if not rows:
             return ids, np.zeros((0, info.dim), dtype=np.float32)
