@@ -12,6 +12,7 @@ docs/BENCHMARKS.md and bench/results/native.json.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import statistics
@@ -52,9 +53,18 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--models", nargs="+", default=list(LADDER.values()))
     p.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    p.add_argument("--report-only", action="store_true", help="re-render the section from bench/results/native.json")
     args = p.parse_args()
 
     cpu = cpu_info()
+    saved = ROOT / "bench" / "results" / "native.json"
+    if args.report_only:
+        data = json.loads(saved.read_text())
+        for key in ("prompt_tokens", "gen_tokens", "repeats"):
+            setattr(args, key, data["settings"][key])
+        argv = data.get("argv", [])
+        _report(args, argv, cpu, data["llama"], data["results"], data["others_cores"], data["machine"], data.get("date"))
+        return 0
     build = llama_build_info()
     results: dict[str, dict[str, list[dict]]] = {}
     t = os.times()
@@ -74,6 +84,17 @@ def main() -> int:
                         f"gen {r.gen_tps:.1f} tok/s, buffers {','.join(r.buffers)}")  # fmt: skip
                 results[name][mode].append(r.to_dict())
     others = _others_cores(t0, ticks0, child0)
+    machine = machine_info()
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    save_json(saved, {"settings": {k: v for k, v in vars(args).items() if k != "report_only"}, "argv": sys.argv[1:],
+                      "date": stamp, "machine": machine, "cpu": cpu.to_dict(), "llama": build, "others_cores": others,
+                      "results": results})  # fmt: skip
+    _report(args, sys.argv[1:], cpu, build, results, others, machine, stamp)
+    return 0
+
+
+def _report(args, argv, cpu, build, results, others, machine, stamp) -> None:  # type: ignore[no-untyped-def]
+    """Write the section and print the table (from a fresh run or the saved one)."""
 
     def med(rows: list[dict], key: str) -> float:
         ok = [x[key] for x in rows if x["ok"]]
@@ -93,15 +114,13 @@ def main() -> int:
         rows.append([name, "yes" if repacked else "no (format not repacked)", f"{off_p:.1f}", f"{on_p:.1f}", f"{on_p / off_p:.2f}x",
                      f"{off_g:.1f}", f"{on_g:.1f}", f"{on_g / off_g:.2f}x", crashed, auto])  # fmt: skip
     choice = choose_repack("auto", cpu)
-    machine = machine_info()
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     lines = [
         "## Native: embedded LLM speed with and without weight repacking",
         "",
         f"Measured {stamp} on {machine['cpu']} ({cpu.vendor}), {cpu.cores} cores, features "
         f"{' '.join(cpu.reported_flags())}; AMX: {'yes' if cpu.has_amx else 'no'}. llama-cpp-python "
         f"{build['llama_cpp_python']} (`{build['system_info']}`).",
-        f"Command: `{shlex.join(['.venv/bin/python', 'bench/native.py', *sys.argv[1:]])}`. Each cell is the median of "
+        f"Command: `{shlex.join(['.venv/bin/python', 'bench/native.py', *argv])}`. Each cell is the median of "
         f"{args.repeats} child processes ({args.prompt_tokens}-token prompt, then {args.gen_tokens} greedy tokens, all threads); "
         f"on and off alternate, so both see the same load. Other work on the machine during the run: "
         f"{others:.2f} cores on average (of {cpu.cores}).",
@@ -115,12 +134,8 @@ def main() -> int:
         "llama.cpp's AMX repack crashes in decode there.",
     ]
     write_section(Path(args.out), "native", "\n".join(lines))
-    save_json(ROOT / "bench" / "results" / "native.json",
-              {"settings": vars(args), "machine": machine, "cpu": cpu.to_dict(), "llama": build,
-               "others_cores": others, "results": results})  # fmt: skip
     log(f"wrote the native section of {args.out}")
     print(table(HEADER, rows))
-    return 0
 
 
 if __name__ == "__main__":
