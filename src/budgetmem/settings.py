@@ -100,7 +100,7 @@ class RetrievalSettings:
     in the benchmark). The store always keeps float32."""
     hnsw_connectivity: int = 32
     """Graph degree (M). On 1M embedding-like 384-d vectors M=16 reached recall@10 0.919 at
-    ef 256; M=32 reached 0.980 at p99 9.9 ms (docs/BENCHMARKS.md, retrieval section)."""
+    ef 256; M=32 reached 0.980 at p99 2.1 ms (docs/BENCHMARKS.md, retrieval section)."""
     hnsw_expansion_add: int = 64
     """Beam width while inserting (efConstruction): build quality vs build and add time."""
     hnsw_expansion_search: int = 256
