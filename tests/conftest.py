@@ -28,7 +28,7 @@ def minilm_settings() -> Settings:
 @pytest.fixture(scope="session")
 def locomo_dev() -> Path:
     if not LOCOMO_DEV.exists():
-        pytest.skip(f"LoCoMo dev subset not found at {LOCOMO_DEV} (it lives in ../shared beside the repo)")
+        pytest.fail(f"LoCoMo dev subset not found at {LOCOMO_DEV} (it lives in ../shared beside the repo)")
     return LOCOMO_DEV
 
 

@@ -182,14 +182,14 @@ def test_max_tokens_override_and_bad_names() -> None:
 
 @pytest.fixture(scope="module")
 def smol() -> Any:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install budgetmem[embedded])")
+    import llama_cpp  # noqa: F401  (the embedded extra; make test installs it)
     from budgetmem.llm import make_llm
     from budgetmem.models import model_path
 
     try:
         path: Path = model_path("smollm2-135m")
     except ModelError as exc:
-        pytest.skip(f"smollm2-135m is not prepared: {exc}")
+        pytest.fail(f"smollm2-135m is not prepared (make models prepares it): {exc}")
     assert path.is_file()
     # One thread: on a shared 2-core runner, llama.cpp's all-core default collapses when
     # another process is busy (a 60-token call took 150 s instead of 8 s in our runs).

@@ -69,7 +69,8 @@ def test_results_come_back_in_order_and_errors_surface(kind):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray")
+    import ray  # the ray extra; make test installs it: a missing one fails here
+
     # Ray's workers inherit this environment: they import budgetmem from this tree and the
     # test helpers (the fake LLM scripts) from tests/.
     old = os.environ.get("PYTHONPATH")

@@ -48,11 +48,11 @@ def _free_port() -> int:
 
 
 def _start(log: Path) -> RunningServer:
-    pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] is not installed")
+    import llama_cpp.server.app  # noqa: F401  (llama-cpp-python[server], in the embedded extra)
     try:
         path = model_path("smollm2-135m")
     except ModelError as exc:
-        pytest.skip(f"smollm2-135m is not prepared: {exc}")
+        pytest.fail(f"smollm2-135m is not prepared (make models prepares it): {exc}")
     port = _free_port()
     cmd = [sys.executable, "-m", "budgetmem.llm.llamacpp_server", "--model", str(path), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", "2048"]  # fmt: skip

@@ -47,7 +47,7 @@ def test_cpuinfo_parse_and_repack_choice(tmp_path: Path) -> None:
 
 
 def test_model_params_swaps_the_default_and_restores_it() -> None:
-    llama_cpp = pytest.importorskip("llama_cpp")
+    import llama_cpp  # the embedded extra; make test installs it
     assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is True
     with model_params(llama_cpp, repack=False):
         assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is False
@@ -153,7 +153,7 @@ def test_prepared_models_generate_on_this_cpu_in_a_child_process() -> None:
     """The check that would have caught the AMX crash: each prepared model, loaded the way
     the backend loads it on this CPU, generates in a child process; a crash fails this test
     with the model, the signal and the likely cause, and the suite carries on."""
-    pytest.importorskip("llama_cpp")
+    import llama_cpp  # noqa: F401  (the embedded extra; make test installs it)
     names = _prepared_llms()
     assert "smollm2-135m" in names, "make test prepares smollm2-135m"
     cpu = cpu_info()
@@ -167,7 +167,7 @@ def test_prepared_models_generate_on_this_cpu_in_a_child_process() -> None:
 
 @pytest.mark.models
 def test_doctor_json_reports_cpu_build_models_and_speeds(capsys) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("llama_cpp")
+    import llama_cpp  # noqa: F401  (the embedded extra; make test installs it)
     rc = main(["doctor", "--json", "--models", "smollm2-135m", "all-minilm-l6-v2", "--compare", "--gen-tokens", "8"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["problems"] == []

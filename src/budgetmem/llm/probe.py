@@ -55,7 +55,7 @@ class ProbeResult:
 
     @property
     def repacked(self) -> bool:
-        return any(b.upper() in ("CPU_REPACK", "AMX") or "REPACK" in b.upper() for b in self.buffers)
+        return any("REPACK" in b.upper() or b.upper() == "AMX" for b in self.buffers)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "repacked": self.repacked}
