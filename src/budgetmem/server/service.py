@@ -46,8 +46,6 @@ class Service:
         self.keys = KeyStore(self.store)
         self._llms = llms
         self._encoders: dict[str, Encoder] = {encoder.name: encoder} if encoder is not None else {}
-        for enc in self._encoders.values():
-            enc.batch_queries = True  # concurrent searches share forward passes
         self._stores: dict[str, Store] = {}
         self._mems: dict[tuple[str, str], BudgetMem] = {}
         self._lock = threading.Lock()
@@ -78,7 +76,7 @@ class Service:
                 if name not in self._encoders:
                     enc = type(self.settings.encoder)(**{**self.settings.encoder.__dict__, "name": name})
                     self._encoders[name] = Encoder(enc, self.settings.models_dir)
-                    self._encoders[name].batch_queries = True  # concurrent searches share forward passes
+                self._encoders[name].batch_queries = True  # concurrent searches share forward passes
                 if namespace not in self._stores:
                     self._stores[namespace] = Store(self.path)
                 mem = BudgetMem(
