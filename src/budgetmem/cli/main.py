@@ -79,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors: return their status
         return int(exc.code or 0)
     try:
+        from budgetmem.cli.common import resolve_store
+
+        resolve_store(args)
         return int(args.run(args) or 0)
     except BudgetMemError as exc:
         print(f"budgetmem: error: {exc.one_line()}", file=sys.stderr)

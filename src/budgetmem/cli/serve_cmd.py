@@ -10,7 +10,7 @@ import argparse
 import ipaddress
 import sys
 
-from budgetmem.cli.common import settings_from
+from budgetmem.cli.common import add_store_option, settings_from
 from budgetmem.errors import ConfigError
 
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "a --host other than loopback is refused until the store has at least one. Flags override the "
         "[server] section of --config.",
     )  # fmt: skip
-    p.add_argument("--store", required=True, metavar="FILE", help="store file (created if missing)")
+    add_store_option(p)
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="default 8420")
     p.add_argument("--workers-pool", type=int, metavar="N", help="threads answering queries (default 2)")
