@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         keys_cmd,
         mcp_cmd,
         memory_cmd,
+        migrate_cmd,
         models_cmd,
         report_cmd,
         search_cmd,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     frontier_cmd.register(sub)
     train_writer_cmd.register(sub)
     mcp_cmd.register(sub)
+    migrate_cmd.register(sub)
     return parser
 
 

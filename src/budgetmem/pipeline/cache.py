@@ -119,6 +119,12 @@ class ModuleCache:
             self._db.execute("COMMIT")
             return int(n), wipe(self._db, vacuum=vacuum)
 
+    def export_rows(self) -> tuple[list[tuple[str, str, float | None]], list[tuple[str, str]]]:
+        """(entries as (key, value, created), source tags as (tag, key)): what ``migrate`` copies."""
+        with self._lock:
+            return (self._db.execute("SELECT key, value, created FROM results ORDER BY key").fetchall(),
+                    self._db.execute("SELECT tag, key FROM sources ORDER BY tag, key").fetchall())  # fmt: skip
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from budgetmem.chunk import Chunk
-from budgetmem.store.records import ArchivedChunk, NamespaceInfo, Removed, SessionBatch, WriteState
+from budgetmem.store.records import ArchivedChunk, NamespaceDump, NamespaceInfo, Removed, SessionBatch, WriteState
 
 __all__ = ["Store", "open_store", "is_postgres", "ENV_STORE", "describe"]
 
@@ -200,6 +200,15 @@ class Store(abc.ABC):
     def embeddings(
         self, namespace: str, ids: Sequence[int] | np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    # ------------------------------------------------------------------ whole namespaces (migrate)
+    @abc.abstractmethod
+    def dump_namespace(self, namespace: str) -> NamespaceDump:
+        """Every row of the namespace, as stored (ids, scores, access counts, archive)."""
+
+    @abc.abstractmethod
+    def load_namespace(self, dump: NamespaceDump) -> None:
+        """Write a dump in one transaction, ids kept; the namespace must not exist here yet."""
 
     # ------------------------------------------------------------------ ranking in the database
     def dense_ranking(self, namespace: str, vector: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:

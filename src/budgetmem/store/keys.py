@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 )
 """
 _COLUMNS = "id, namespace, scopes, name, created_at, last_used, revoked_at"
+_EXPORT = _COLUMNS + ", hash"
 _TOUCH_EVERY_S = 60.0
 """``last_used`` is a hint for humans: writing it on every request would make each request
 a write transaction, contending with ingests for the store's one writer."""
@@ -220,6 +221,12 @@ class KeyStore:
             return None
         self._touch(info.id)
         return info
+
+    def export_rows(self) -> list[dict[str, object]]:
+        """Every key as stored (the hash, never a key): what ``budgetmem migrate`` copies."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_EXPORT} FROM api_keys ORDER BY id").fetchall()
+        return [dict(zip(_EXPORT.split(", "), r)) for r in rows]
 
     def _touch(self, key_id: str) -> None:
         now = time.time()

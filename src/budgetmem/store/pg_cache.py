@@ -74,6 +74,17 @@ class PostgresModuleCache:
             )
         return int(n), False
 
+    def export_rows(self) -> tuple[list[tuple[str, str, float | None]], list[tuple[str, str]]]:
+        with self._pg._read() as conn:
+            return (conn.execute("SELECT key, value, created FROM module_cache ORDER BY key").fetchall(),
+                    conn.execute("SELECT tag, key FROM module_cache_sources ORDER BY tag, key").fetchall())  # fmt: skip
+
+    def import_rows(self, entries: list[tuple[str, str, float | None]], sources: list[tuple[str, str]]) -> None:
+        """Add entries exported from another cache, in one transaction (present keys kept)."""
+        with self._pg._tx() as conn, conn.cursor() as cur:
+            cur.executemany("INSERT INTO module_cache VALUES (%s, %s, %s) ON CONFLICT (key) DO NOTHING", entries)
+            cur.executemany("INSERT INTO module_cache_sources VALUES (%s, %s) ON CONFLICT DO NOTHING", sources)
+
     def __len__(self) -> int:
         with self._pg._read() as conn:
             return int(conn.execute("SELECT COUNT(*) FROM module_cache").fetchone()[0])

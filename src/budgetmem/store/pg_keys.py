@@ -16,7 +16,7 @@ from typing import Any
 
 from budgetmem.errors import NotFoundError
 from budgetmem.store.base import Store, describe
-from budgetmem.store.keys import _COLUMNS, _TOUCH_EVERY_S, PREFIX, KeyInfo, KeyStore, _digest, _info, check_namespace, parse_scopes
+from budgetmem.store.keys import _COLUMNS, _EXPORT, _TOUCH_EVERY_S, PREFIX, KeyInfo, KeyStore, _digest, _info, check_namespace, parse_scopes
 
 __all__ = ["PostgresKeyStore"]
 
@@ -71,6 +71,19 @@ class PostgresKeyStore(KeyStore):
             return None
         self._touch(info.id)
         return info
+
+    def export_rows(self) -> list[dict[str, object]]:
+        with self._pg._read() as conn:
+            rows = conn.execute(f"SELECT {_EXPORT} FROM api_keys ORDER BY id").fetchall()
+        return [dict(zip(_EXPORT.split(", "), r)) for r in rows]
+
+    def import_rows(self, rows: list[dict[str, object]]) -> int:
+        """Add keys exported from another store (a key id already here is left as it is)."""
+        cols = _EXPORT.split(", ")
+        with self._pg._tx() as conn, conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO api_keys ({_EXPORT}) VALUES ({', '.join(['%s'] * len(cols))}) ON CONFLICT (id) DO NOTHING",
+                            [[r[c] for c in cols] for r in rows])  # fmt: skip
+        return len(rows)
 
     def _touch(self, key_id: str) -> None:
         now = time.time()

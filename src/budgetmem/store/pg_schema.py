@@ -131,8 +131,9 @@ def configure(conn: Any) -> None:
     conn.commit()
 
 
-def migrate(conn: Any, where: str) -> int:
-    """Apply the missing migrations (one transaction, under an advisory lock); the version."""
+def migrate(conn: Any, where: str, *, upto: int = PG_SCHEMA_VERSION) -> int:
+    """Apply the missing migrations up to ``upto`` (one transaction, under an advisory lock);
+    returns the schema's version. ``upto`` below the latest is for tests of upgrades."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public")
@@ -150,7 +151,7 @@ def migrate(conn: Any, where: str) -> int:
                 hint="upgrade budgetmem",
             )
         for number, sql in MIGRATIONS:
-            if number <= version:
+            if number <= version or number > upto:
                 continue
             conn.execute(f"SET LOCAL search_path TO {SCHEMA}, public")
             for stmt in filter(str.strip, sql.split(";")):

@@ -37,7 +37,11 @@ from budgetmem.errors import NotFoundError, StoreError
 from budgetmem.store import pg_schema
 from budgetmem.store.base import Store, describe
 from budgetmem.store.records import (
+    CHUNK_FIELDS,
+    NAMESPACE_FIELDS,
+    SESSION_FIELDS,
     ArchivedChunk,
+    NamespaceDump,
     NamespaceInfo,
     Removed,
     SessionBatch,
@@ -365,6 +369,68 @@ class PostgresStore(Store):
         ref = weakref.WeakMethod(hook) if hasattr(hook, "__self__") else (lambda: hook)
         with self._lock:
             self._forget_hooks = [h for h in self._forget_hooks if h() is not None] + [ref]
+
+    # ------------------------------------------------------------------ whole namespaces (migrate)
+    def dump_namespace(self, namespace: str) -> NamespaceDump:
+        info = self.require_namespace(namespace)
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for every table
+            ns = conn.execute(f"SELECT {', '.join(NAMESPACE_FIELDS)} FROM namespaces WHERE name=%s", (namespace,)).fetchone()
+            sessions = conn.execute(f"SELECT {', '.join(SESSION_FIELDS)} FROM sessions WHERE namespace=%s", (namespace,)).fetchall()
+            chunks = conn.execute(f"SELECT {', '.join(CHUNK_FIELDS)}, embedding FROM chunks WHERE namespace=%s ORDER BY id",
+                                  (namespace,)).fetchall()  # fmt: skip
+            archive = conn.execute(
+                "SELECT id, row, reason, archived_at, vector FROM archive WHERE namespace=%s ORDER BY id", (namespace,)
+            ).fetchall()
+
+        def matrix(vectors: list[Any]) -> np.ndarray:
+            if not vectors:
+                return np.zeros((0, info.dim), dtype=np.float32)
+            return np.stack([_array(v) for v in vectors])
+
+        return NamespaceDump(
+            namespace={k: (int(v) if k in ("seen_chunks", "seen_tokens", "revision") else v) for k, v in zip(NAMESPACE_FIELDS, ns)},
+            sessions=[dict(zip(SESSION_FIELDS, r)) for r in sessions],
+            chunks=[dict(zip(CHUNK_FIELDS, r[:-1])) for r in chunks],
+            embeddings=matrix([r[-1] for r in chunks]),
+            archive=[{"id": r[0], "row": r[1], "reason": r[2], "archived_at": r[3]} for r in archive],
+            archive_vectors=matrix([r[-1] for r in archive]),
+        )
+
+    def load_namespace(self, dump: NamespaceDump) -> None:
+        from psycopg.types.json import Jsonb
+
+        name = str(dump.namespace["name"])
+        dim = int(dump.namespace["dim"])  # type: ignore[call-overload]
+        with self._tx() as conn:
+            self._lock_namespaces(conn, [name])
+            if conn.execute("SELECT 1 FROM namespaces WHERE name=%s", (name,)).fetchone():
+                raise StoreError(f"namespace {name!r} already exists in {self._where}")
+            ids = [int(c["id"]) for c in dump.chunks] + [int(a["id"]) for a in dump.archive]  # type: ignore[call-overload]
+            taken = conn.execute(
+                "SELECT id FROM chunks WHERE id = ANY(%s) UNION SELECT id FROM archive WHERE id = ANY(%s) LIMIT 1", (ids, ids)
+            ).fetchone()
+            if taken:
+                raise StoreError(f"chunk id {taken[0]} of namespace {name!r} is already used in {self._where}",
+                                 hint="migrate into an empty database")  # fmt: skip
+            pg_schema.ensure_dim_index(conn, dim)
+            conn.execute(f"INSERT INTO namespaces ({', '.join(NAMESPACE_FIELDS)}) VALUES ({', '.join(['%s'] * len(NAMESPACE_FIELDS))})",
+                         [dump.namespace[k] for k in NAMESPACE_FIELDS])  # fmt: skip
+            with conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO sessions (namespace, {', '.join(SESSION_FIELDS)}) VALUES (%s, {', '.join(['%s'] * len(SESSION_FIELDS))})",
+                                [[name, *(r[k] for k in SESSION_FIELDS)] for r in dump.sessions])  # fmt: skip
+                cur.executemany(
+                    f"INSERT INTO chunks (namespace, {', '.join(CHUNK_FIELDS)}, dim, embedding) "
+                    f"VALUES (%s, {', '.join(['%s'] * len(CHUNK_FIELDS))}, %s, %s)",
+                    [[name, *(c[k] for k in CHUNK_FIELDS), dim, np.asarray(v, dtype=np.float32)]
+                     for c, v in zip(dump.chunks, dump.embeddings)],
+                )  # fmt: skip
+                cur.executemany("INSERT INTO archive VALUES (%s, %s, %s, %s, %s, %s)",
+                                [(a["id"], name, Jsonb(a["row"]), np.asarray(v, dtype=np.float32), a["reason"], a["archived_at"])
+                                 for a, v in zip(dump.archive, dump.archive_vectors)])  # fmt: skip
+            # New chunks must not take a copied id.
+            conn.execute("SELECT setval(pg_get_serial_sequence('budgetmem.chunks', 'id'), "
+                         "GREATEST((SELECT last_value FROM budgetmem.chunks_id_seq), %s))", (max(ids, default=1),))  # fmt: skip
 
     # ------------------------------------------------------------------ reads
     def version(self, namespace: str) -> tuple[int, int, int]:

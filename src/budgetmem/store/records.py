@@ -11,7 +11,7 @@ import numpy as np
 
 from budgetmem.chunk import Chunk
 
-__all__ = ["NamespaceInfo", "WriteState", "ArchivedChunk", "Removed", "SessionBatch", "Taken", "row_to_chunk"]
+__all__ = ["NamespaceInfo", "WriteState", "ArchivedChunk", "Removed", "SessionBatch", "Taken", "row_to_chunk", "NamespaceDump"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +120,55 @@ def row_to_chunk(r: Sequence[object]) -> Chunk:
         compressed=None if len(r) < 13 or r[12] is None else str(r[12]),
         compressed_tokens=None if len(r) < 14 or r[13] is None else int(r[13]),  # type: ignore[arg-type]
     )
+
+
+NAMESPACE_FIELDS = ("name", "encoder", "dim", "chunk_tokens", "created_at", "write_policy", "write_budget",
+                    "seen_chunks", "seen_tokens", "revision")  # fmt: skip
+SESSION_FIELDS = ("key", "source", "history", "session_id", "n_chunks", "added_at")
+CHUNK_FIELDS = ("id", "source", "history", "session_id", "session_date", "position", "kind", "text", "n_tokens",
+                "dia_ids", "speakers", "meta", "score", "access_count", "last_access", "compressed",
+                "compressed_tokens", "compress_meta")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NamespaceDump:
+    """Every stored row of one namespace, backend-neutral: what ``budgetmem migrate`` copies.
+
+    Chunk ids are kept (clients hold them). JSON columns stay the strings they were stored
+    as; an archived row is a dict of the chunk's columns."""
+
+    namespace: dict[str, object]
+    sessions: list[dict[str, object]]
+    chunks: list[dict[str, object]]
+    embeddings: np.ndarray
+    """float32, one row per entry of ``chunks``."""
+    archive: list[dict[str, object]]
+    """``id``, ``row`` (the chunk's columns), ``reason``, ``archived_at``."""
+    archive_vectors: np.ndarray
+
+    def counts(self) -> dict[str, int]:
+        return {"chunks": len(self.chunks), "archived": len(self.archive), "sessions": len(self.sessions)}
+
+    def checksum(self) -> str:
+        """SHA-256 over every row in a canonical order and form (floats by repr, vectors as
+        little-endian float32): equal on two backends only if every value survived the copy."""
+        import hashlib
+
+        h = hashlib.sha256()
+
+        def put(obj: object) -> None:
+            h.update(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8"))
+            h.update(b"\n")
+
+        put({k: self.namespace[k] for k in NAMESPACE_FIELDS})
+        for s in sorted(self.sessions, key=lambda r: str(r["key"])):
+            put({k: s[k] for k in SESSION_FIELDS})
+        for c, v in sorted(zip(self.chunks, self.embeddings), key=lambda p: int(p[0]["id"])):  # type: ignore[arg-type]
+            put({k: c[k] for k in CHUNK_FIELDS})
+            h.update(np.asarray(v, dtype="<f4").tobytes())
+        for a, v in sorted(zip(self.archive, self.archive_vectors), key=lambda p: int(p[0]["id"])):  # type: ignore[arg-type]
+            row = a["row"]
+            put({"id": a["id"], "reason": a["reason"], "archived_at": a["archived_at"],
+                 "row": {k: row.get(k) for k in CHUNK_FIELDS} if isinstance(row, dict) else row})  # fmt: skip
+            h.update(np.asarray(v, dtype="<f4").tobytes())
+        return h.hexdigest()

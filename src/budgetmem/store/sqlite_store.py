@@ -36,7 +36,11 @@ from budgetmem.chunk import Chunk
 from budgetmem.store import index_files
 from budgetmem.store.base import Store
 from budgetmem.store.records import (
+    CHUNK_FIELDS,
+    NAMESPACE_FIELDS,
+    SESSION_FIELDS,
     ArchivedChunk,
+    NamespaceDump,
     NamespaceInfo,
     Removed,
     SessionBatch,
@@ -574,6 +578,55 @@ class SQLiteStore(Store):
             )
             if cur.rowcount != 1:
                 raise StoreError(f"chunk {chunk_id} is not stored in namespace {namespace!r}")
+
+    # ------------------------------------------------------------------ whole namespaces (migrate)
+    def dump_namespace(self, namespace: str) -> NamespaceDump:
+        info = self.require_namespace(namespace)
+        with self._lock:
+            self._db.execute("BEGIN")  # one snapshot for every table
+            try:
+                ns = self._db.execute(f"SELECT {', '.join(NAMESPACE_FIELDS)} FROM namespaces WHERE name=?", (namespace,)).fetchone()
+                sessions = self._db.execute(f"SELECT {', '.join(SESSION_FIELDS)} FROM sessions WHERE namespace=?", (namespace,)).fetchall()
+                chunks = self._db.execute(
+                    f"SELECT {', '.join('c.' + f for f in CHUNK_FIELDS)}, e.vector FROM chunks c "
+                    "JOIN embeddings e ON e.chunk_id = c.id WHERE c.namespace=? ORDER BY c.id", (namespace,)
+                ).fetchall()
+                archive = self._db.execute(
+                    "SELECT id, row, reason, archived_at, vector FROM archive WHERE namespace=? ORDER BY id", (namespace,)
+                ).fetchall()
+            finally:
+                self._db.execute("COMMIT")
+
+        def matrix(blobs: list[bytes]) -> np.ndarray:
+            if not blobs:
+                return np.zeros((0, info.dim), dtype=np.float32)
+            return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), info.dim).astype(np.float32)
+
+        return NamespaceDump(
+            namespace=dict(zip(NAMESPACE_FIELDS, ns)),
+            sessions=[dict(zip(SESSION_FIELDS, r)) for r in sessions],
+            chunks=[dict(zip(CHUNK_FIELDS, r[:-1])) for r in chunks],
+            embeddings=matrix([r[-1] for r in chunks]),
+            archive=[{"id": r[0], "row": json.loads(r[1]), "reason": r[2], "archived_at": r[3]} for r in archive],
+            archive_vectors=matrix([r[-1] for r in archive]),
+        )
+
+    def load_namespace(self, dump: NamespaceDump) -> None:
+        name = str(dump.namespace["name"])
+        with self._tx():
+            if self._db.execute("SELECT 1 FROM namespaces WHERE name=?", (name,)).fetchone():
+                raise StoreError(f"namespace {name!r} already exists in {self.path}")
+            self._db.execute(f"INSERT INTO namespaces ({', '.join(NAMESPACE_FIELDS)}) VALUES ({', '.join('?' * len(NAMESPACE_FIELDS))})",
+                             [dump.namespace[k] for k in NAMESPACE_FIELDS])  # fmt: skip
+            self._db.executemany(f"INSERT INTO sessions (namespace, {', '.join(SESSION_FIELDS)}) VALUES (?, {', '.join('?' * len(SESSION_FIELDS))})",
+                                 [[name, *(r[k] for k in SESSION_FIELDS)] for r in dump.sessions])  # fmt: skip
+            self._db.executemany(f"INSERT INTO chunks (namespace, {', '.join(CHUNK_FIELDS)}) VALUES (?, {', '.join('?' * len(CHUNK_FIELDS))})",
+                                 [[name, *(c[k] for k in CHUNK_FIELDS)] for c in dump.chunks])  # fmt: skip
+            self._db.executemany("INSERT INTO embeddings VALUES (?, ?)",
+                                 [(c["id"], np.asarray(v, dtype="<f4").tobytes()) for c, v in zip(dump.chunks, dump.embeddings)])  # fmt: skip
+            self._db.executemany("INSERT INTO archive VALUES (?, ?, ?, ?, ?, ?)",
+                                 [(a["id"], name, json.dumps(a["row"]), np.asarray(v, dtype="<f4").tobytes(), a["reason"], a["archived_at"])
+                                  for a, v in zip(dump.archive, dump.archive_vectors)])  # fmt: skip
 
     # ------------------------------------------------------------------ reads
     def version(self, namespace: str) -> tuple[int, int, int]:
