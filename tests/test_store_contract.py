@@ -44,7 +44,8 @@ def test_add_read_back_and_idempotent(store_address):
         b = _batch("ns", "k1", "s1", TEXTS)
         ids = _add(store, b)
         assert len(ids) == 4 and ids == sorted(ids)
-        assert _add(store, b) == []  # the same session key again: skipped
+        lost: list[str] = []
+        assert _add(store, b, skipped=lost) == [] and lost == ["k1"]  # the same session key again: skipped
         info = store.require_namespace("ns")
         assert (info.n_chunks, info.n_sessions, info.dim, info.seen_chunks) == (4, 1, DIM, 4)
         assert info.n_tokens == sum(len(t.split()) for t in TEXTS)

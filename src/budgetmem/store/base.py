@@ -131,6 +131,7 @@ class Store(abc.ABC):
         chunk_tokens: int,
         evict: Mapping[str, Sequence[int]] | None = None,
         write_policy: Mapping[str, tuple[str, str | None]] | None = None,
+        skipped: list[str] | None = None,
     ) -> list[int]: ...
 
     @abc.abstractmethod

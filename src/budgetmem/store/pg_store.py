@@ -189,6 +189,7 @@ class PostgresStore(Store):
         chunk_tokens: int,
         evict: Mapping[str, Sequence[int]] | None = None,
         write_policy: Mapping[str, tuple[str, str | None]] | None = None,
+        skipped: list[str] | None = None,
     ) -> list[int]:
         """As :meth:`SQLiteStore.add`: sessions already stored are skipped; everything
         (rejections, evictions, the write policy) commits together or not at all."""
@@ -209,6 +210,8 @@ class PostgresStore(Store):
                 conn.execute("UPDATE namespaces SET write_policy=%s, write_budget=%s WHERE name=%s", (policy, budget, ns))
             for b in batches:
                 if b.key in known[b.namespace]:
+                    if skipped is not None:
+                        skipped.append(b.key)
                     continue
                 ids += self._add_batch(conn, b, dim)
                 known[b.namespace].add(b.key)

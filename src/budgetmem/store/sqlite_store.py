@@ -266,6 +266,7 @@ class SQLiteStore(Store):
         chunk_tokens: int,
         evict: Mapping[str, Sequence[int]] | None = None,
         write_policy: Mapping[str, tuple[str, str | None]] | None = None,
+        skipped: list[str] | None = None,
     ) -> list[int]:
         """Append sessions (to one or more namespaces) in one transaction; returns the new
         chunk ids (admitted or not).
@@ -274,7 +275,9 @@ class SQLiteStore(Store):
         an interrupted or repeated ingest never duplicates anything. A batch's ``admitted``
         flags send rejected chunks straight to the archive; ``evict`` names live chunks, per
         namespace, to move to the archive; ``write_policy`` records (policy, budget) per
-        namespace. All of it commits together or not at all.
+        namespace. All of it commits together or not at all. ``skipped`` (if given) receives
+        the keys of batches skipped as already stored: another writer may have stored one
+        after the caller looked.
         """
         ids: list[int] = []
         with self._tx():
@@ -291,6 +294,8 @@ class SQLiteStore(Store):
             for b in batches:
                 namespace = b.namespace
                 if b.key in known[namespace]:
+                    if skipped is not None:
+                        skipped.append(b.key)
                     continue
                 if b.embeddings.shape != (len(b.chunks), dim):
                     raise StoreError(f"session {b.session_id}: {b.embeddings.shape} embeddings for {len(b.chunks)} chunks")
