@@ -170,6 +170,12 @@ def test_cli_on_postgres_through_the_environment(pg_address, tmp_path, capsys, m
     with open_store(pg_address) as store:
         assert store.require_namespace("demo").n_archived == 0
         first = store.ids("demo")[0]
+        store.archive("demo", [int(first)])
+    assert main([*base, "gc", "--namespace", "demo"]) == 0  # the archive, deleted for good
+    capsys.readouterr()
+    with open_store(pg_address) as store:
+        assert store.require_namespace("demo").n_archived == 0 and first not in store.ids("demo")
+        first = store.ids("demo")[0]
     assert main([*base, "keys", "create", "--namespace", "demo", "--scope", "read", "--json"]) == 0
     key_id = json.loads(capsys.readouterr().out)["id"]
     assert main([*base, "keys", "list", "--json"]) == 0
@@ -235,3 +241,45 @@ def test_migrate_refuses_a_target_that_differs(tmp_path, pg_address, capsys):
     assert "namespace:alice differs between source and target" in capsys.readouterr().err
     assert main(["migrate", "--from", str(tmp_path / "absent.db"), "--to", pg_address]) == 2
     assert "source store not found" in capsys.readouterr().err
+
+
+def test_forgotten_text_is_gone_from_search_archive_and_the_shared_cache(pg_address, minilm, tmp_path):
+    """test_forget's scenario on PostgreSQL: a session forgotten through BudgetMem is gone from
+    every retriever, the answers, the tables and the module cache in the database."""
+    from test_forget import ANSWER, MODEL, OTHER, QUESTION, SECRET, _fill, _llms
+
+    from budgetmem import BudgetMem, Settings
+    from budgetmem.retrieval import RETRIEVERS
+
+    settings = Settings().replace(
+        encoder__name="all-minilm-l6-v2", chunking__max_tokens=64, retrieval__top_k=5, pipeline__module_llm=MODEL,
+        pipeline__answer_llm=ANSWER, pipeline__ladder=("fake:s", "fake:m", "fake:l"), pipeline__concurrent=False,
+        pipeline__cache_path=tmp_path / "unused.sqlite",
+    )  # fmt: skip
+    opened: list[BudgetMem] = []
+
+    def make(namespace: str = "demo") -> BudgetMem:
+        mem = BudgetMem(pg_address, namespace, settings=settings, encoder=minilm, llms=_llms(), policy="high")
+        opened.append(mem)
+        return mem
+
+    try:
+        mem, other, _ = _fill(make)
+        like = f"%{SECRET}%"
+        with psycopg.connect(pg_address) as conn:
+            assert conn.execute("SELECT count(*) FROM budgetmem.module_cache WHERE value LIKE %s", (like,)).fetchone()[0] > 0
+        report = mem.forget_session("s-secret")
+        assert report.chunks == 1 and report.cache_entries > 0 and not report.wiped
+        for retriever in RETRIEVERS:
+            assert not any(SECRET in h.chunk.text for h in mem.search(f"vault code word {SECRET}", k=50, retriever=retriever))
+        assert SECRET not in mem.query(QUESTION).answer
+        assert other.query("What is the locker code word?").answer == OTHER  # the other namespace is untouched
+        with psycopg.connect(pg_address) as conn:
+            for sql in ("SELECT count(*) FROM budgetmem.chunks WHERE text LIKE %s",
+                        "SELECT count(*) FROM budgetmem.archive WHERE row::text LIKE %s",
+                        "SELECT count(*) FROM budgetmem.module_cache WHERE value LIKE %s"):  # fmt: skip
+                assert conn.execute(sql, (like,)).fetchone()[0] == 0, sql
+        assert not (tmp_path / "unused.sqlite").exists()
+    finally:
+        for m in opened:
+            m.close()
