@@ -283,3 +283,23 @@ def test_forgotten_text_is_gone_from_search_archive_and_the_shared_cache(pg_addr
     finally:
         for m in opened:
             m.close()
+
+
+def test_the_store_address_comes_from_flag_environment_or_settings(tmp_path, pg_address, capsys, monkeypatch):
+    from budgetmem.settings import load_settings
+
+    monkeypatch.delenv("BUDGETMEM_STORE", raising=False)
+    assert main(["stats"]) == 2
+    assert "no store given" in capsys.readouterr().err
+    config = tmp_path / "c.toml"
+    config.write_text('store = "rel/memory.db"\n', encoding="utf-8")
+    assert load_settings(config).store == str(tmp_path / "rel" / "memory.db")  # relative to the settings file
+    config.write_text(f'store = "{pg_address}"\n', encoding="utf-8")
+    assert load_settings(config).store == pg_address
+    with open_store(pg_address) as store:
+        _add(store, _batch("from-settings", "k", "s", TEXTS[:1]))
+    assert main(["--config", str(config), "stats", "--json"]) == 0
+    assert [s["namespace"] for s in json.loads(capsys.readouterr().out)] == ["from-settings"]
+    monkeypatch.setenv("BUDGETMEM_STORE", str(tmp_path / "env.db"))  # the environment beats the settings file
+    assert main(["--config", str(config), "stats", "--json"]) == 2
+    assert "store not found" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import argparse
 import ipaddress
 import sys
 
+from budgetmem.store import describe
 from budgetmem.cli.common import add_store_option, settings_from
 from budgetmem.errors import ConfigError
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         app.state.service.close()
         raise ConfigError(
             f"refusing to listen on {s.host}: the store has no API key, so nothing could use it safely",
-            hint=f"budgetmem keys create --store {args.store} --namespace NAME --scope read,write",
+            hint=f"budgetmem keys create --store {describe(args.store)} --namespace NAME --scope read,write",
         )
     if keys == 0:
         print("budgetmem: note: no API keys yet; every request but /healthz gets 401 (budgetmem keys create)",
