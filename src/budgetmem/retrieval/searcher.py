@@ -317,7 +317,9 @@ class Searcher:
         rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if self.store.ranks_in_database:
             # The database is the index (pgvector HNSW, full-text search): nothing to load or sync.
-            self._check_encoder(self.store.require_namespace(namespace))
+            # A key lookup, not require_namespace: its counts scan the namespace's rows.
+            if not self.store.check_encoder(namespace, self.encoder.name, self.encoder.dim):
+                self.store.require_namespace(namespace)  # the NotFoundError naming what exists
             if "dense" in need:
                 rankings["dense"] = self.store.dense_ranking(namespace, self.encoder.encode_query(query), depth)
             if "bm25" in need:

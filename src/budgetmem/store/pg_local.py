@@ -90,9 +90,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(folder: str | Path, *, port: int | None = None, durable: bool = True) -> LocalPostgres:
+def start(folder: str | Path, *, port: int | None = None, durable: bool = True,
+          shared_buffers: str | None = None) -> LocalPostgres:
     """Start (initialising it first if new) a server whose data lives in ``folder/data``.
-    ``durable=False`` turns fsync off: for tests, whose data is thrown away."""
+    ``durable=False`` turns fsync off: for tests, whose data is thrown away. ``shared_buffers``
+    (e.g. ``"1GB"``) sizes the server's cache; PostgreSQL's default is 128MB."""
     folder = Path(folder).resolve()
     data = folder / "data"
     user = _as_server_user()
@@ -106,6 +108,7 @@ def start(folder: str | Path, *, port: int | None = None, durable: bool = True) 
                             "--encoding=UTF8", "--no-instructions"], **run)  # type: ignore[call-overload]  # fmt: skip
         port = port or _free_port()
         options = f"-h 127.0.0.1 -p {port} -k {data} -c max_connections=200" + ("" if durable else " -c fsync=off")
+        options += f" -c shared_buffers={shared_buffers}" if shared_buffers else ""
         subprocess.run([str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "server.log"),
                         "-w", "-t", "60", "start"], **run)  # type: ignore[call-overload]  # fmt: skip
     except subprocess.CalledProcessError as exc:

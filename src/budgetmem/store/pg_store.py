@@ -527,8 +527,11 @@ class PostgresStore(Store):
         """Nearest chunks by cosine through the dimension's HNSW index. Iterative scans keep
         reading the graph until ``depth`` rows of this namespace are found (a plain filtered
         HNSW scan can return fewer when the namespace is a small part of the table)."""
-        info = self.require_namespace(namespace)
-        d = int(info.dim)
+        with self._read() as conn:
+            row = conn.execute("SELECT dim FROM namespaces WHERE name=%s", (namespace,)).fetchone()
+        if row is None:
+            self.require_namespace(namespace)  # raises, naming the namespaces that exist
+        d = int(row[0])
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         if q.shape[0] != d:
             raise StoreError(f"query vector has {q.shape[0]} dimensions, namespace {namespace!r} has {d}")
