@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -116,3 +117,40 @@ def test_store_file_errors(tmp_path):
         Store(tmp_path)
     with Store(tmp_path / "ok.db") as store, pytest.raises(StoreError, match="namespace 'nobody' not found"):
         store.require_namespace("nobody")
+
+
+def test_version_moves_on_every_change_of_the_chunk_set(tmp_path, minilm):
+    """Searchers in any process resync when the version moves; it is read on every search,
+    so it must move on each kind of change, a namespace forgotten and made again included."""
+    from budgetmem.store import SessionBatch
+
+    chunks = [c for h in load_histories(EXAMPLE) for c in chunk_history(h, minilm, 256)][:3]
+
+    def batch(key: str) -> SessionBatch:
+        return SessionBatch("a", key, "src", "h", key, chunks, np.ones((len(chunks), 384), dtype=np.float32))
+
+    with Store(tmp_path / "m.db") as store:
+        assert store.version("a") == (0, 0, 0)
+        seen = []
+
+        def moved() -> None:
+            v = store.version("a")
+            assert v not in seen, (v, seen)
+            seen.append(v)
+
+        ids = store.add([batch("k1")], encoder="all-minilm-l6-v2", dim=384, chunk_tokens=256)
+        moved()
+        store.archive("a", ids[:1])
+        moved()
+        store.restore("a")
+        moved()
+        store.delete("a", ids[1], vacuum=False)
+        moved()
+        store.forget_namespace("a", vacuum=False)
+        assert store.version("a") == (0, 0, 0)
+        time.sleep(0.001)
+        store.add([batch("k1")], encoder="all-minilm-l6-v2", dim=384, chunk_tokens=256)  # same content again
+        moved()
+        info = store.namespace("a", counts=False)
+        assert info is not None and info.encoder == "all-minilm-l6-v2" and info.n_chunks == 0  # not counted
+        assert store.namespace("a").n_chunks == 3

@@ -53,6 +53,19 @@ class EncoderSettings:
     window_stride: int = 256
     """Stride (tokens) of the windows that cover a text longer than the encoder reads;
     the window embeddings are mean-pooled, so a 1,024-token chunk is embedded whole."""
+    query_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Number format of the forward pass that embeds queries (stored chunks are always
+    embedded in float32, so a store means the same on every machine). ``auto``: bfloat16
+    where the CPU computes it natively (``avx512_bf16`` or ``amx_bf16``), float32 elsewhere,
+    where bfloat16 is emulated and slower. On MiniLM a batch of bfloat16 queries costs a third
+    of float32's; over the 883 scored LoCoMo dev questions the two embeddings' cosine is at
+    least 0.996 and evidence recall@5 is the same (docs/BENCHMARKS.md, service section)."""
+
+    def __post_init__(self) -> None:
+        if self.query_precision not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(
+                f"unknown encoder query_precision {self.query_precision!r}", hint="use auto, float32 or bfloat16"
+            )
 
 
 @dataclass(frozen=True)

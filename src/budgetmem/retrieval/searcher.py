@@ -137,7 +137,7 @@ class Searcher:
             return entry
 
     def _indexes(self, namespace: str, need: set[str]) -> _Loaded:
-        info = self.store.require_namespace(namespace)
+        info = self.store.require_namespace(namespace, counts=False)
         if info.encoder != self.encoder.name:
             raise StoreError(
                 f"namespace {namespace!r} was embedded with {info.encoder}, not {self.encoder.name}",
@@ -266,7 +266,7 @@ class Searcher:
             entry = self._cache.get(namespace)
         if entry is None:
             return
-        if self.store.namespace(namespace) is None:  # the whole namespace was forgotten
+        if self.store.namespace(namespace, counts=False) is None:  # the whole namespace was forgotten
             with self._lock:
                 self._cache.pop(namespace, None)
             return
@@ -314,9 +314,13 @@ class Searcher:
         depth = max(k, s.candidates) if retriever == "hybrid" or dates else k
 
         rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # The query is embedded before the namespace's lock is taken: held across the forward
+        # pass, the lock would queue concurrent searches one by one, and none could join the
+        # encoder's shared batch.
+        vector = self.encoder.encode_query(query) if "dense" in need and entry.dense is not None else None
         with entry.lock:
-            if "dense" in need and entry.dense is not None:
-                rankings["dense"] = entry.dense.search(self.encoder.encode_query(query), depth)
+            if vector is not None and entry.dense is not None:
+                rankings["dense"] = entry.dense.search(vector, depth)
             if "bm25" in need and entry.bm25 is not None:
                 rankings["bm25"] = entry.bm25.search(query, depth)
 

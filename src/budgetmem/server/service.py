@@ -66,7 +66,7 @@ class Service:
             mem = self._mems.get((namespace, strategy))
             if mem is not None:
                 return mem
-        info = self.store.namespace(namespace)
+        info = self.store.namespace(namespace, counts=False)
         if info is None and not create:
             raise NotFoundError(f"namespace {namespace!r} not found", hint="add memories to it first")
         with self._lock:
