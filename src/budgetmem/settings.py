@@ -281,6 +281,11 @@ class ServerSettings:
     host: str = "127.0.0.1"
     """Anything but a loopback address needs at least one API key in the store."""
     port: int = 8420
+    processes: int = 1
+    """Server processes on the one port (uvicorn workers). Each holds its own namespaces,
+    indexes, models and pools (the limits below are per process) over the same store file;
+    job statuses and metrics are shared. One process is bound by Python's GIL to about one
+    core; a search-heavy service on N cores wants N."""
     workers: int = 2
     """Threads answering queries (the answer pipeline); more queue behind them."""
     queue: int = 8
@@ -303,6 +308,8 @@ class ServerSettings:
             raise ConfigError("server torch_threads must be >= 0 (0: torch's default)")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is out of range", hint="use 1-65535")
+        if self.processes < 1:
+            raise ConfigError("server processes must be >= 1")
         if self.workers < 1 or self.queue < 0:
             raise ConfigError("server workers must be >= 1 and queue >= 0")
         if self.timeout_s <= 0 or self.max_body < 1 or self.async_body < 1:

@@ -55,7 +55,7 @@ class Service:
         self.requests = WorkPool("request", 8, 64)
         """Everything else that blocks (search, list, small adds, deletes): quick work."""
         self.ingests = WorkPool("ingest", 1, s.queue)
-        self.jobs = JobBoard(self.ingests)
+        self.jobs = JobBoard(self.ingests, self.store)
         self.metrics = Metrics([self.queries, self.requests, self.ingests])
 
     def memory(self, namespace: str, strategy: str | None = None, *, create: bool = False) -> BudgetMem:
@@ -96,4 +96,5 @@ class Service:
                 store.close()
             self._mems.clear()
             self._stores.clear()
+        self.jobs.close()
         self.store.close()
