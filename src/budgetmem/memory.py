@@ -19,14 +19,14 @@ from budgetmem.ingest import Chunk, History, Session, Turn, load_histories
 from budgetmem.ingest.ingest import IngestReport, ingest_histories
 from budgetmem.ingest.text import document_session
 from budgetmem.llm import LLM, make_llm
-from budgetmem.pipeline.cache import ModuleCache, source_tag
+from budgetmem.pipeline.cache import open_module_cache, source_tag
 from budgetmem.pipeline.policy import Policy, parse_policy
 from budgetmem.pipeline.runner import Pipeline, llm_resolver
 from budgetmem.pipeline.trace import QueryResult
 from budgetmem.pipeline.types import ScoredChunk
 from budgetmem.retrieval import Hit, Searcher
 from budgetmem.settings import Settings
-from budgetmem.store import NamespaceInfo, Removed, Store
+from budgetmem.store import NamespaceInfo, Removed, Store, open_store
 
 if TYPE_CHECKING:
     from budgetmem.context.packing import PackedContext
@@ -113,7 +113,7 @@ class BudgetMem:
         self._routers: dict[str, Policy] = {}
         self._pipeline: Pipeline | None = None
         self._pipeline_lock = threading.Lock()
-        self.store = store if isinstance(store, Store) else Store(store)
+        self.store = store if isinstance(store, Store) else open_store(store)
         self._owns_store = not isinstance(store, Store)
         self.namespace = namespace
         info = self.store.namespace(namespace)
@@ -259,7 +259,7 @@ class BudgetMem:
         with self._pipeline_lock:
             if self._pipeline is None:
                 p = self.settings.pipeline
-                cache = ModuleCache(p.cache_path) if p.cache_path is not None else None
+                cache = open_module_cache(p.cache_path, self.store)
                 make = partial(make_llm, settings=self.settings, models_dir=self.settings.models_dir)
                 self._pipeline = Pipeline(self.encoder, p, llm_resolver(self._llms, make), cache)
             return self._pipeline
@@ -375,7 +375,8 @@ class BudgetMem:
         entries, cache_wiped = 0, True
         cache_path = self.settings.pipeline.cache_path
         # A cache file that does not exist holds nothing to forget: do not create one.
-        if self._pipeline is not None or (cache_path is not None and Path(cache_path).expanduser().exists()):
+        in_database = cache_path is not None and self.store.backend == "postgresql"
+        if self._pipeline is not None or in_database or (cache_path is not None and Path(cache_path).expanduser().exists()):
             cache = self.pipeline.cache
             if cache is not None:
                 entries, cache_wiped = cache.forget({source_tag(t) for t in removed.texts}, vacuum=vacuum)

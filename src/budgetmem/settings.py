@@ -318,6 +318,9 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    store: str | None = None
+    """The store the CLI opens when ``--store`` and $BUDGETMEM_STORE are not given: a SQLite
+    file (relative to the settings file) or ``postgresql://user@host:port/db``."""
     models_dir: Path | None = None
     """Where embedded models are assembled (else $BUDGETMEM_MODELS_DIR or ~/.cache/budgetmem/models)."""
     prices_file: Path | None = None
@@ -395,8 +398,13 @@ def load_settings(path: str | Path | None = None) -> Settings:
             if not isinstance(value, bool):
                 raise ConfigError(f"auto_prepare in {p} must be true or false")
             kwargs[key] = value
+        elif key == "store":
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"store in {p} must be a file path or a postgresql:// address")
+            url = value.strip().lower().startswith(("postgresql://", "postgres://"))
+            kwargs[key] = value.strip() if url or Path(value).expanduser().is_absolute() else str(p.parent / Path(value).expanduser())
         elif key in ("models_dir", "prices_file"):
             kwargs[key] = (p.parent / Path(value).expanduser()) if not Path(value).expanduser().is_absolute() else Path(value)
         else:
-            raise ConfigError(f"unknown setting {key!r} in {p}", hint="known: models_dir, prices_file, auto_prepare, " + ", ".join(_SECTIONS))
+            raise ConfigError(f"unknown setting {key!r} in {p}", hint="known: store, models_dir, prices_file, auto_prepare, " + ", ".join(_SECTIONS))
     return Settings(**kwargs)

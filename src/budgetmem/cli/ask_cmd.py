@@ -9,7 +9,7 @@ from budgetmem.cli.common import add_pipeline_args, add_store_args, pipeline_set
 from budgetmem.pipeline.trace import QueryResult
 from budgetmem.pipeline.types import STRATEGIES
 from budgetmem.settings import Settings
-from budgetmem.store import Store
+from budgetmem.store import Store, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from budgetmem.memory import BudgetMem
 
     settings = pipeline_settings(args, pipeline__strategy=args.strategy)
-    store = Store(args.store, create=False)
+    store = open_store(args.store, create=False)
     store.require_namespace(args.namespace)
     if args.policy.strip().lower() == "packed-rag":
         return _run_packed(args, store, settings)

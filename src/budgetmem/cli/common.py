@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "settings_from",
+    "add_store_option",
+    "resolve_store",
+    "store_address",
     "print_json",
     "add_store_args",
     "add_pipeline_args",
@@ -36,8 +39,42 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
     return settings.replace(**overrides)
 
 
+STORE_HELP = "the store: a SQLite file, or postgresql://user@host:port/db (default $BUDGETMEM_STORE, or store in --config)"
+
+
+def add_store_option(p: argparse.ArgumentParser, *, required: bool = True, help: str = STORE_HELP) -> None:
+    """``--store``. When it is not given, :func:`resolve_store` fills it from $BUDGETMEM_STORE or
+    the settings file; a command that needs a store and finds none is a usage error."""
+    p.add_argument("--store", metavar="STORE", help=help)
+    p.set_defaults(store_required=required)
+
+
+def resolve_store(args: argparse.Namespace) -> None:
+    """Fill ``args.store`` from $BUDGETMEM_STORE, then the settings file's ``store``."""
+    import os
+
+    from budgetmem.store import ENV_STORE
+
+    if not hasattr(args, "store") or args.store:
+        return
+    args.store = os.environ.get(ENV_STORE) or load_settings(args.config).store
+    if args.store is None and getattr(args, "store_required", False):
+        raise ConfigError("no store given", hint=f"pass --store FILE|postgresql://..., set ${ENV_STORE}, or store in --config")
+    if args.store is not None:
+        args.store = str(args.store)
+
+
+def store_address(value: str | None) -> str | Path | None:
+    """A --store value as the harness takes it: a URL stays a string, a file is a Path."""
+    from budgetmem.store import is_postgres
+
+    if value is None:
+        return None
+    return value if is_postgres(value) else Path(value)
+
+
 def add_store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", required=True, metavar="FILE", help="store file (SQLite)")
+    add_store_option(p)
     p.add_argument("--namespace", required=True, metavar="NAME", help="whose memory: a user or agent id")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -100,7 +137,7 @@ def add_dataset_args(p: argparse.ArgumentParser, *, out_help: str, seed_help: st
     p.add_argument("--strategy", default="implementation", choices=STRATEGIES)
     p.add_argument("--seed", type=int, default=0, help=seed_help)
     p.add_argument("--split-file", metavar="FILE", help='JSON {"train": [...], "val": [...], "test": [...]}')
-    p.add_argument("--store", metavar="FILE", help="store file to share between runs (default DIR/store.db)")
+    add_store_option(p, required=False, help="store to share between runs: a file or postgresql://... (default DIR/store.db)")
     p.add_argument("--chunk-tokens", type=int, metavar="N", help="chunk size (default per dataset: 256, HotpotQA 1024)")
     p.add_argument("--encoder", metavar="NAME", help="sentence encoder: retrieval, MID tiers and the router's state")
     add_pipeline_args(p)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from budgetmem.cli.common import print_json, settings_from
+from budgetmem.cli.common import add_store_option, print_json, settings_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("compress", help="compress a namespace's older chunks with an LLM (semantic memory)")
-    p.add_argument("--store", required=True, metavar="FILE", help="store file (SQLite)")
+    add_store_option(p)
     p.add_argument("--namespace", required=True, metavar="NAME", help="whose memory: a user or agent id")
     p.add_argument("--llm", required=True, metavar="PROVIDER", help="llamacpp:<model> or openai:<model>[@<base_url>]")
     p.add_argument("--limit", type=int, metavar="N", help="at most N LLM calls this run (re-run to continue)")
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from budgetmem.errors import ConfigError
     from budgetmem.llm import make_llm
     from budgetmem.settings import EncoderSettings
-    from budgetmem.store import Store
+    from budgetmem.store import open_store
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         args, prices_file=Path(args.prices) if args.prices else None,
         context__compress_tokens=args.target_tokens, context__episodic_window=args.episodic_window,
     )  # fmt: skip
-    store = Store(args.store, create=False)
+    store = open_store(args.store, create=False)
     with store:
         info = store.require_namespace(args.namespace)
         # Count with the namespace's own encoder tokenizer: the unit its chunk sizes are in.

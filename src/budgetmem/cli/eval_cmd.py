@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from budgetmem.cli.common import add_dataset_args, add_executor_args, dataset_run_settings, executor_settings, print_json
+from budgetmem.cli.common import store_address, add_dataset_args, add_executor_args, dataset_run_settings, executor_settings, print_json
 
 
 LARGE = "<ladder large>"
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     judge = settings.pipeline.ladder[2] if args.judge == LARGE else args.judge
     cfg = EvalConfig(
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), split=args.split, strategy=args.strategy,
-        policy=args.policy, limit=args.limit, judge=judge, store=Path(args.store) if args.store else None,
+        policy=args.policy, limit=args.limit, judge=judge, store=store_address(args.store),
         seed=args.seed, split_file=Path(args.split_file) if args.split_file else None, adversarial=args.adversarial,
         cost_weight=args.cost_weight, executor=executor_settings(args),
     )  # fmt: skip

@@ -14,7 +14,7 @@ import sys
 from budgetmem.cli.common import add_store_args, print_json, settings_from
 from budgetmem.errors import InputError
 from budgetmem.memory import BudgetMem, ForgetReport
-from budgetmem.store import Store
+from budgetmem.store import Store, open_store
 
 _AFTER = (
     "What is forgotten leaves the index, the archive and the session counts; module-cache "
@@ -44,11 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _open(args: argparse.Namespace) -> tuple[Store, BudgetMem]:
-    store = Store(args.store, create=False)
+    store = open_store(args.store, create=False)
     return store, BudgetMem(store, args.namespace, settings=settings_from(args))
 
 
-def _report(report: ForgetReport, what: str, as_json: bool) -> int:
+def _report(report: ForgetReport, what: str, as_json: bool, backend: str = "sqlite") -> int:
     if as_json:
         print_json(report.to_dict())
         return 0
@@ -56,7 +56,13 @@ def _report(report: ForgetReport, what: str, as_json: bool) -> int:
         f"forgot {what} in {report.namespace}: {report.chunks} chunks, {report.archived} archived, "
         f"{report.sessions} session rows, {report.cache_entries} module-cache entries"
     )
-    if not report.wiped:
+    if backend == "postgresql":
+        print(
+            "note: PostgreSQL vacuums the deleted rows but does not overwrite them; WAL archives, "
+            "backups and replicas keep their own copies",
+            file=sys.stderr,
+        )
+    elif not report.wiped:
         print(
             "note: another reader holds an older snapshot, so a WAL still has the old pages; "
             "they go at the next forget or when the last reader closes",
@@ -69,7 +75,7 @@ def run_delete(args: argparse.Namespace) -> int:
     store, mem = _open(args)
     with store, mem:
         report = mem.delete(args.chunk_id)
-    return _report(report, f"chunk {args.chunk_id}", args.json)
+    return _report(report, f"chunk {args.chunk_id}", args.json, store.backend)
 
 
 def _confirm(namespace: str, store: Store) -> None:
@@ -86,7 +92,7 @@ def run_forget(args: argparse.Namespace) -> int:
     store, mem = _open(args)
     with store, mem:
         if args.session is not None:
-            return _report(mem.forget_session(args.session), f"session {args.session}", args.json)
+            return _report(mem.forget_session(args.session), f"session {args.session}", args.json, store.backend)
         if not args.yes:
             _confirm(args.namespace, store)
-        return _report(mem.forget(), "the whole namespace", args.json)
+        return _report(mem.forget(), "the whole namespace", args.json, store.backend)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from budgetmem.cli.common import (
+    store_address,
     add_dataset_args,
     add_executor_args,
     add_training_args,
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         ppo=PPOSettings().with_budget(args.steps, args.batch_size, args.lr), train_questions=args.train_questions,
         val_questions=args.val_questions, eval_every=args.eval_every, test_questions=args.test_questions,
         align_ablation=args.alignment_ablation, seed=args.seed, split_file=Path(args.split_file) if args.split_file else None,
-        store=Path(args.store) if args.store else None,
+        store=store_address(args.store),
         executor=executor_settings(args),
     )  # fmt: skip
     points = run_frontier(cfg, settings, progress=not args.no_progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from budgetmem.store import describe
 from budgetmem.cli.common import add_store_args, print_json, settings_from
 from budgetmem.tables import table
 from budgetmem.errors import ConfigError
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             {
-                "store": args.store,
+                "store": describe(args.store),
                 "encoder": report.encoder,
                 "seconds": round(report.seconds, 3),
                 "load_seconds": round(report.load_seconds, 3),
@@ -79,6 +80,6 @@ def run(args: argparse.Namespace) -> int:
     print(table(header, rows))
     print(
         f"\n{report.chunks_added} chunks embedded with {report.encoder} in {report.seconds:.1f} s "
-        f"({report.chunks_per_s:.1f} chunks/s; model load {report.load_seconds:.1f} s) into {args.store}"
+        f"({report.chunks_per_s:.1f} chunks/s; model load {report.load_seconds:.1f} s) into {describe(args.store)}"
     )
     return 0

@@ -10,9 +10,9 @@ import argparse
 import sys
 from datetime import datetime, timezone
 
-from budgetmem.cli.common import print_json
+from budgetmem.cli.common import add_store_option, print_json
 from budgetmem.tables import table
-from budgetmem.store import Store
+from budgetmem.store import open_store
 from budgetmem.store.keys import SCOPES, KeyStore
 
 
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     keys = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
     c = keys.add_parser("create", help="make a key; it is printed once")
-    c.add_argument("--store", required=True, metavar="FILE")
+    add_store_option(c)
     c.add_argument("--namespace", required=True, metavar="NAME", help="the namespace (and its children) it opens")
     c.add_argument("--scope", default="read,query", metavar="S,...", help=f"of {','.join(SCOPES)} (default read,query)")
     c.add_argument("--name", metavar="LABEL", help="a note for keys list, e.g. who holds it")
@@ -33,13 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.set_defaults(run=run_create)
 
     ls = keys.add_parser("list", help="ids, namespaces, scopes, last use (never the keys)")
-    ls.add_argument("--store", required=True, metavar="FILE")
+    add_store_option(ls)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(run=run_list)
 
     r = keys.add_parser("revoke", help="revoke a key by id; requests with it get 401 at once")
     r.add_argument("key_id", metavar="ID", help="as keys list shows it (or its bm_ID prefix)")
-    r.add_argument("--store", required=True, metavar="FILE")
+    add_store_option(r)
     r.add_argument("--json", action="store_true")
     r.set_defaults(run=run_revoke)
 
@@ -49,7 +49,7 @@ def _when(t: float | None) -> str:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    with Store(args.store) as store:
+    with open_store(args.store) as store:
         token, info = KeyStore(store).create(args.namespace, args.scope, name=args.name)
     if args.json:
         print_json({"key": token, **info.to_dict()})
@@ -64,7 +64,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with Store(args.store, create=False) as store:
+    with open_store(args.store, create=False) as store:
         infos = KeyStore(store).list()
     if args.json:
         print_json([i.to_dict() for i in infos])
@@ -79,7 +79,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    with Store(args.store, create=False) as store:
+    with open_store(args.store, create=False) as store:
         info = KeyStore(store).revoke(args.key_id)
     if args.json:
         print_json(info.to_dict())

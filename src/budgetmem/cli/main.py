@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         keys_cmd,
         mcp_cmd,
         memory_cmd,
+        migrate_cmd,
         models_cmd,
         report_cmd,
         search_cmd,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     frontier_cmd.register(sub)
     train_writer_cmd.register(sub)
     mcp_cmd.register(sub)
+    migrate_cmd.register(sub)
     return parser
 
 
@@ -79,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors: return their status
         return int(exc.code or 0)
     try:
+        from budgetmem.cli.common import resolve_store
+
+        resolve_store(args)
         return int(args.run(args) or 0)
     except BudgetMemError as exc:
         print(f"budgetmem: error: {exc.one_line()}", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from budgetmem.cli.common import settings_from
+from budgetmem.cli.common import add_store_option, settings_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "forget_session, memory_stats) over stdio for one namespace; tool calls may also name a child "
         "namespace NAME/... . The store file is created if it does not exist.",
     )
-    p.add_argument("--store", required=True, metavar="FILE", help="store file (SQLite)")
+    add_store_option(p)
     p.add_argument("--namespace", required=True, metavar="NAME", help="whose memory: a user or agent id")
     # Also accepted after the command, where client configurations usually put it; SUPPRESS
     # keeps an absent one from overwriting a --config given before the command.

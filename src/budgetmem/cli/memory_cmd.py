@@ -8,27 +8,27 @@ from __future__ import annotations
 
 import argparse
 
-from budgetmem.cli.common import print_json
+from budgetmem.cli.common import add_store_option, print_json
 from budgetmem.tables import table
-from budgetmem.store import NamespaceInfo, Store
+from budgetmem.store import NamespaceInfo, Store, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("stats", help="stored vs seen chunks and tokens, archive, write policy")
-    p.add_argument("--store", required=True, metavar="FILE")
+    add_store_option(p)
     p.add_argument("--namespace", metavar="NAME", help="one namespace (default: all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run_stats)
 
     g = sub.add_parser("gc", help="delete archived (rejected or evicted) chunks for good")
-    g.add_argument("--store", required=True, metavar="FILE")
+    add_store_option(g)
     g.add_argument("--namespace", metavar="NAME", help="one namespace (default: all)")
     g.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     g.add_argument("--vacuum", action="store_true", help="then give the space back to the file system")
     g.set_defaults(run=run_gc)
 
     r = sub.add_parser("restore", help="put archived chunks back into a namespace's index")
-    r.add_argument("--store", required=True, metavar="FILE")
+    add_store_option(r)
     r.add_argument("--namespace", required=True, metavar="NAME")
     r.add_argument("--ids", metavar="ID,...", help="only these chunk ids (default: the whole archive)")
     r.set_defaults(run=run_restore)
@@ -45,7 +45,7 @@ def _infos(store: Store, namespace: str | None) -> list[NamespaceInfo]:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    with Store(args.store, create=False) as store:
+    with open_store(args.store, create=False) as store:
         stats = [stats_dict(i) for i in _infos(store, args.namespace)]
     if args.json:
         print_json(stats if not args.namespace else stats[0])
@@ -62,7 +62,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_gc(args: argparse.Namespace) -> int:
-    with Store(args.store, create=False) as store:
+    with open_store(args.store, create=False) as store:
         infos = _infos(store, args.namespace)
         n = sum(i.n_archived for i in infos)
         if args.dry_run:
@@ -84,7 +84,7 @@ def run_restore(args: argparse.Namespace) -> int:
             ids = [int(x) for x in args.ids.split(",") if x.strip()]
         except ValueError:
             raise InputError(f"--ids must be comma-separated chunk ids, got {args.ids!r}") from None
-    with Store(args.store, create=False) as store:
+    with open_store(args.store, create=False) as store:
         store.require_namespace(args.namespace)
         n = store.restore(args.namespace, ids)
     print(f"restored {n} chunks into {args.namespace}")

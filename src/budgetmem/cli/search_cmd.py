@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from budgetmem.cli.common import add_store_args, print_json, settings_from
+from budgetmem.cli.common import add_store_option, add_store_args, print_json, settings_from
 from budgetmem.tables import table
 from budgetmem.memory import BudgetMem
 from budgetmem.retrieval import RETRIEVERS
-from budgetmem.store import Store
+from budgetmem.store import open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -22,14 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(run=run)
 
     n = sub.add_parser("namespaces", help="list the namespaces of a store")
-    n.add_argument("--store", required=True, metavar="FILE")
+    add_store_option(n)
     n.add_argument("--json", action="store_true")
     n.set_defaults(run=run_namespaces)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, retrieval__fusion=args.fusion)
-    store = Store(args.store, create=False)  # searching never creates a store
+    store = open_store(args.store, create=False)  # searching never creates a store
     store.require_namespace(args.namespace)
     with store, BudgetMem(store, args.namespace, settings=settings) as mem:
         hits = mem.search(args.query, k=args.top_k, retriever=args.retriever)
@@ -55,7 +55,7 @@ def _ids(ids: tuple[str, ...]) -> str:
 
 
 def run_namespaces(args: argparse.Namespace) -> int:
-    with Store(args.store, create=False) as store:
+    with open_store(args.store, create=False) as store:
         infos = store.namespaces()
     if args.json:
         print_json([i.__dict__ for i in infos])

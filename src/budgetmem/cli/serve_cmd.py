@@ -11,7 +11,8 @@ import ipaddress
 import sys
 from typing import Any
 
-from budgetmem.cli.common import settings_from
+from budgetmem.store import describe
+from budgetmem.cli.common import add_store_option, settings_from
 from budgetmem.errors import ConfigError
 from budgetmem.settings import Settings
 
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "a --host other than loopback is refused until the store has at least one. Flags override the "
         "[server] section of --config.",
     )  # fmt: skip
-    p.add_argument("--store", required=True, metavar="FILE", help="store file (created if missing)")
+    add_store_option(p)
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="default 8420")
     p.add_argument("--processes", type=int, metavar="N", help="server processes on the port (default 1; "
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not is_loopback(s.host) and keys == 0:
         raise ConfigError(
             f"refusing to listen on {s.host}: the store has no API key, so nothing could use it safely",
-            hint=f"budgetmem keys create --store {args.store} --namespace NAME --scope read,write",
+            hint=f"budgetmem keys create --store {describe(args.store)} --namespace NAME --scope read,write",
         )
     if keys == 0:
         print("budgetmem: note: no API keys yet; every request but /healthz gets 401 (budgetmem keys create)",

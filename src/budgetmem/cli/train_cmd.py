@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from budgetmem.cli.common import (
+    store_address,
     add_dataset_args,
     add_executor_args,
     add_training_args,
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), strategy=args.strategy,
         cost_weight=args.cost_weight, ppo=ppo, align=not args.no_align, seed=args.seed,
         split_file=Path(args.split_file) if args.split_file else None, train_questions=args.train_questions,
-        val_questions=args.val_questions, eval_every=args.eval_every, store=Path(args.store) if args.store else None,
+        val_questions=args.val_questions, eval_every=args.eval_every, store=store_address(args.store),
         executor=executor_settings(args),
     )  # fmt: skip
     result = train_router(cfg, settings, progress=not args.no_progress)

@@ -58,7 +58,7 @@ class EvalConfig:
     """Evaluate only the first N questions of the split (file order)."""
     judge: str | None = None
     """Provider string of the LLM judge; None scores F1 / EM only."""
-    store: Path | None = None
+    store: str | Path | None = None
     """Store file; default ``out/store.db``. Runs may share one (ingest is idempotent)."""
     seed: int = 0
     """Seed of the split and of the random policy."""
@@ -69,7 +69,7 @@ class EvalConfig:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     """Where the questions run (local, threads, ray); not part of the run's identity."""
 
-    def store_path(self) -> Path:
+    def store_path(self) -> str | Path:
         return self.store or self.out / "store.db"
 
 

@@ -43,7 +43,7 @@ class Harness:
     def out(self) -> Path:
         return self.run_dir.out
 
-    def ingest(self, store: Path, data: EvalSet, items: Iterable[EvalItem], settings: Settings) -> None:
+    def ingest(self, store: str | Path, data: EvalSet, items: Iterable[EvalItem], settings: Settings) -> None:
         ingest_needed(store, data, items, settings, self.say)
 
     @contextmanager

@@ -25,7 +25,7 @@ from budgetmem.ingest.ingest import ingest_histories
 from budgetmem.llm import LLM, make_llm
 from budgetmem.memory import BudgetMem
 from budgetmem.settings import Settings
-from budgetmem.store import Store
+from budgetmem.store import open_store
 
 __all__ = ["WorkspaceSpec", "Workspace", "ingest_needed"]
 
@@ -33,7 +33,7 @@ __all__ = ["WorkspaceSpec", "Workspace", "ingest_needed"]
 @dataclass(frozen=True)
 class WorkspaceSpec:
     settings: Settings
-    store: Path
+    store: str | Path
     strategy: str
     llms: LLMSource = None
     extra_providers: tuple[str, ...] = ()
@@ -49,7 +49,7 @@ class Workspace:
         self.settings = spec.settings
         p = spec.settings.pipeline
         self.llms = resolve_llms(spec.llms, [p.answer_llm, p.module_llm, *p.ladder, *spec.extra_providers])
-        self.store = Store(spec.store)
+        self.store = open_store(spec.store)
         self.encoder = Encoder(spec.settings.encoder, spec.settings.models_dir)
         self._mems: dict[str, BudgetMem] = {}
         self._lock = threading.Lock()
@@ -87,12 +87,12 @@ class Workspace:
         self.store.close()
 
 
-def ingest_needed(store_path: Path, data: EvalSet, items: Iterable[EvalItem], settings: Settings, log: Callable[[str], None]) -> None:
+def ingest_needed(store_path: str | Path, data: EvalSet, items: Iterable[EvalItem], settings: Settings, log: Callable[[str], None]) -> None:
     """Store the histories the questions need (only those: a test split stores a sixth of
     LoCoMo). Idempotent, so a shared store or a resumed run embeds nothing twice. Runs in
     the driver before any worker starts, so workers only read."""
     needed = list(dict.fromkeys(i.history for i in items))
-    with Store(store_path) as store:
+    with open_store(store_path) as store:
         todo = []
         for name in needed:
             h = data.history(name)

@@ -126,5 +126,19 @@ def ingest_histories(
             reports[i] = dataclasses.replace(
                 r, write_policy=chosen.policy, chunks_stored=plan.admitted, chunks_evicted=len(plan.evict)
             )
-    store.add(final, encoder=encoder.name, dim=encoder.dim, chunk_tokens=max_tokens, evict=evict, write_policy=specs)
+    lost: list[str] = []
+    store.add(final, encoder=encoder.name, dim=encoder.dim, chunk_tokens=max_tokens, evict=evict, write_policy=specs,
+              skipped=lost)  # fmt: skip
+    if lost:
+        # Another writer (a second server on the same database) stored these sessions between
+        # our look and our write: they were not added by us, so report them as skipped.
+        gone = set(lost)
+        for i, r in enumerate(reports):
+            mine = [b for b in final if b.namespace == r.namespace and b.key in gone]
+            if mine:
+                reports[i] = dataclasses.replace(
+                    r, sessions_added=r.sessions_added - len(mine), sessions_skipped=r.sessions_skipped + len(mine),
+                    chunks_added=r.chunks_added - sum(len(b.chunks) for b in mine),
+                    tokens_added=r.tokens_added - sum(c.n_tokens for b in mine for c in b.chunks),
+                )  # fmt: skip
     return IngestReport(tuple(reports), encoder.name, time.perf_counter() - started, load_seconds)

@@ -28,7 +28,7 @@ from budgetmem.llm import LLM
 from budgetmem.memory import BudgetMem
 from budgetmem.pipeline.policy import Policy
 from budgetmem.settings import Settings
-from budgetmem.store import Store
+from budgetmem.store import Store, open_store
 
 __all__ = [
     "MemoryProvider",
@@ -93,7 +93,7 @@ class MemoryPool:
         """``policy`` is ask_memory's default when a call names none; ``llms`` maps provider
         strings to ready LLM objects, as in :class:`BudgetMem` (custom clients, test fakes)."""
         self.settings = settings or Settings()
-        self.store = store if isinstance(store, Store) else Store(store)
+        self.store = store if isinstance(store, Store) else open_store(store)
         self._owns_store = not isinstance(store, Store)
         self.policy = policy
         self.llms = llms

@@ -29,8 +29,9 @@ from budgetmem.store.wipe import secure_connection, wipe
 
 if TYPE_CHECKING:
     from budgetmem.chunk import Chunk
+    from budgetmem.store import Store
 
-__all__ = ["ModuleCache", "cache_key", "source_tag", "source_tags"]
+__all__ = ["ModuleCache", "open_module_cache", "cache_key", "source_tag", "source_tags"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL);
@@ -118,6 +119,12 @@ class ModuleCache:
             self._db.execute("COMMIT")
             return int(n), wipe(self._db, vacuum=vacuum)
 
+    def export_rows(self) -> tuple[list[tuple[str, str, float | None]], list[tuple[str, str]]]:
+        """(entries as (key, value, created), source tags as (tag, key)): what ``migrate`` copies."""
+        with self._lock:
+            return (self._db.execute("SELECT key, value, created FROM results ORDER BY key").fetchall(),
+                    self._db.execute("SELECT tag, key FROM sources ORDER BY tag, key").fetchall())  # fmt: skip
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
@@ -128,3 +135,16 @@ class ModuleCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def open_module_cache(path: str | Path | None, store: Store | None = None) -> Any:
+    """The module cache a memory uses: in the database when the store is PostgreSQL (every
+    server and worker on it shares one cache), else the file at ``path``; None if ``path``
+    is None (caching switched off)."""
+    if path is None:
+        return None
+    if store is not None and store.backend == "postgresql":
+        from budgetmem.store.pg_cache import PostgresModuleCache
+
+        return PostgresModuleCache(store)
+    return ModuleCache(path)

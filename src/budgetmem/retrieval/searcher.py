@@ -41,7 +41,7 @@ from budgetmem.retrieval.ann import VectorIndex
 from budgetmem.retrieval.bm25 import BM25Index, Tokenizer
 from budgetmem.retrieval.dates import query_dates
 from budgetmem.settings import RetrievalSettings
-from budgetmem.store import Store, index_files
+from budgetmem.store import NamespaceInfo, Store, index_files
 
 __all__ = ["Hit", "Searcher", "RETRIEVERS"]
 
@@ -137,12 +137,7 @@ class Searcher:
             return entry
 
     def _indexes(self, namespace: str, need: set[str]) -> _Loaded:
-        info = self.store.require_namespace(namespace, counts=False)
-        if info.encoder != self.encoder.name:
-            raise StoreError(
-                f"namespace {namespace!r} was embedded with {info.encoder}, not {self.encoder.name}",
-                hint=f"search with --encoder {info.encoder}",
-            )
+        self._check_encoder(self.store.require_namespace(namespace, counts=False))
         version = self.store.version(namespace)
         entry = self._entry(namespace)
         with entry.lock:
@@ -152,6 +147,13 @@ class Searcher:
             if entry.dirty and self._persistent(entry) and entry.version == version and missing:
                 self._write(namespace, entry)  # a fresh build is worth keeping at once
         return entry
+
+    def _check_encoder(self, info: NamespaceInfo) -> None:
+        if info.encoder != self.encoder.name:
+            raise StoreError(
+                f"namespace {info.name!r} was embedded with {info.encoder}, not {self.encoder.name}",
+                hint=f"search with --encoder {info.encoder}",
+            )
 
     def _sync(self, namespace: str, entry: _Loaded, version: tuple[int, int, int], need: set[str]) -> None:
         """Bring every loaded (or needed) part to the store's current ids, by difference."""
@@ -189,7 +191,7 @@ class Searcher:
 
     def _persistent(self, entry: _Loaded) -> bool:
         n = max((ids.size for ids in entry.ids.values()), default=0)
-        return self.settings.persist and n >= self.settings.persist_min_chunks
+        return self.settings.persist and self.store.index_dir is not None and n >= self.settings.persist_min_chunks
 
     # ------------------------------------------------------------------ files
     def _header_fields(self) -> dict[str, Any]:
@@ -198,9 +200,9 @@ class Searcher:
 
     def _read(self, namespace: str) -> _Loaded | None:
         """The namespace's indexes from disk, or None if absent, for other settings, or corrupt."""
-        if not self.settings.persist:
+        if not self.settings.persist or self.store.index_dir is None:
             return None
-        path = self.store.path
+        path = self.store.path  # type: ignore[attr-defined]  # a store with index files is a file
         h = index_files.read_header(path, namespace)
         if h is None or any(h.get(k) != v for k, v in self._header_fields().items()):
             return None
@@ -228,7 +230,7 @@ class Searcher:
         """Write a changed entry's indexes and header (big namespaces only)."""
         if not entry.dirty or entry.version is None or not self._persistent(entry):
             return
-        path = self.store.path
+        path = self.store.path  # type: ignore[attr-defined]
         digests: dict[str, str] = {}
         parts: dict[str, str] = {}
         # The header goes first: a reader never pairs an old header with new data files.
@@ -307,22 +309,30 @@ class Searcher:
         if not query.strip():
             raise ConfigError("empty query", hint="give a question or keywords to search for")
         need = set(_PARTS) if retriever == "hybrid" else {retriever}
-        entry = self._indexes(namespace, need)
         s = self.settings
         dates = query_dates(query) if s.date_boost > 0 else None
         # Hybrid and date-aware ranking look deeper than k, then re-rank.
         depth = max(k, s.candidates) if retriever == "hybrid" or dates else k
 
         rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        # The query is embedded before the namespace's lock is taken: held across the forward
-        # pass, the lock would queue concurrent searches one by one, and none could join the
-        # encoder's shared batch.
-        vector = self.encoder.encode_query(query) if "dense" in need and entry.dense is not None else None
-        with entry.lock:
-            if vector is not None and entry.dense is not None:
-                rankings["dense"] = entry.dense.search(vector, depth)
-            if "bm25" in need and entry.bm25 is not None:
-                rankings["bm25"] = entry.bm25.search(query, depth)
+        if self.store.ranks_in_database:
+            # The database is the index (pgvector HNSW, full-text search): nothing to load or sync.
+            self._check_encoder(self.store.require_namespace(namespace, counts=False))
+            if "dense" in need:
+                rankings["dense"] = self.store.dense_ranking(namespace, self.encoder.encode_query(query), depth)
+            if "bm25" in need:
+                rankings["bm25"] = self.store.lexical_ranking(namespace, query, depth)
+        else:
+            entry = self._indexes(namespace, need)
+            # The query is embedded before the namespace's lock is taken: held across the
+            # forward pass, the lock would queue concurrent searches one by one, and none could
+            # join the encoder's shared batch.
+            vector = self.encoder.encode_query(query) if "dense" in need and entry.dense is not None else None
+            with entry.lock:
+                if vector is not None and entry.dense is not None:
+                    rankings["dense"] = entry.dense.search(vector, depth)
+                if "bm25" in need and entry.bm25 is not None:
+                    rankings["bm25"] = entry.bm25.search(query, depth)
 
         if retriever == "hybrid":
             if s.fusion == "rrf":

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -34,9 +35,9 @@ CREATE TABLE IF NOT EXISTS service_jobs (
     job_id TEXT PRIMARY KEY,
     namespace TEXT NOT NULL,
     status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
+    created_at DOUBLE PRECISION NOT NULL,
+    started_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
     result TEXT,
     error TEXT,
     pid INTEGER NOT NULL,
@@ -67,7 +68,12 @@ class Job:
 
 
 def _alive(pid: int, boot: str) -> bool:
-    """Whether the process that took a job still runs (the boot id tells a reused pid)."""
+    """Whether the process that took a job may still run. ``boot`` is ``host/boot id``: on
+    this host a different boot id means a reboot since (and tells a reused pid); a job on
+    another host (servers sharing a PostgreSQL database) cannot be checked from here."""
+    host, _, _ = boot.partition("/")
+    if host != _BOOT.partition("/")[0]:
+        return True
     if boot != _BOOT:
         return False
     try:
@@ -82,28 +88,44 @@ def _alive(pid: int, boot: str) -> bool:
 def _boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
+            boot = f.read().strip()
     except OSError:
-        return "unknown"
+        boot = "unknown"
+    return f"{socket.gethostname()}/{boot}"
 
 
 _BOOT = _boot_id()
 
 
 class JobBoard:
+    """Jobs in the store's database: a table of the SQLite file (a connection of its own, as
+    job updates come from ingest threads while requests read), or of the PostgreSQL schema
+    (through the store's pool), so every server on the database sees every job."""
+
     def __init__(self, pool: WorkPool, store: Store, keep: int = 1000) -> None:
         self.pool = pool
         self.keep = keep
-        # A connection of its own: job updates come from ingest threads while requests read.
-        self._db = sqlite3.connect(store.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._pg: Any = store if store.backend == "postgresql" else None
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute(_TABLE)
+        if self._pg is None:
+            self._db = sqlite3.connect(store.address, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._write(_TABLE, ())
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        if self._pg is not None:
+            with self._pg._tx() as conn:
+                conn.execute(sql.replace("?", "%s"), params)
+            return
         with self._lock:
             self._db.execute(sql, params)
+
+    def _row(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if self._pg is not None:
+            with self._pg._read() as conn:
+                return conn.execute(sql.replace("?", "%s"), params).fetchone()  # type: ignore[no-any-return]
+        with self._lock:
+            return self._db.execute(sql, params).fetchone()  # type: ignore[no-any-return]
 
     def submit(self, namespace: str, work: Callable[[], dict[str, Any]]) -> Job:
         """Queue ``work`` (a BusyError if the pool is full: then no job exists)."""
@@ -142,8 +164,7 @@ class JobBoard:
         return job
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS}, pid, boot FROM service_jobs WHERE job_id=?", (job_id,)).fetchone()
+        row = self._row(f"SELECT {_COLUMNS}, pid, boot FROM service_jobs WHERE job_id=?", (job_id,))
         if row is None:
             return None
         job = Job(*row[:6], result=_load(row[6]), error=_load(row[7]))  # type: ignore[arg-type]
@@ -164,8 +185,9 @@ class JobBoard:
         )
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        if self._pg is None:
+            with self._lock:
+                self._db.close()
 
 
 def _dump(value: dict[str, Any] | None) -> str | None:

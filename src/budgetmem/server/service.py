@@ -23,7 +23,7 @@ from budgetmem.server.jobs import JobBoard
 from budgetmem.server.metrics import Metrics
 from budgetmem.server.pool import WorkPool
 from budgetmem.settings import Settings
-from budgetmem.store import Store
+from budgetmem.store import Store, is_postgres, open_store
 from budgetmem.store.keys import KeyStore
 
 __all__ = ["Service"]
@@ -40,8 +40,9 @@ class Service:
     ) -> None:
         """``llms`` and ``encoder`` replace what the settings would build (tests, custom clients)."""
         self.settings = settings or Settings()
-        self.path = Path(store)
-        self.store = Store(self.path)
+        self.path = store if is_postgres(store) else Path(store)
+        """The store's address (a file path, or a postgresql:// URL)."""
+        self.store = open_store(self.path)
         """The service's own connection: keys, and namespace lookups before a BudgetMem exists."""
         self.keys = KeyStore(self.store)
         self._llms = llms
@@ -77,10 +78,17 @@ class Service:
                     enc = type(self.settings.encoder)(**{**self.settings.encoder.__dict__, "name": name})
                     self._encoders[name] = Encoder(enc, self.settings.models_dir)
                 self._encoders[name].batch_queries = True  # concurrent searches share forward passes
-                if namespace not in self._stores:
-                    self._stores[namespace] = Store(self.path)
+                # SQLite: a connection per namespace, so one namespace's writer never holds
+                # another's reads. PostgreSQL: the one store's pool already gives each thread
+                # its own connection.
+                if self.store.backend == "postgresql":
+                    store = self.store
+                else:
+                    if namespace not in self._stores:
+                        self._stores[namespace] = open_store(self.path)
+                    store = self._stores[namespace]
                 mem = BudgetMem(
-                    self._stores[namespace], namespace, settings=self.settings, encoder=self._encoders[name],
+                    store, namespace, settings=self.settings, encoder=self._encoders[name],
                     strategy=strategy, policy=self.settings.server.policy, llms=self._llms,
                 )  # fmt: skip
                 self._mems[(namespace, strategy)] = mem

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from budgetmem.errors import AuthError, ForbiddenError, InputError, NotFoundError
-from budgetmem.store.sqlite_store import Store
+from budgetmem.store.base import Store, describe
 
 __all__ = [
     "SCOPES",
@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 )
 """
 _COLUMNS = "id, namespace, scopes, name, created_at, last_used, revoked_at"
+_EXPORT = _COLUMNS + ", hash"
 _TOUCH_EVERY_S = 60.0
 """``last_used`` is a hint for humans: writing it on every request would make each request
 a write transaction, contending with ingests for the store's one writer."""
@@ -149,16 +150,26 @@ class KeyInfo:
 
 
 class KeyStore:
-    """The ``api_keys`` table of a store file. Thread-safe (the store's lock guards it)."""
+    """The ``api_keys`` table of a store file. Thread-safe (the store's lock guards it).
+
+    ``KeyStore(store)`` on a PostgreSQL store gives :class:`~budgetmem.store.pg_keys.PostgresKeyStore`
+    (the same methods over the database's ``api_keys`` table): keys follow the store's address."""
+
+    def __new__(cls, store: Store) -> KeyStore:
+        if cls is KeyStore and store.backend == "postgresql":
+            from budgetmem.store.pg_keys import PostgresKeyStore
+
+            return object.__new__(PostgresKeyStore)
+        return object.__new__(cls)
 
     def __init__(self, store: Store) -> None:
         # Keys belong to the SQLite backend: this module shares the store's connection and
         # lock rather than opening the file a second time.
         self.store = store
-        self._db = store._db
-        self._lock = store._lock
+        self._db = store._db  # type: ignore[attr-defined]
+        self._lock = store._lock  # type: ignore[attr-defined]
         self._touched: dict[str, float] = {}
-        with store._tx():
+        with store._tx():  # type: ignore[attr-defined]
             self._db.execute(_TABLE)
 
     def create(self, namespace: str, scopes: str | Iterable[str], *, name: str | None = None) -> tuple[str, KeyInfo]:
@@ -191,7 +202,7 @@ class KeyStore:
             self._db.execute("UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (time.time(), key_id))
             row = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id=?", (key_id,)).fetchone()
         if row is None:
-            raise NotFoundError(f"no key with id {key_id!r} in {self.store.path}", hint="see budgetmem keys list")
+            raise NotFoundError(f"no key with id {key_id!r} in {describe(self.store.address)}", hint="see budgetmem keys list")
         return _info(row)
 
     def lookup(self, token: str) -> KeyInfo | None:
@@ -210,6 +221,12 @@ class KeyStore:
             return None
         self._touch(info.id)
         return info
+
+    def export_rows(self) -> list[dict[str, object]]:
+        """Every key as stored (the hash, never a key): what ``budgetmem migrate`` copies."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_EXPORT} FROM api_keys ORDER BY id").fetchall()
+        return [dict(zip(_EXPORT.split(", "), r)) for r in rows]
 
     def _touch(self, key_id: str) -> None:
         now = time.time()

@@ -27,7 +27,6 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +34,23 @@ import numpy as np
 from budgetmem.errors import NotFoundError, StoreError
 from budgetmem.chunk import Chunk
 from budgetmem.store import index_files
+from budgetmem.store.base import Store
+from budgetmem.store.records import (
+    CHUNK_FIELDS,
+    NAMESPACE_FIELDS,
+    SESSION_FIELDS,
+    ArchivedChunk,
+    NamespaceDump,
+    NamespaceInfo,
+    Removed,
+    SessionBatch,
+    Taken,
+    WriteState,
+    row_to_chunk,
+)
 from budgetmem.store.wipe import secure_connection, wipe
 
-__all__ = ["Store", "NamespaceInfo", "SessionBatch", "ArchivedChunk", "WriteState", "Removed", "SCHEMA_VERSION"]
+__all__ = ["SQLiteStore", "NamespaceInfo", "SessionBatch", "ArchivedChunk", "WriteState", "Removed", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 2
 
@@ -118,85 +131,10 @@ _READ_COLUMNS = _CHUNK_COLUMNS + ", compressed, compressed_tokens"
 _ALL_COLUMNS = _CHUNK_COLUMNS + ", namespace, score, access_count, last_access, compressed, compressed_tokens, compress_meta"
 
 
-@dataclass(frozen=True)
-class NamespaceInfo:
-    name: str
-    encoder: str
-    dim: int
-    chunk_tokens: int
-    created_at: float
-    n_chunks: int
-    n_tokens: int
-    n_sessions: int
-    write_policy: str | None = None
-    """The write policy's spec (JSON) if the namespace is budgeted, else None (store all)."""
-    write_budget: str | None = None
-    seen_chunks: int = 0
-    """Chunks ever offered to the namespace (stored, rejected or evicted)."""
-    seen_tokens: int = 0
-    n_archived: int = 0
-    archived_tokens: int = 0
-    revision: int = 0
-
-
-@dataclass(frozen=True)
-class WriteState:
-    id: int
-    score: float | None
-    access_count: int
-    n_tokens: int
-
-
-@dataclass(frozen=True)
-class ArchivedChunk:
-    chunk: Chunk
-    reason: str
-    """``rejected`` (never admitted) or ``evicted`` (admitted, later pushed out)."""
-    archived_at: float
-    score: float | None
-
-
-@dataclass(frozen=True)
-class Removed:
-    """What a delete or forget took out of a namespace, for good."""
-
-    namespace: str
-    chunks: int
-    """Live chunks removed, with their embeddings."""
-    archived: int
-    """Archived (rejected or evicted) chunks removed."""
-    sessions: int
-    """Session rows dropped (a session's row goes when none of its chunks is left)."""
-    namespace_removed: bool
-    """True after :meth:`Store.forget_namespace`: its name, encoder binding and write policy too."""
-    wiped: bool
-    """True when the removed bytes are gone from the file and its WAL as well; False when a
-    reader's older snapshot kept the WAL from being emptied (``Store.wipe()`` retries)."""
-    texts: tuple[str, ...] = field(default=(), repr=False)
-    """The removed chunks' raw texts, held in memory only: derived data kept elsewhere (the
-    module cache) is found by content."""
-
-
-@dataclass(frozen=True)
-class SessionBatch:
-    """One session's chunks and their embeddings, written together or not at all."""
-
-    namespace: str
-    key: str
-    """Content hash of the session: re-ingesting the same session is a no-op."""
-    source: str
-    history: str
-    session_id: str
-    chunks: Sequence[Chunk]
-    embeddings: np.ndarray
-    scores: Sequence[float] | None = None
-    """The write policy's score per chunk (None: stored without a policy)."""
-    admitted: Sequence[bool] | None = None
-    """Per chunk: False sends it straight to the archive as ``rejected`` (None: all admitted)."""
-
-
-class Store:
+class SQLiteStore(Store):
     """A budgetmem store file. Thread-safe; use as a context manager or call ``close()``."""
+
+    backend = "sqlite"
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
@@ -259,11 +197,9 @@ class Store:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    @property
+    def address(self) -> str:
+        return str(self.path)
 
     @property
     def journal_mode(self) -> str:
@@ -340,6 +276,7 @@ class Store:
         chunk_tokens: int,
         evict: Mapping[str, Sequence[int]] | None = None,
         write_policy: Mapping[str, tuple[str, str | None]] | None = None,
+        skipped: list[str] | None = None,
     ) -> list[int]:
         """Append sessions (to one or more namespaces) in one transaction; returns the new
         chunk ids (admitted or not).
@@ -348,7 +285,9 @@ class Store:
         an interrupted or repeated ingest never duplicates anything. A batch's ``admitted``
         flags send rejected chunks straight to the archive; ``evict`` names live chunks, per
         namespace, to move to the archive; ``write_policy`` records (policy, budget) per
-        namespace. All of it commits together or not at all.
+        namespace. All of it commits together or not at all. ``skipped`` (if given) receives
+        the keys of batches skipped as already stored: another writer may have stored one
+        after the caller looked.
         """
         ids: list[int] = []
         with self._tx():
@@ -365,6 +304,8 @@ class Store:
             for b in batches:
                 namespace = b.namespace
                 if b.key in known[namespace]:
+                    if skipped is not None:
+                        skipped.append(b.key)
                     continue
                 if b.embeddings.shape != (len(b.chunks), dim):
                     raise StoreError(f"session {b.session_id}: {b.embeddings.shape} embeddings for {len(b.chunks)} chunks")
@@ -522,7 +463,7 @@ class Store:
         with self._lock:
             return wipe(self._db, vacuum=vacuum)
 
-    def _remove(self, namespace: str, live_where: str, archived_where: str, params: Sequence[object]) -> _Taken:
+    def _remove(self, namespace: str, live_where: str, archived_where: str, params: Sequence[object]) -> Taken:
         """Inside a transaction: delete the namespace's live and archived chunks that match."""
         live = self._db.execute(
             f"SELECT id, source, history, session_id, text, n_tokens FROM chunks WHERE namespace=? AND {live_where}",
@@ -546,7 +487,7 @@ class Store:
                 "seen_tokens = MAX(0, seen_tokens - ?) WHERE name=?",
                 (len(rows), sum(int(r[4]) for r in rows), namespace),
             )
-        return _Taken(
+        return Taken(
             live=len(live),
             archived=len(gone),
             sessions=Counter((str(r[0]), str(r[1]), str(r[2])) for r in rows),
@@ -582,7 +523,7 @@ class Store:
         return dropped
 
     def _removed(
-        self, namespace: str, taken: _Taken, sessions: int, *, vacuum: bool, namespace_removed: bool = False
+        self, namespace: str, taken: Taken, sessions: int, *, vacuum: bool, namespace_removed: bool = False
     ) -> Removed:
         """After the delete committed: wipe the file, clear the namespace's persisted search
         indexes of what was removed, then report."""
@@ -600,7 +541,7 @@ class Store:
 
     # ------------------------------------------------------------------ search-index files
     @property
-    def index_dir(self) -> Path:
+    def index_dir(self) -> Path | None:
         """Where searchers persist this store's indexes (see :mod:`budgetmem.store.index_files`)."""
         return index_files.index_dir(self.path)
 
@@ -653,6 +594,55 @@ class Store:
             if cur.rowcount != 1:
                 raise StoreError(f"chunk {chunk_id} is not stored in namespace {namespace!r}")
 
+    # ------------------------------------------------------------------ whole namespaces (migrate)
+    def dump_namespace(self, namespace: str) -> NamespaceDump:
+        info = self.require_namespace(namespace)
+        with self._lock:
+            self._db.execute("BEGIN")  # one snapshot for every table
+            try:
+                ns = self._db.execute(f"SELECT {', '.join(NAMESPACE_FIELDS)} FROM namespaces WHERE name=?", (namespace,)).fetchone()
+                sessions = self._db.execute(f"SELECT {', '.join(SESSION_FIELDS)} FROM sessions WHERE namespace=?", (namespace,)).fetchall()
+                chunks = self._db.execute(
+                    f"SELECT {', '.join('c.' + f for f in CHUNK_FIELDS)}, e.vector FROM chunks c "
+                    "JOIN embeddings e ON e.chunk_id = c.id WHERE c.namespace=? ORDER BY c.id", (namespace,)
+                ).fetchall()
+                archive = self._db.execute(
+                    "SELECT id, row, reason, archived_at, vector FROM archive WHERE namespace=? ORDER BY id", (namespace,)
+                ).fetchall()
+            finally:
+                self._db.execute("COMMIT")
+
+        def matrix(blobs: list[bytes]) -> np.ndarray:
+            if not blobs:
+                return np.zeros((0, info.dim), dtype=np.float32)
+            return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), info.dim).astype(np.float32)
+
+        return NamespaceDump(
+            namespace=dict(zip(NAMESPACE_FIELDS, ns)),
+            sessions=[dict(zip(SESSION_FIELDS, r)) for r in sessions],
+            chunks=[dict(zip(CHUNK_FIELDS, r[:-1])) for r in chunks],
+            embeddings=matrix([r[-1] for r in chunks]),
+            archive=[{"id": r[0], "row": json.loads(r[1]), "reason": r[2], "archived_at": r[3]} for r in archive],
+            archive_vectors=matrix([r[-1] for r in archive]),
+        )
+
+    def load_namespace(self, dump: NamespaceDump) -> None:
+        name = str(dump.namespace["name"])
+        with self._tx():
+            if self._db.execute("SELECT 1 FROM namespaces WHERE name=?", (name,)).fetchone():
+                raise StoreError(f"namespace {name!r} already exists in {self.path}")
+            self._db.execute(f"INSERT INTO namespaces ({', '.join(NAMESPACE_FIELDS)}) VALUES ({', '.join('?' * len(NAMESPACE_FIELDS))})",
+                             [dump.namespace[k] for k in NAMESPACE_FIELDS])  # fmt: skip
+            self._db.executemany(f"INSERT INTO sessions (namespace, {', '.join(SESSION_FIELDS)}) VALUES (?, {', '.join('?' * len(SESSION_FIELDS))})",
+                                 [[name, *(r[k] for k in SESSION_FIELDS)] for r in dump.sessions])  # fmt: skip
+            self._db.executemany(f"INSERT INTO chunks (namespace, {', '.join(CHUNK_FIELDS)}) VALUES (?, {', '.join('?' * len(CHUNK_FIELDS))})",
+                                 [[name, *(c[k] for k in CHUNK_FIELDS)] for c in dump.chunks])  # fmt: skip
+            self._db.executemany("INSERT INTO embeddings VALUES (?, ?)",
+                                 [(c["id"], np.asarray(v, dtype="<f4").tobytes()) for c, v in zip(dump.chunks, dump.embeddings)])  # fmt: skip
+            self._db.executemany("INSERT INTO archive VALUES (?, ?, ?, ?, ?, ?)",
+                                 [(a["id"], name, json.dumps(a["row"]), np.asarray(v, dtype="<f4").tobytes(), a["reason"], a["archived_at"])
+                                  for a, v in zip(dump.archive, dump.archive_vectors)])  # fmt: skip
+
     # ------------------------------------------------------------------ reads
     def version(self, namespace: str) -> tuple[int, int, int]:
         """(creation time in µs, max chunk id, revision): changes whenever the namespace's
@@ -685,7 +675,7 @@ class Store:
         out = []
         for row, reason, at in rows:
             r = json.loads(row)
-            chunk = _row_to_chunk([r[c] for c in _READ_COLUMNS.split(", ")])
+            chunk = row_to_chunk([r[c] for c in _READ_COLUMNS.split(", ")])
             out.append(ArchivedChunk(chunk, str(reason), float(at), r.get("score")))
         return out
 
@@ -721,7 +711,7 @@ class Store:
                     )
                 }
                 rows = [found[i] for i in ids if i in found]
-        return [_row_to_chunk(r) for r in rows]
+        return [row_to_chunk(r) for r in rows]
 
     def chunk_page(
         self, namespace: str, *, after: int = 0, limit: int = 100, session_id: str | None = None
@@ -735,7 +725,7 @@ class Store:
             rows = self._db.execute(
                 f"SELECT {_READ_COLUMNS} FROM chunks WHERE {where} ORDER BY id LIMIT ?", (*params, int(limit))
             ).fetchall()
-        return [_row_to_chunk(r) for r in rows]
+        return [row_to_chunk(r) for r in rows]
 
     def ids(self, namespace: str) -> np.ndarray:
         """Live chunk ids of a namespace, ascending (an index-only scan of chunks_by_namespace)."""
@@ -773,33 +763,3 @@ class Store:
             return ids, np.zeros((0, info.dim), dtype=np.float32)
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), info.dim)
         return ids, matrix.astype(np.float32, copy=True)
-
-
-@dataclass(frozen=True)
-class _Taken:
-    """What :meth:`Store._remove` deleted, before the session rows are settled."""
-
-    live: int
-    archived: int
-    sessions: Counter[tuple[str, str, str]]
-    """(source, history, session id) -> chunks removed from it."""
-    texts: tuple[str, ...]
-
-
-def _row_to_chunk(r: Sequence[object]) -> Chunk:
-    return Chunk(
-        id=int(r[0]),  # type: ignore[arg-type]
-        source=str(r[1]),
-        history=str(r[2]),
-        session_id=str(r[3]),
-        session_date=r[4],  # type: ignore[arg-type]
-        position=int(r[5]),  # type: ignore[arg-type]
-        kind=str(r[6]),
-        text=str(r[7]),
-        n_tokens=int(r[8]),  # type: ignore[arg-type]
-        dia_ids=tuple(json.loads(str(r[9]))),
-        speakers=tuple(json.loads(str(r[10]))),
-        meta=json.loads(str(r[11])),
-        compressed=None if len(r) < 13 or r[12] is None else str(r[12]),
-        compressed_tokens=None if len(r) < 14 or r[13] is None else int(r[13]),  # type: ignore[arg-type]
-    )

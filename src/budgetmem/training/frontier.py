@@ -55,12 +55,12 @@ class FrontierConfig:
     align_ablation: bool = False
     seed: int = 0
     split_file: Path | None = None
-    store: Path | None = None
+    store: str | Path | None = None
     """Store file shared by every training and evaluation run (default ``out/store.db``)."""
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     """Where every training episode and test question runs."""
 
-    def store_path(self) -> Path:
+    def store_path(self) -> str | Path:
         return self.store or self.out / "store.db"
 
 

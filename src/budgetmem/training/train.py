@@ -75,11 +75,11 @@ class TrainConfig:
     val_questions: int | None = None
     eval_every: int = 10
     """Validate (and maybe keep best.pt) every N steps, and after the last."""
-    store: Path | None = None
+    store: str | Path | None = None
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     """Where the episodes run; not part of the run's identity (every executor gives the same run)."""
 
-    def store_path(self) -> Path:
+    def store_path(self) -> str | Path:
         return self.store or self.out / "store.db"
 
 
