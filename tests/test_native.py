@@ -177,6 +177,8 @@ def test_doctor_json_reports_cpu_build_models_and_speeds(capsys) -> None:  # typ
     runs = out["generation"]["results"]
     assert [(r["model"], r["repack"]) for r in runs] == [("smollm2-135m", True), ("smollm2-135m", False)]
     assert all(r["ok"] and r["gen_tokens"] == 8 and r["gen_tps"] > 0 for r in runs)
+    native_bf16 = bool({"avx512_bf16", "amx_bf16"} & set(Path("/proc/cpuinfo").read_text().split()))
+    assert out["encoder"]["query_precision"] == ("bfloat16" if native_bf16 else "float32")
 
 
 def test_doctor_reports_a_crash_and_exits_1(monkeypatch, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -118,3 +118,4 @@ def test_store_file_errors(tmp_path):
         Store(tmp_path)
     with Store(tmp_path / "ok.db") as store, pytest.raises(StoreError, match="namespace 'nobody' not found"):
         store.require_namespace("nobody")
+

@@ -169,3 +169,35 @@ def test_sqlite_store_does_not_rank_in_the_database(tmp_path):
         assert not store.ranks_in_database and store.index_dir is not None
         with pytest.raises(NotImplementedError):
             store.dense_ranking("ns", np.zeros(DIM), 3)
+
+
+def test_version_moves_on_every_change_of_the_chunk_set(store_address):
+    """Searchers in any process resync when the version moves; it is read on every search,
+    so it must move on each kind of change, a namespace forgotten and made again included."""
+    import time
+
+    with open_store(store_address) as store:
+        assert store.version("ns") == (0, 0, 0)
+        seen: list[tuple[int, int, int]] = []
+
+        def moved() -> None:
+            v = store.version("ns")
+            assert v not in seen, (v, seen)
+            seen.append(v)
+
+        ids = _add(store, _batch("ns", "k1", "s1", TEXTS))
+        moved()
+        store.archive("ns", ids[:1])
+        moved()
+        store.restore("ns")
+        moved()
+        store.delete("ns", ids[1], vacuum=False)
+        moved()
+        store.forget_namespace("ns", vacuum=False)
+        assert store.version("ns") == (0, 0, 0)
+        time.sleep(0.001)
+        _add(store, _batch("ns", "k1", "s1", TEXTS))  # the same content again
+        moved()
+        brief = store.namespace("ns", counts=False)
+        assert brief is not None and brief.encoder == "test-enc" and brief.n_chunks == 0  # not counted
+        assert store.namespace("ns").n_chunks == 4

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetmem.errors import NativeCrashError
+from budgetmem.encoder import query_precision
 from budgetmem.llm.native import CpuInfo, choose_repack, cpu_info
 from budgetmem.llm.probe import ProbeResult, check_model
 from budgetmem.llm.repack import CHECK_TOKENS, resolve_repack
@@ -51,6 +52,8 @@ class DoctorReport:
     """model -> how the embedded backend will load it here, and why."""
     prompt_tokens: int = 0
     gen_tokens: int = 0
+    query_precision: str = "float32"
+    """What the sentence encoder embeds queries in here (``[encoder] query_precision``)."""
 
     @property
     def problems(self) -> list[str]:
@@ -74,6 +77,7 @@ class DoctorReport:
             "generation": {"prompt_tokens": self.prompt_tokens, "gen_tokens": self.gen_tokens,
                            "results": [g.to_dict() for g in self.generations]},  # fmt: skip
             "load": self.decisions,
+            "encoder": {"query_precision": self.query_precision},
             "problems": self.problems,
         }
 
@@ -108,6 +112,7 @@ def diagnose(
     timeout_s: float = 300.0,
     only: list[str] | None = None,
     cpu: CpuInfo | None = None,
+    query_setting: str = "auto",
     progress: Callable[[str], None] = lambda _: None,
 ) -> DoctorReport:
     """Build the report. ``compare`` runs every model with repacking on and off (for the
@@ -117,7 +122,8 @@ def diagnose(
     progress("reading the llama.cpp build")
     llama = llama_build_info()
     report = DoctorReport(cpu.to_dict(), llama, repack, f"{'on' if choice.enabled else 'off'} ({choice.reason})",
-                          prompt_tokens=prompt_tokens, gen_tokens=gen_tokens)  # fmt: skip
+                          prompt_tokens=prompt_tokens, gen_tokens=gen_tokens,
+                          query_precision=query_precision(query_setting, cpu))  # fmt: skip
     specs = [s for s in MODELS.values() if only is None or s.name in only]
     for spec in specs:
         st = status(spec, root)

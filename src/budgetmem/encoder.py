@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 from functools import cached_property
 from pathlib import Path
 
@@ -18,10 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from budgetmem.errors import ConfigError
+from budgetmem.llm.native import CpuInfo, cpu_info
 from budgetmem.models import get_model, model_path
 from budgetmem.settings import EncoderSettings
 
-__all__ = ["Encoder"]
+__all__ = ["Encoder", "query_precision"]
 
 # Bit-for-bit results whichever thread or process computes them: without this, MKL (torch's
 # CPU matrix library) picks kernels by the memory alignment of its inputs, so the same text
@@ -32,6 +34,16 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 _BATCHES_PER_SLICE = 1
 """Batches encoded per hold of the encoder lock (see :meth:`Encoder.encode`)."""
+
+_NATIVE_BF16 = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def query_precision(setting: str, cpu: CpuInfo | None = None) -> str:
+    """The number format queries are embedded in: ``auto`` is bfloat16 only on a CPU with
+    native bfloat16 dot products; elsewhere torch emulates it, slower than float32."""
+    if setting != "auto":
+        return setting
+    return "bfloat16" if (cpu or cpu_info()).flags & _NATIVE_BF16 else "float32"
 
 
 class _TurnLock:
@@ -130,8 +142,10 @@ class Encoder:
         self.n_encoded = 0
         """Texts embedded by this instance (lets tests prove that re-opening never re-embeds)."""
         self._lock = _TurnLock()
-        self._queries = _QueryBatcher(self.encode)
+        self._queries = _QueryBatcher(self._encode_queries)
         self.batch_queries = False
+        self.query_precision = query_precision(self.settings.query_precision)
+        """``float32`` or ``bfloat16``: what :meth:`encode_query` runs in on this machine."""
 
     # ------------------------------------------------------------------ tokens
     @cached_property
@@ -167,6 +181,18 @@ class Encoder:
         hf_logging.disable_progress_bar()  # a weight-loading bar on every start is noise
         return SentenceTransformer(str(self.path), device="cpu")
 
+    @cached_property
+    def _query_model(self):  # type: ignore[no-untyped-def]
+        """The network that embeds queries: the float32 one, or a bfloat16 copy of it (half
+        its size again in memory) when :attr:`query_precision` says so."""
+        if self.query_precision == "float32":
+            return self._model
+        import copy
+
+        import torch
+
+        return copy.deepcopy(self._model).to(torch.bfloat16)
+
     def load(self) -> float:
         """Load the network now (it loads lazily otherwise); returns the seconds it took."""
         import time
@@ -190,7 +216,13 @@ class Encoder:
         return [text[offs[a][0] : offs[a + w - 1][1]] for a in starts]
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        """Unit-length float32 embeddings, one row per text."""
+        """Unit-length float32 embeddings, one row per text (a float32 forward pass)."""
+        return self._encode(texts, self._model, progress=progress)
+
+    def _encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._query_model)
+
+    def _encode(self, texts: Sequence[str], model: Any, *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         windows: list[str] = []
@@ -208,7 +240,7 @@ class Encoder:
         for start in tqdm(slices, desc="embedding", unit="slice", disable=not progress or len(slices) < 2):
             with self._lock:
                 parts.append(
-                    self._model.encode(
+                    model.encode(
                         windows[start : start + step],
                         batch_size=self.settings.batch_size,
                         normalize_embeddings=True,
@@ -232,4 +264,4 @@ class Encoder:
         (padding in a shared batch can move the last bit)."""
         if self.batch_queries:
             return self._queries(text)
-        return self.encode([text])[0]
+        return self._encode_queries([text])[0]

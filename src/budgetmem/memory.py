@@ -180,12 +180,12 @@ class BudgetMem:
     # ------------------------------------------------------------------ reading back
     def memories(self, *, after: int = 0, limit: int = 100, session_id: str | None = None) -> list[Chunk]:
         """Stored (live) chunks with ids above ``after``, in id order: page with the last id."""
-        self.store.require_namespace(self.namespace)
+        self.store.require_namespace(self.namespace, counts=False)
         return self.store.chunk_page(self.namespace, after=after, limit=limit, session_id=session_id)
 
     def memory(self, chunk_id: int) -> Chunk:
         """One stored chunk of this namespace; a NotFoundError for an id of another one."""
-        self.store.require_namespace(self.namespace)
+        self.store.require_namespace(self.namespace, counts=False)
         found = self.store.chunks(self.namespace, [int(chunk_id)])
         if not found:
             raise NotFoundError(f"chunk {chunk_id} not found in namespace {self.namespace!r}")
@@ -197,7 +197,7 @@ class BudgetMem:
 
     def search(self, query: str, k: int | None = None, retriever: str | None = None) -> list[Hit]:
         hits = self.searcher.search(self.namespace, query, k=k, retriever=retriever)
-        info = self.store.namespace(self.namespace)
+        info = self.store.namespace(self.namespace, counts=False)
         if info is not None and info.write_policy is not None:
             # Budgeted namespaces count retrievals: eviction keeps what keeps being used.
             self.store.touch(self.namespace, [int(h.chunk.id) for h in hits if h.chunk.id is not None])

@@ -53,6 +53,19 @@ class EncoderSettings:
     window_stride: int = 256
     """Stride (tokens) of the windows that cover a text longer than the encoder reads;
     the window embeddings are mean-pooled, so a 1,024-token chunk is embedded whole."""
+    query_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Number format of the forward pass that embeds queries (stored chunks are always
+    embedded in float32, so a store means the same on every machine). ``auto``: bfloat16
+    where the CPU computes it natively (``avx512_bf16`` or ``amx_bf16``), float32 elsewhere,
+    where bfloat16 is emulated and slower. On MiniLM a batch of bfloat16 queries costs a third
+    of float32's; over the 883 scored LoCoMo dev questions the two embeddings' cosine is at
+    least 0.996 and evidence recall@5 is the same (docs/BENCHMARKS.md, service section)."""
+
+    def __post_init__(self) -> None:
+        if self.query_precision not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(
+                f"unknown encoder query_precision {self.query_precision!r}", hint="use auto, float32 or bfloat16"
+            )
 
 
 @dataclass(frozen=True)
@@ -268,6 +281,11 @@ class ServerSettings:
     host: str = "127.0.0.1"
     """Anything but a loopback address needs at least one API key in the store."""
     port: int = 8420
+    processes: int = 1
+    """Server processes on the one port (uvicorn workers). Each holds its own namespaces,
+    indexes, models and pools (the limits below are per process) over the same store file;
+    job statuses and metrics are shared. One process is bound by Python's GIL to about one
+    core; a search-heavy service on N cores wants N."""
     workers: int = 2
     """Threads answering queries (the answer pipeline); more queue behind them."""
     queue: int = 8
@@ -290,6 +308,8 @@ class ServerSettings:
             raise ConfigError("server torch_threads must be >= 0 (0: torch's default)")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is out of range", hint="use 1-65535")
+        if self.processes < 1:
+            raise ConfigError("server processes must be >= 1")
         if self.workers < 1 or self.queue < 0:
             raise ConfigError("server workers must be >= 1 and queue >= 0")
         if self.timeout_s <= 0 or self.max_body < 1 or self.async_body < 1:

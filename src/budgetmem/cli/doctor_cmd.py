@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     report = diagnose(
         root=settings.models_dir, repack=args.repack or settings.llm.repack, compare=args.compare,
         verify_sha=not args.no_verify, prompt_tokens=args.prompt_tokens, gen_tokens=args.gen_tokens,
-        timeout_s=args.timeout, only=only,
+        timeout_s=args.timeout, only=only, query_setting=settings.encoder.query_precision,
         progress=(lambda _: None) if quiet else (lambda msg: print(f"doctor: {msg} ...", file=sys.stderr)),
     )  # fmt: skip
     if args.json:
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"llama.cpp  llama-cpp-python {report.llama['llama_cpp_python']}")
     print(f"           {report.llama['system_info']}")
     print(f"repack     {report.repack_mode} -> {report.repack_choice}")
+    print(f"encoder    queries embedded in {report.query_precision}")
     print()
     print(table(["model", "kind", "status", "sha256", "path"],
                 [[m.name, m.kind, m.state, m.sha256, m.path] for m in report.models], max_width=70))  # fmt: skip

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
+from typing import Any
 
 from budgetmem.store import describe
 from budgetmem.cli.common import add_store_option, settings_from
 from budgetmem.errors import ConfigError
+from budgetmem.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_store_option(p)
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="default 8420")
-    p.add_argument("--workers-pool", type=int, metavar="N", help="threads answering queries (default 2)")
+    p.add_argument("--processes", type=int, metavar="N", help="server processes on the port (default 1; "
+                   "one process uses about one core)")
+    p.add_argument("--workers-pool", type=int, metavar="N", help="threads answering queries, per process (default 2)")
     p.add_argument("--queue", type=int, metavar="N", help="queries waiting for a thread before 429 (default 8)")
     p.add_argument("--timeout", type=float, metavar="S", help="longest request, else 504 (default 120)")
     p.add_argument("--max-body", type=int, metavar="BYTES", help="largest request body, else 413 (default 8 MiB)")
@@ -49,7 +53,7 @@ def is_loopback(host: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(
         args,
-        server__host=args.host, server__port=args.port, server__workers=args.workers_pool,
+        server__host=args.host, server__port=args.port, server__workers=args.workers_pool, server__processes=args.processes,
         server__queue=args.queue, server__timeout_s=args.timeout, server__max_body=args.max_body,
         server__async_body=args.async_body, server__policy=args.policy,
         pipeline__strategy=args.strategy, encoder__name=args.encoder,
@@ -61,14 +65,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"the service needs {exc.name}", hint="pip install 'budgetmem[server]'") from None
     s = settings.server
-    if s.torch_threads:
-        import torch
-
-        torch.set_num_threads(s.torch_threads)  # see ServerSettings.torch_threads
-    app = create_app(args.store, settings)
-    keys = app.state.service.keys.active()
+    keys = _active_keys(args.store)
     if not is_loopback(s.host) and keys == 0:
-        app.state.service.close()
         raise ConfigError(
             f"refusing to listen on {s.host}: the store has no API key, so nothing could use it safely",
             hint=f"budgetmem keys create --store {describe(args.store)} --namespace NAME --scope read,write",
@@ -76,10 +74,43 @@ def run(args: argparse.Namespace) -> int:
     if keys == 0:
         print("budgetmem: note: no API keys yet; every request but /healthz gets 401 (budgetmem keys create)",
               file=sys.stderr)  # fmt: skip
-    # One process: namespaces, indexes and models live in it. The access log prints the
-    # method and path, never headers, so keys stay out of it.
+    # The access log prints the method and path, never headers, so keys stay out of it.
+    options = {"host": s.host, "port": s.port, "log_level": args.log_level, "access_log": True}
+    if s.processes > 1:
+        return _run_processes(args.store, settings, options)
+    if s.torch_threads:
+        import torch
+
+        torch.set_num_threads(s.torch_threads)  # see ServerSettings.torch_threads
+    app = create_app(args.store, settings)
     try:
-        uvicorn.run(app, host=s.host, port=s.port, log_level=args.log_level, access_log=True, workers=1)
+        uvicorn.run(app, workers=1, **options)
     finally:
         app.state.service.close()
+    return 0
+
+
+def _active_keys(store: str) -> int:
+    from budgetmem.store import Store
+    from budgetmem.store.keys import KeyStore
+
+    with Store(store) as opened:
+        return KeyStore(opened).active()
+
+
+def _run_processes(store: str, settings: Settings, options: dict[str, Any]) -> int:
+    """uvicorn's own worker processes on one socket, each building its app from the
+    settings handed over here; their metrics meet in a directory that lives as long as
+    this parent does."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from budgetmem.server.worker import ENV, handover
+
+    with tempfile.TemporaryDirectory(prefix="budgetmem-metrics-") as shared:
+        os.environ[ENV] = handover(store, settings)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+        uvicorn.run("budgetmem.server.worker:app", factory=True, workers=settings.server.processes, **options)
     return 0

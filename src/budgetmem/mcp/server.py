@@ -220,7 +220,7 @@ def _on_memory(provider: MemoryProvider, namespace: str | None, scope: Scope, wo
     except NotFoundError:
         # The store's own message names its file and the other namespaces in it: a caller of a
         # shared service must see neither, and for a memory with nothing in it there is a better word.
-        if mem.store.namespace(mem.namespace) is None:
+        if mem.store.namespace(mem.namespace, counts=False) is None:
             raise InputError(f"memory {mem.namespace!r} is empty", hint="store something with add_memory first") from None
         raise
 

@@ -137,7 +137,7 @@ class Searcher:
             return entry
 
     def _indexes(self, namespace: str, need: set[str]) -> _Loaded:
-        self._check_encoder(self.store.require_namespace(namespace))
+        self._check_encoder(self.store.require_namespace(namespace, counts=False))
         version = self.store.version(namespace)
         entry = self._entry(namespace)
         with entry.lock:
@@ -268,7 +268,7 @@ class Searcher:
             entry = self._cache.get(namespace)
         if entry is None:
             return
-        if self.store.namespace(namespace) is None:  # the whole namespace was forgotten
+        if self.store.namespace(namespace, counts=False) is None:  # the whole namespace was forgotten
             with self._lock:
                 self._cache.pop(namespace, None)
             return
@@ -317,18 +317,20 @@ class Searcher:
         rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if self.store.ranks_in_database:
             # The database is the index (pgvector HNSW, full-text search): nothing to load or sync.
-            # A key lookup, not require_namespace: its counts scan the namespace's rows.
-            if not self.store.check_encoder(namespace, self.encoder.name, self.encoder.dim):
-                self.store.require_namespace(namespace)  # the NotFoundError naming what exists
+            self._check_encoder(self.store.require_namespace(namespace, counts=False))
             if "dense" in need:
                 rankings["dense"] = self.store.dense_ranking(namespace, self.encoder.encode_query(query), depth)
             if "bm25" in need:
                 rankings["bm25"] = self.store.lexical_ranking(namespace, query, depth)
         else:
             entry = self._indexes(namespace, need)
+            # The query is embedded before the namespace's lock is taken: held across the
+            # forward pass, the lock would queue concurrent searches one by one, and none could
+            # join the encoder's shared batch.
+            vector = self.encoder.encode_query(query) if "dense" in need and entry.dense is not None else None
             with entry.lock:
-                if "dense" in need and entry.dense is not None:
-                    rankings["dense"] = entry.dense.search(self.encoder.encode_query(query), depth)
+                if vector is not None and entry.dense is not None:
+                    rankings["dense"] = entry.dense.search(vector, depth)
                 if "bm25" in need and entry.bm25 is not None:
                     rankings["bm25"] = entry.bm25.search(query, depth)
 

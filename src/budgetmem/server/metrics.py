@@ -4,9 +4,16 @@ as in tests, never share counters).
 Requests are labelled by route template (``/v1/namespaces/{ns}/search``), never by the raw
 path, so a namespace or chunk id does not become a time series. LLM spending is labelled by
 namespace: that is what operators bill by.
+
+With ``budgetmem serve --processes N`` the processes share one directory of counters
+(``PROMETHEUS_MULTIPROC_DIR``, set by ``serve`` before the workers start): every process
+records into it and ``/metrics`` sums them, whichever process answers the scrape. The
+worker-pool gauges then sum over live processes.
 """
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -36,9 +43,12 @@ class Metrics:
         self.usd = Counter(
             "budgetmem_llm_usd", "USD paid for LLM calls by queries, at the configured prices", ["namespace"], registry=r
         )
-        busy = Gauge("budgetmem_pool_in_flight", "Tasks running or waiting in a worker pool", ["pool"], registry=r)
+        busy = Gauge(
+            "budgetmem_pool_in_flight", "Tasks running or waiting in a worker pool", ["pool"], registry=r,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
         for pool in pools:
-            busy.labels(pool.name).set_function(lambda p=pool: p.in_flight)
+            pool.on_change = busy.labels(pool.name).set
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
@@ -53,4 +63,10 @@ class Metrics:
         self.usd.labels(namespace).inc(result.usd_paid)
 
     def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            combined = CollectorRegistry()
+            multiprocess.MultiProcessCollector(combined)
+            return generate_latest(combined)
         return generate_latest(self.registry)

@@ -33,6 +33,8 @@ class WorkPool:
         self._held = 0
         self._lock = threading.Lock()
         self._durations: deque[float] = deque(maxlen=32)
+        self.on_change: Callable[[int], None] = lambda _: None
+        """Called with :attr:`in_flight` whenever it changes (the metrics' gauge)."""
 
     @property
     def in_flight(self) -> int:
@@ -56,6 +58,7 @@ class WorkPool:
                     retry_after=self.retry_after(),
                 )
             self._held += 1
+            self.on_change(self._held)
 
         def timed() -> T:
             started = time.perf_counter()
@@ -73,6 +76,7 @@ class WorkPool:
     def _release(self, _: Future[Any]) -> None:
         with self._lock:
             self._held -= 1
+            self.on_change(self._held)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Await ``fn`` in the pool. Cancelling the await (a request timeout) stops waiting at

@@ -56,7 +56,7 @@ class Service:
         self.requests = WorkPool("request", 8, 64)
         """Everything else that blocks (search, list, small adds, deletes): quick work."""
         self.ingests = WorkPool("ingest", 1, s.queue)
-        self.jobs = JobBoard(self.ingests)
+        self.jobs = JobBoard(self.ingests, self.store)
         self.metrics = Metrics([self.queries, self.requests, self.ingests])
 
     def memory(self, namespace: str, strategy: str | None = None, *, create: bool = False) -> BudgetMem:
@@ -67,7 +67,7 @@ class Service:
             mem = self._mems.get((namespace, strategy))
             if mem is not None:
                 return mem
-        info = self.store.namespace(namespace)
+        info = self.store.namespace(namespace, counts=False)
         if info is None and not create:
             raise NotFoundError(f"namespace {namespace!r} not found", hint="add memories to it first")
         with self._lock:
@@ -104,4 +104,5 @@ class Service:
                 store.close()
             self._mems.clear()
             self._stores.clear()
+        self.jobs.close()
         self.store.close()

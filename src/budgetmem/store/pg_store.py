@@ -160,13 +160,18 @@ class PostgresStore(Store):
             rows = conn.execute(self._NAMESPACE_INFO + " ORDER BY n.name").fetchall()
         return [_info(r) for r in rows]
 
-    def namespace(self, name: str) -> NamespaceInfo | None:
+    _NAMESPACE_SETTINGS = """SELECT n.name, n.encoder, n.dim, n.chunk_tokens, n.created_at, 0, 0, 0,
+                                    n.write_policy, n.write_budget, n.seen_chunks, n.seen_tokens, 0, 0, n.revision
+                             FROM namespaces n"""
+
+    def namespace(self, name: str, *, counts: bool = True) -> NamespaceInfo | None:
+        sql = self._NAMESPACE_INFO if counts else self._NAMESPACE_SETTINGS
         with self._read() as conn:
-            row = conn.execute(self._NAMESPACE_INFO + " WHERE n.name = %s", (name,)).fetchone()
+            row = conn.execute(sql + " WHERE n.name = %s", (name,)).fetchone()
         return _info(row) if row else None
 
-    def require_namespace(self, name: str) -> NamespaceInfo:
-        info = self.namespace(name)
+    def require_namespace(self, name: str, *, counts: bool = True) -> NamespaceInfo:
+        info = self.namespace(name, counts=counts)
         if info is None:
             with self._read() as conn:
                 names = [r[0] for r in conn.execute("SELECT name FROM namespaces ORDER BY name LIMIT 11")]
@@ -440,13 +445,15 @@ class PostgresStore(Store):
 
     # ------------------------------------------------------------------ reads
     def version(self, namespace: str) -> tuple[int, int, int]:
+        """As the SQLite store's: (creation time in µs, max chunk id, revision), index reads only."""
         with self._read() as conn:
             row = conn.execute(
-                "SELECT COUNT(*), COALESCE(MAX(id), 0), "
-                "(SELECT COALESCE(MAX(revision), 0) FROM namespaces WHERE name=%s) FROM chunks WHERE namespace=%s",
-                (namespace, namespace),
+                "SELECT (n.created_at * 1000000)::bigint, "
+                "(SELECT COALESCE(MAX(c.id), 0) FROM chunks c WHERE c.namespace = n.name), n.revision "
+                "FROM namespaces n WHERE n.name=%s",
+                (namespace,),
             ).fetchone()
-        return int(row[0]), int(row[1]), int(row[2])
+        return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
 
     def write_state(self, namespace: str) -> list[WriteState]:
         with self._read() as conn:

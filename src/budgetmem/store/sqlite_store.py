@@ -222,14 +222,24 @@ class SQLiteStore(Store):
             rows = self._db.execute(self._NAMESPACE_INFO + " ORDER BY n.name").fetchall()
         return [NamespaceInfo(*r) for r in rows]
 
-    def namespace(self, name: str) -> NamespaceInfo | None:
-        """One namespace's info; only its own rows are counted (this runs on every search)."""
+    # Without the counts: what each search needs (encoder, write policy) in one indexed read.
+    # The counts above sum over every chunk of the namespace, which at a million chunks takes
+    # longer than the search itself.
+    _NAMESPACE_SETTINGS = """SELECT n.name, n.encoder, n.dim, n.chunk_tokens, n.created_at, 0, 0, 0,
+                                    n.write_policy, n.write_budget, n.seen_chunks, n.seen_tokens, 0, 0, n.revision
+                             FROM namespaces n"""
+
+    def namespace(self, name: str, *, counts: bool = True) -> NamespaceInfo | None:
+        """One namespace's info; only its own rows are counted. ``counts=False`` skips the
+        counting and leaves ``n_chunks``, ``n_tokens``, ``n_sessions`` and the archive's
+        counts at 0: for callers that need only its settings, on every search."""
+        sql = self._NAMESPACE_INFO if counts else self._NAMESPACE_SETTINGS
         with self._lock:
-            row = self._db.execute(self._NAMESPACE_INFO + " WHERE n.name = ?", (name,)).fetchone()
+            row = self._db.execute(sql + " WHERE n.name = ?", (name,)).fetchone()
         return NamespaceInfo(*row) if row else None
 
-    def require_namespace(self, name: str) -> NamespaceInfo:
-        info = self.namespace(name)
+    def require_namespace(self, name: str, *, counts: bool = True) -> NamespaceInfo:
+        info = self.namespace(name, counts=counts)
         if info is None:
             # Name a few, not every namespace: a store may hold thousands (this must not scan them).
             with self._lock:
@@ -553,7 +563,7 @@ class SQLiteStore(Store):
             if hook is not None:
                 hook(namespace)
         header = index_files.read_header(self.path, namespace)
-        current = list(self.version(namespace)) if self.namespace(namespace) is not None else None
+        current = list(self.version(namespace)) if self.namespace(namespace, counts=False) is not None else None
         if header is not None and current is not None and header.get("version") == current:
             return
         index_files.drop_namespace(self.path, namespace)
@@ -635,15 +645,19 @@ class SQLiteStore(Store):
 
     # ------------------------------------------------------------------ reads
     def version(self, namespace: str) -> tuple[int, int, int]:
-        """(chunk count, max chunk id, revision): changes whenever the namespace's chunks do
-        (the revision counts admissions, evictions and restores)."""
+        """(creation time in µs, max chunk id, revision): changes whenever the namespace's
+        chunks do. Every write that adds, archives, restores or removes chunks bumps the
+        revision in its transaction; the creation time tells a namespace forgotten and made
+        again from the old one. Index reads only (no count over the chunks): every search
+        asks, in every process."""
         with self._lock:
             row = self._db.execute(
-                "SELECT COUNT(*), COALESCE(MAX(id), 0), "
-                "(SELECT COALESCE(MAX(revision), 0) FROM namespaces WHERE name=?) FROM chunks WHERE namespace=?",
-                (namespace, namespace),
+                "SELECT CAST(n.created_at * 1000000 AS INTEGER), "
+                "(SELECT COALESCE(MAX(c.id), 0) FROM chunks c WHERE c.namespace = n.name), n.revision "
+                "FROM namespaces n WHERE n.name=?",
+                (namespace,),
             ).fetchone()
-        return int(row[0]), int(row[1]), int(row[2])
+        return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
 
     def write_state(self, namespace: str) -> list[WriteState]:
         """Live chunks with what eviction weighs: write score, access count, tokens (id order)."""

@@ -22,5 +22,5 @@ async def job(
     found = service_of(request).jobs.get(job_id)
     # Another namespace's job is reported missing, not forbidden: its existence is not ours to know.
     if found is None or not (key.allows(found.namespace, "read") or key.allows(found.namespace, "write")):
-        raise NotFoundError(f"no job {job_id}", hint="jobs are kept in memory: a restart forgets them")
+        raise NotFoundError(f"no job {job_id}", hint="the id is wrong, or the job is older than the last 1,000 finished ones")
     return found.to_dict()
