@@ -92,7 +92,7 @@ def replay(run: Path, candidate: str, answer_llm: str, limit: int | None = None)
     settings = Settings().replace(pipeline__answer_llm=answer_llm, encoder__name="all-minilm-l6-v2")
     p = dataclasses.replace(settings.pipeline, cache_path=None, answer_style=style, **CANDIDATES[candidate])
     pipe = Pipeline(Encoder(settings.encoder), p, llm_resolver(None, lambda name: make_llm(name, settings=settings)))
-    out = RESULTS / f"{run.name}.{candidate}.jsonl"
+    out = RESULTS / f"{run.parent.name}-{run.name}.{candidate}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {json.loads(x)["id"] for x in out.read_text(encoding="utf-8").splitlines() if x.strip()} if out.exists() else set()
     rows = [json.loads(x) for x in (run / "results.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()][:limit]
@@ -137,29 +137,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default="", help="what else was running (goes into the table's text)")
     args = ap.parse_args(argv)
     cands = [c for c in args.candidates.split(",") if c]
-    blocks = []
+    m = machine_info()
+
+    def publish(blocks: list[str]) -> str:
+        text = "\n".join([
+            "## Answers: short-answer candidates on fixed memories",
+            "",
+            f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores); answer model "
+            f"`{args.answer_llm}`. {args.note}",
+            "",
+            "Each candidate answers the same questions from the same memories (replayed from an evaluation run), "
+            "so only the answer step differs. *as run*: the answers the evaluation run itself wrote; *before*: the "
+            "answer prompts and extraction as they were before the short-answer contract. Command: "
+            "`.venv/bin/python bench/answers.py --runs DIR ...` (resumable).",
+            "",
+            *[b + "\n" for b in blocks],
+        ])  # fmt: skip
+        write_section(ROOT / "docs" / "BENCHMARKS.md", "answers", text)
+        return text
+
+    blocks: list[str] = []
+    text = ""
     for run in args.runs:
+        if not (run / "results.jsonl").exists():
+            log(f"{run}: no rows yet, skipped")
+            continue
+        ident = json.loads((run / "run.json").read_text(encoding="utf-8"))["identity"]
+        caption = f"**{run.parent.name}/{run.name}** ({ident['dataset']}, memories of `{ident['system']}`):\n\n"
+        head = ["answer step", "n", "F1", "F1 95% CI", "answers > gold+10 tok", "2nd call", "answer µ$/q"]
         body = [summarise("as run", as_run(run, args.limit))]
+        blocks.append(caption + table(head, body))
         for c in cands:
             out = replay(run, c, args.answer_llm, args.limit)
             body.append(summarise(c, [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines() if x.strip()]))
-        ident = json.loads((run / "run.json").read_text(encoding="utf-8"))["identity"]
-        blocks.append(f"**{run.name}** ({ident['dataset']}, memories of `{ident['system']}`):\n\n" + table(
-            ["answer step", "n", "F1", "F1 95% CI", "answers > gold+10 tok", "2nd call", "answer µ$/q"], body))
-    m = machine_info()
-    text = "\n".join([
-        "## Answers: short-answer candidates on fixed memories",
-        "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores); answer model "
-        f"`{args.answer_llm}`. {args.note}",
-        "",
-        "Each candidate answers the same questions from the same memories (replayed from an evaluation run), "
-        "so only the answer step differs. *as run*: the answers the evaluation run itself wrote; *before*: the "
-        "answer prompts and extraction as they were before the short-answer contract. Command: `.venv/bin/python bench/answers.py --runs DIR ...` (resumable).",
-        "",
-        *[b + "\n" for b in blocks],
-    ])  # fmt: skip
-    write_section(ROOT / "docs" / "BENCHMARKS.md", "answers", text)
+            blocks[-1] = caption + table(head, body)
+            text = publish(blocks)
     print(text)
     return 0
 

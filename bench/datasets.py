@@ -39,6 +39,7 @@ from _report import log, machine_info, table, write_section  # noqa: E402
 
 from budgetmem import Settings  # noqa: E402
 from budgetmem.eval import dataset_settings  # noqa: E402
+from budgetmem.eval.datasets import load_eval_set  # noqa: E402
 from budgetmem.eval.metrics import answer_tokens  # noqa: E402
 from budgetmem.eval.report import RunSummary, compare_table, load_run, plot_runs  # noqa: E402
 from budgetmem.harness import EvalConfig, run_eval  # noqa: E402
@@ -145,11 +146,15 @@ def render_dataset(dataset: str, systems: list[str], args: argparse.Namespace) -
     for i, r in enumerate(runs):
         lines[2 + i] += f" {100 * long_share[r.path.name]:.0f}% |"
     partial = [f"{r.path.name} ({r.n}/{r.planned})" for r in runs if r.partial]
-    body = [title, "", plan.note, "", *lines, "", f"![{plan.title}: score vs cost](datasets_{dataset}.png)"]
+    shown = max(r.n for r in runs)
+    scope = f"Run here on {shown} question{'s' if shown != 1 else ''}" + (
+        f" (the first {shown} of {len(load_eval_set(dataset, plan.path).items)} in the file)" if plan.split == "all" else " of the split"
+    ) + "."
+    body = [title, "", f"{plan.note} {scope}", "", *lines, "", f"![{plan.title}: score vs cost](datasets_{dataset}.png)"]
     if missing or partial:
         body += ["", "Not yet run: " + (", ".join(missing) or "none") + ". Partial: " + (", ".join(partial) or "none")
                  + ". Re-running the command resumes from the saved rows."]  # fmt: skip
-    readme = [f"**{plan.title}** ({plan.note.split(':')[0] if dataset == 'longmemeval' else plan.note})", ""]
+    readme = [f"**{plan.title}** ({plan.note.split(':')[0] if dataset == 'longmemeval' else plan.note} {scope})", ""]
     head = ["system", "n", "F1", "F1 95% CI", "judge", "total µ$/q", "answers > gold+10 tok"]
     rows = []
     for r in runs:
