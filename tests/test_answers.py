@@ -3,6 +3,8 @@ call and its ledger line, the raw reply in the trace, and the same path for ever
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import EXAMPLE
 from fakes import TEST_PRICE, ScriptedFakeLLM
@@ -48,6 +50,13 @@ def test_question_kinds(question: str, kind: str) -> None:
     assert question_kind(question, "hotpotqa") == kind
     assert question_kind(question, "locomo") == kind
     assert question_kind(question, "plain") == "free"  # long-answer style: no short contract
+
+
+def test_kind_lines_show_no_example_answer() -> None:
+    """A small model copies an example answer from its instructions: no line holds one."""
+    from budgetmem.pipeline.answers import KIND_RULES
+
+    assert not any(re.search(r"\d", rule.instruction) for rule in KIND_RULES)
 
 
 def test_unknown_style_is_a_config_error() -> None:

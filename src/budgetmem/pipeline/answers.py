@@ -43,7 +43,7 @@ __all__ = [
     "build_shorten_prompt",
 ]
 
-ANSWER_PROMPT_VERSION = "bm-answer-2"
+ANSWER_PROMPT_VERSION = "bm-answer-3"
 """Part of the answer-cache key: bump it when an answer prompt, rule or grammar changes."""
 
 AnswerKind = Literal["yes/no", "date", "phrase", "free"]
@@ -72,8 +72,10 @@ KIND_RULES: tuple[KindRule, ...] = (
     KindRule(
         "date",
         re.compile(r"^(?:when|in what year|in which year|what year|which year|what date|on what date|what month|in what month)\b"),
-        "This is a question about when: answer with the date only (e.g. 7 May 2023, or a year), "
-        "worked out from the dates in the memory.",
+        # No example date here: the 0.5B answer model copied one ("7 May 2023") into its
+        # answers on LoCoMo whatever the memory said.
+        "This is a question about when: answer with the date only (day, month and year, or just the "
+        "year, as precisely as the memory allows), worked out from the dates in the memory.",
     ),
 )
 """Checked in order; a question that matches none asks for a phrase."""
