@@ -167,6 +167,7 @@ class LlamaCppLLM(LLM):
     """A GGUF chat model run in this process; the chat template comes from the GGUF file."""
 
     supports_grammar = True
+    supports_logprobs = True
 
     def __init__(
         self,
@@ -249,10 +250,16 @@ class LlamaCppLLM(LLM):
         stop: Sequence[str] | None = None,
         grammar: str | None = None,
         json_mode: bool = False,
+        logprobs: bool = False,
     ) -> Completion:
+        """``logprobs``: also measure the generated tokens' mean log-probability (greedy
+        decoding only: see :class:`_TokenLogprobs`)."""
         self._check_request(max_tokens, grammar, json_mode)
         chat = [{"role": m.role, "content": m.content} for m in as_messages(messages)]
         kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        scorer = _TokenLogprobs() if logprobs and temperature == 0.0 and grammar is None else None
+        if scorer is not None:
+            kwargs["logits_processor"] = _llama_cpp().LogitsProcessorList([scorer])
         if stop:
             kwargs["stop"] = list(stop)
         if json_mode:
@@ -272,7 +279,33 @@ class LlamaCppLLM(LLM):
         if not isinstance(text, str):
             raise LLMResponseError(f"{self.name} returned no message content")
         prompt_tokens, completion_tokens = usage_counts(result.get("usage"), self.name)
-        return self._completion(text, prompt_tokens, completion_tokens, latency, choice.get("finish_reason"))
+        mean_lp = scorer.mean(completion_tokens) if scorer is not None else None
+        return self._completion(text, prompt_tokens, completion_tokens, latency, choice.get("finish_reason"), mean_lp)
+
+
+class _TokenLogprobs:
+    """A logits processor that only watches: at each generation step it records the
+    log-probability of the most likely next token (log-softmax of the raw logits at their
+    maximum). Under greedy decoding without a grammar that token is the one emitted, so the
+    mean over the reply's tokens is its mean token log-probability. llama-cpp-python offers
+    ``logprobs`` only for models loaded with ``logits_all=True``, which keeps a
+    context-by-vocabulary matrix (GBs for Qwen's 151k vocabulary); this needs none."""
+
+    def __init__(self) -> None:
+        self.steps: list[float] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
+
+        x = np.asarray(scores, dtype=np.float64)
+        top = float(x.max())
+        self.steps.append(-float(np.log(np.exp(x - top).sum())))  # log p(argmax) = max - logsumexp
+        return scores
+
+    def mean(self, completion_tokens: int) -> float | None:
+        """Over the reply's tokens (the step that chose end-of-text is not one of them)."""
+        steps = self.steps[: max(1, completion_tokens)]
+        return sum(steps) / len(steps) if steps else None
 
 
 def _file_price(model: str, prices: PriceTable) -> Price:
