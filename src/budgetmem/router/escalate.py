@@ -180,6 +180,8 @@ class Escalation:
         final = run_pass(self.costly, reuse)
         final.passes = [first, *final.passes]
         final.wall_s += first.wall_s
+        if first.cache and final.cache:  # the query's cache counts cover both passes
+            final.cache = {k: first.cache.get(k, 0) + final.cache.get(k, 0) for k in ("hits", "misses")}
         final.context["escalation"] = self._note(feats, conf, True, first=first, final=final)
         final.policy = self.name
         return final

@@ -29,18 +29,20 @@ from budgetmem.pipeline.stages import MODULES
 from budgetmem.router.escalate import FEATURES, Calibration, fit_calibration
 from budgetmem.router.rules import QUESTION_TYPES
 
-__all__ = ["question_prototypes", "choose_tier_map", "calibration_from_rows"]
+__all__ = ["question_prototypes", "fit_offsets", "choose_tier_map", "calibration_from_rows"]
 
 # LoCoMo's categories are the question types the rule router knows (adversarial ones are
 # not scored, so they are not a type).
 _LOCOMO_TYPES = {"single-hop", "multi-hop", "temporal", "open-domain"}
 
 
-def question_prototypes(items: Sequence[EvalItem], encode: Callable[[list[str]], np.ndarray]) -> dict[str, list[float]]:
-    """Type -> the unit-normalised mean embedding of that type's questions."""
+def question_prototypes(
+    items: Sequence[EvalItem], encode: Callable[[list[str]], np.ndarray], types: Sequence[str] = tuple(_LOCOMO_TYPES)
+) -> dict[str, list[float]]:
+    """Type -> the unit-normalised mean embedding of that type's questions (for ``types``)."""
     by_type: dict[str, list[str]] = {}
     for it in items:
-        if it.category in _LOCOMO_TYPES:
+        if it.category in _LOCOMO_TYPES and it.category in types:
             by_type.setdefault(it.category, []).append(it.question)
     if not by_type:
         raise ConfigError("no typed questions to make prototypes from (LoCoMo categories are needed)")
@@ -52,6 +54,30 @@ def question_prototypes(items: Sequence[EvalItem], encode: Callable[[list[str]],
             mean = vecs.mean(axis=0)
             out[kind] = [float(x) for x in mean / max(float(np.linalg.norm(mean)), 1e-12)]
     return out
+
+
+def fit_offsets(
+    items: Sequence[EvalItem], encode: Callable[[list[str]], np.ndarray], prototypes: Mapping[str, Sequence[float]],
+    *, undecided: Callable[[str], bool],
+) -> dict[str, float]:
+    """An offset for the first prototype type against the second, chosen on ``items`` (the
+    train questions the rules leave open) to maximise accuracy: a 1-D search over
+    [-0.2, 0.2] in steps of 0.005. Needs exactly two prototypes."""
+    names = list(prototypes)
+    if len(names) != 2:
+        raise ConfigError("offsets are fitted between exactly two prototypes")
+    open_items = [i for i in items if undecided(i.question) and i.category in names]
+    if not open_items:
+        return {}
+    E = np.asarray(encode([i.question for i in open_items]), dtype=np.float64)
+    E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+    P = np.array([np.asarray(prototypes[n], dtype=np.float64) for n in names])
+    diff = E @ P[0] - E @ P[1]
+    truth = np.array([i.category == names[0] for i in open_items])
+    grid = np.round(np.arange(-0.2, 0.2001, 0.005), 4)
+    # offset o on the first type: it wins when diff + o > 0; ties go to the smallest |o|.
+    best = max(grid, key=lambda o: (float(np.mean((diff + o > 0) == truth)), -abs(o)))
+    return {names[0]: float(best)}
 
 
 def _tiers_of(spec: str) -> dict[str, str]:
