@@ -177,15 +177,17 @@ def test_repair_prompt_keeps_the_failed_prompt_as_prefix() -> None:
 
 
 def test_answer_prompts_per_style() -> None:
-    loc = build_answer_prompt("When?", "Tomasz left on 8 June 2024.", style="locomo")
-    assert "short phrase" in loc and loc.rstrip().endswith("Short answer:") and "8 June 2024" in loc
+    loc = build_answer_prompt("When did Tomasz leave?", "Tomasz left on 8 June 2024.", style="locomo")
+    assert "date only" in loc and loc.rstrip().endswith("Short answer:") and "8 June 2024" in loc
     lme = build_answer_prompt("When?", "m", style="longmemeval", question_date="2023/05/30 (Tue) 23:40")
     assert "2023/05/30 (Tue) 23:40" in lme
     assert "not given" in build_answer_prompt("When?", "m", style="longmemeval")
-    hot = build_answer_prompt("Who?", "ctx", style="hotpotqa")
-    assert "<answer>" in hot and "</answer>" in hot
+    hot = build_answer_prompt("Who wrote it?", "ctx", style="hotpotqa")
+    assert "shortest phrase" in hot and hot.rstrip().endswith("Short answer:") and "ctx" in hot
+    yes_no = build_answer_prompt("Are both bands from Leeds?", "ctx", style="hotpotqa")
+    assert "yes or no only" in yes_no and "shortest phrase" not in yes_no
     plain = build_answer_prompt("Who?", "ctx", style="plain")
-    assert "ctx" in plain and "Who?" in plain
+    assert "ctx" in plain and "Who?" in plain and "yes or no" not in plain and "shortest phrase" not in plain
 
 
 def test_extract_answer() -> None:

@@ -177,8 +177,10 @@ class Encoder:
 
     @property
     def max_tokens(self) -> int:
-        """Content tokens the network reads in one pass (its limit minus [CLS]/[SEP])."""
-        return int(self.spec.max_seq_tokens or 256) - 2
+        """Content tokens per window: the network's limit minus [CLS]/[SEP], or the settings'
+        smaller ``window_tokens``."""
+        limit = int(self.spec.max_seq_tokens or 256) - 2
+        return min(limit, self.settings.window_tokens) if self.settings.window_tokens else limit
 
     def _windows(self, text: str) -> list[str]:
         offs = self.offsets(text)

@@ -408,7 +408,6 @@ class BudgetMem:
             strip_citations,
         )
         from budgetmem.context.packing import pack_namespace
-        from budgetmem.pipeline.prompts import extract_answer
         from budgetmem.pipeline.runner import ANSWER_MAX_TOKENS
 
         started = time.perf_counter()
@@ -429,11 +428,12 @@ class BudgetMem:
         memory = render_cited_memories(packed)
         prompt = build_cited_answer_prompt(question, memory, style=style, question_date=question_date)
         max_tokens = ANSWER_MAX_TOKENS[style] + CITATION_HEADROOM_TOKENS
-        raw, step = self.pipeline.answer_call(
-            prompt, version=CITED_PROMPT_VERSION, max_tokens=max_tokens, sources=[i.chunk for i in packed.items]
-        )
+        answer, step = self.pipeline.short_answer(
+            question, prompt, version=CITED_PROMPT_VERSION, extra_tokens=CITATION_HEADROOM_TOKENS, cited=True,
+            clean=strip_citations, sources=[i.chunk for i in packed.items],
+        )  # fmt: skip
+        raw = step.raw_output or ""
         check = check_reply(raw, packed, self.store, self.namespace)
-        answer = extract_answer(strip_citations(raw), style)
         shown = tuple(ScoredChunk(i.chunk, i.score if i.score is not None else 0.0) for i in packed.items)
         return QueryResult(
             question=question, answer=answer, memory=memory, strategy="baseline", policy="packed-rag",

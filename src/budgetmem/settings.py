@@ -54,6 +54,15 @@ class EncoderSettings:
     window_stride: int = 256
     """Stride (tokens) of the windows that cover a text longer than the encoder reads;
     the window embeddings are mean-pooled, so a 1,024-token chunk is embedded whole."""
+    window_tokens: int | None = None
+    """Content tokens per window; None reads as many as the encoder can (MPNet 382, MiniLM
+    254). A smaller value only makes more windows: tests use it to see the pooling at work."""
+
+    def __post_init__(self) -> None:
+        if self.window_tokens is not None and self.window_tokens < 2:
+            raise ConfigError(f"window_tokens must be >= 2, got {self.window_tokens}")
+        if self.window_stride < 1:
+            raise ConfigError(f"window_stride must be >= 1, got {self.window_stride}")
 
 
 @dataclass(frozen=True)
@@ -182,6 +191,12 @@ class PipelineSettings:
     extractors reuse llama.cpp's cached prefix; instruction-first is kept to measure that."""
     answer_style: Literal["locomo", "longmemeval", "hotpotqa", "plain"] = "locomo"
     """Answer prompt style per dataset (routing paper Appendix C.1-C.3)."""
+    answer_grammar: bool = True
+    """Force the short answer's shape (yes/no, at most a few words) with a grammar where the
+    answer model's backend supports one (llama.cpp); other backends rely on the prompt."""
+    answer_shorten: bool = True
+    """A short answer still longer than its style allows is cut to the answer span by a
+    second, cheap call on the answer model (priced in the answer step's ledger)."""
     concurrent: bool = True
     """Run entity / temporal / topic concurrently (Eq. 5: they are independent)."""
     cache_path: Path | None = Path("~/.cache/budgetmem/module-cache.sqlite")

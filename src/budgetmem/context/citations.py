@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from budgetmem.context.packing import PackedContext, PackedItem
 from budgetmem.errors import ConfigError
+from budgetmem.pipeline.answers import kind_instruction, question_kind
 from budgetmem.chunk import Chunk
 from budgetmem.store import Store
 
@@ -36,7 +37,7 @@ __all__ = [
     "check_reply",
 ]
 
-CITED_PROMPT_VERSION = "bm-cited-1"
+CITED_PROMPT_VERSION = "bm-cited-2"
 """Part of the answer-cache key of cited answers: bump it when any text here changes."""
 
 CITATION_HEADROOM_TOKENS = 32
@@ -90,9 +91,9 @@ def render_cited_memories(packed: PackedContext) -> str:
 
 
 _SHAPE = {
-    "locomo": "Give the answer as a short phrase, in the snippets' own words where you can.",
-    "longmemeval": "Give a short, direct answer.",
-    "hotpotqa": "Give a short, precise answer; it may combine facts from several snippets.",
+    "locomo": "Use the snippets' own words where you can.",
+    "longmemeval": "Answer directly.",
+    "hotpotqa": "The answer may combine facts from several snippets.",
     "plain": "Answer helpfully in one to three sentences.",
 }
 
@@ -103,6 +104,10 @@ def build_cited_answer_prompt(
     """The answer model's prompt when its memories carry ids (§III-H2 contract, own wording)."""
     if style not in _SHAPE:
         raise ConfigError(f"unknown answer style {style!r}", hint=f"use one of: {', '.join(_SHAPE)}")
+    # The same per-kind line as every other system's answer prompt (yes/no, a date, a phrase).
+    shape = kind_instruction(question_kind(question, style)) or (
+        "For a question about when something happened, give the date, worked out from the dates of the snippets."
+    )
     asked = f"\nThe question is asked on: {question_date.strip()}" if question_date else ""
     return (
         "You answer questions from an assistant's memory of earlier conversations. The memory "
@@ -110,8 +115,7 @@ def build_cited_answer_prompt(
         "[MEM_ID: number].\n\n"
         f"Memory snippets:\n{memories.strip() or '(no memories)'}\n\n"
         "How to answer:\n"
-        f"- {_SHAPE[style]} For a question about when something happened, give the date, "
-        "worked out from the dates of the snippets.\n"
+        f"- {_SHAPE[style]} {shape}\n"
         "- Right after the answer, name every snippet you used as [CITE: id], for example "
         "[CITE: 7], or [CITE: 7, 12] for two snippets. Cite only ids shown above.\n"
         "- If the snippets do not hold the answer, reply exactly: I don't know\n"

@@ -252,12 +252,12 @@ class LlamaCppLLM(LLM):
         json_mode: bool = False,
         logprobs: bool = False,
     ) -> Completion:
-        """``logprobs``: also measure the generated tokens' mean log-probability (greedy
-        decoding only: see :class:`_TokenLogprobs`)."""
+        """``logprobs``: also measure the generated tokens' mean log-probability (see
+        :class:`_TokenLogprobs`)."""
         self._check_request(max_tokens, grammar, json_mode)
         chat = [{"role": m.role, "content": m.content} for m in as_messages(messages)]
         kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
-        scorer = _TokenLogprobs() if logprobs and temperature == 0.0 and grammar is None else None
+        scorer = _TokenLogprobs() if logprobs else None
         if scorer is not None:
             kwargs["logits_processor"] = _llama_cpp().LogitsProcessorList([scorer])
         if stop:
@@ -284,27 +284,39 @@ class LlamaCppLLM(LLM):
 
 
 class _TokenLogprobs:
-    """A logits processor that only watches: at each generation step it records the
-    log-probability of the most likely next token (log-softmax of the raw logits at their
-    maximum). Under greedy decoding without a grammar that token is the one emitted, so the
-    mean over the reply's tokens is its mean token log-probability. llama-cpp-python offers
-    ``logprobs`` only for models loaded with ``logits_all=True``, which keeps a
-    context-by-vocabulary matrix (GBs for Qwen's 151k vocabulary); this needs none."""
+    """A logits processor that only watches, to measure the reply's mean token log-probability
+    under the model (raw logits: before any grammar or sampling setting).
+
+    At each generation step it keeps the step's logits and their log-sum-exp; at the next
+    step the token that was emitted is the last of the input ids, so its log-probability is
+    read then (whatever chose it: greedy, sampling, or a grammar's mask). A reply cut by
+    ``max_tokens`` never feeds its last token back; that one step counts its most likely
+    token instead. llama-cpp-python offers ``logprobs`` only for models loaded with
+    ``logits_all=True``, which keeps a context-by-vocabulary matrix (GBs for Qwen's 151k
+    vocabulary); this keeps one vocabulary row."""
 
     def __init__(self) -> None:
         self.steps: list[float] = []
+        self._pending: tuple[Any, float] | None = None
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import numpy as np
 
+        if self._pending is not None:
+            logits, lse = self._pending
+            self.steps.append(float(logits[int(input_ids[-1])]) - lse)
         x = np.asarray(scores, dtype=np.float64)
         top = float(x.max())
-        self.steps.append(-float(np.log(np.exp(x - top).sum())))  # log p(argmax) = max - logsumexp
+        self._pending = (np.array(scores, dtype=np.float32, copy=True), top + float(np.log(np.exp(x - top).sum())))
         return scores
 
     def mean(self, completion_tokens: int) -> float | None:
         """Over the reply's tokens (the step that chose end-of-text is not one of them)."""
-        steps = self.steps[: max(1, completion_tokens)]
+        steps = list(self.steps)
+        if len(steps) < completion_tokens and self._pending is not None:
+            logits, lse = self._pending
+            steps.append(float(logits.max()) - lse)
+        steps = steps[: max(1, completion_tokens)]
         return sum(steps) / len(steps) if steps else None
 
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from budgetmem.errors import ConfigError
+from budgetmem.pipeline.answers import kind_instruction, question_kind
 from budgetmem.pipeline.stages import EXTRACTORS, PROMPT_VERSION, Stage, as_stage
 from budgetmem.pipeline.types import ModuleInput, ScoredChunk
 
@@ -266,16 +267,21 @@ def build_repair_prompt(prompt: str, bad_output: str, reason: str, format_line: 
 
 
 def build_answer_prompt(query: str, memory: str, *, style: AnswerStyle = "locomo", question_date: str | None = None) -> str:
-    """The answer model's prompt, y = f_ans(q, m), per dataset (routing paper App. C.1-C.3)."""
+    """The answer model's prompt, y = f_ans(q, m), per dataset (routing paper App. C.1-C.3).
+
+    Short-answer styles end with the line for the question's kind (yes/no, a date, a phrase:
+    :mod:`budgetmem.pipeline.answers`) and ``Short answer:``, so the reply is the answer
+    itself; the same text is used with and without a grammar."""
     q = query.strip()
     m = memory.strip() or "(no memory)"
+    kind = question_kind(q, style)  # also rejects an unknown style
+    shape = kind_instruction(kind)
     if style == "locomo":
         # C.1 contract: a short phrase, the context's own words, dates taken from the memory.
         return (
             f"Memory:\n{m}\n\n"
-            "Using the memory above, answer the question below with a short phrase. Reuse the "
-            "memory's own words where you can. If the question asks when something happened, "
-            "give the date, worked out from the dates in the memory.\n\n"
+            "Using the memory above, answer the question below. Reuse the memory's own words "
+            f"where you can. {shape}\n\n"
             f"Question: {q}\nShort answer:"
         )
     if style == "longmemeval":
@@ -283,24 +289,22 @@ def build_answer_prompt(query: str, memory: str, *, style: AnswerStyle = "locomo
         date = question_date.strip() if question_date else "not given"
         return (
             "Here is what you remember from earlier chats with the user. Answer the user's "
-            "question from it, briefly.\n\n"
+            f"question from it. {shape}\n\n"
             f"Chat history:\n{m}\n\nToday's date: {date}\nQuestion: {q}\nShort answer:"
         )
     if style == "hotpotqa":
-        # C.2 contract: multi-hop question, short precise answer inside <answer> tags.
+        # C.2 contract: a multi-hop question over documents, a short precise answer.
         return (
-            f"Context:\n{m}\n\nQuestion: {q}\n\n"
-            "The answer may need facts from more than one part of the context. Read it "
-            "carefully and give a short, precise answer inside answer tags, like this: "
-            "<answer>short answer</answer>"
+            f"Context:\n{m}\n\n"
+            "Answer the question below from the context above; the answer may need facts from "
+            f"more than one part of it. {shape}\n\n"
+            f"Question: {q}\nShort answer:"
         )
-    if style == "plain":
-        return (
-            f"Memory:\n{m}\n\nAnswer the question helpfully and briefly using the memory above. "
-            "If the memory does not contain the answer, say that you do not know.\n\n"
-            f"Question: {q}\nAnswer:"
-        )
-    raise ConfigError(f"unknown answer style {style!r}", hint="use locomo, longmemeval, hotpotqa or plain")
+    return (
+        f"Memory:\n{m}\n\nAnswer the question helpfully and briefly using the memory above. "
+        "If the memory does not contain the answer, say that you do not know.\n\n"
+        f"Question: {q}\nAnswer:"
+    )
 
 
 _THINKING = re.compile(r"<thinking>.*?</thinking>", re.IGNORECASE | re.DOTALL)

@@ -19,6 +19,16 @@ from budgetmem.chunk import Chunk
 from budgetmem.encoder import Encoder
 from budgetmem.errors import ConfigError
 from budgetmem.llm import LLM
+from budgetmem.pipeline.answers import (
+    ANSWER_PROMPT_VERSION,
+    STYLES,
+    answer_grammar,
+    build_shorten_prompt,
+    question_kind,
+    shape_answer,
+    style_rules,
+    word_count,
+)
 from budgetmem.pipeline.cache import ModuleCache, cache_key, source_tags
 from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.executor import run_step, step_key
@@ -68,8 +78,8 @@ class StagePlan:
 
 
 # Answer length caps per dataset (routing paper Appendix A.2, Table 4: 32 for LoCoMo,
-# 512 for LongMemEval and HotpotQA).
-ANSWER_MAX_TOKENS = {"locomo": 32, "longmemeval": 512, "hotpotqa": 512, "plain": 128}
+# 512 for LongMemEval and HotpotQA); the style table holds them.
+ANSWER_MAX_TOKENS = {name: rules.max_tokens for name, rules in STYLES.items()}
 
 
 def _check_stages(stages: Sequence[Stage]) -> None:
@@ -238,35 +248,103 @@ class Pipeline:
         sources: Iterable[Chunk] = (),
         reuse: Reuse | None = None,
     ) -> tuple[str, StepRecord]:
-        """The answer model reads (query, memory) only: y = f_ans(q, m).
+        """The answer model reads (query, memory) only: y = f_ans(q, m), held to the style's
+        short-answer contract (:mod:`budgetmem.pipeline.answers`).
 
-        Cached like a module step (key: model, prompt version, the exact prompt), so router
-        training, which revisits the same memories, pays for each answer once. ``sources``:
-        the chunks the memory was made from (the cache entry is forgotten with them)."""
-        from budgetmem.pipeline.prompts import PROMPT_VERSION, build_answer_prompt, extract_answer
+        Cached like a module step (key: model, prompt version, grammar, the exact prompt), so
+        router training, which revisits the same memories, pays for each answer once.
+        ``sources``: the chunks the memory was made from (the cache entry is forgotten with them)."""
+        from budgetmem.pipeline.prompts import build_answer_prompt
 
         prompt = build_answer_prompt(query, memory, style=self.settings.answer_style, question_date=question_date)
-        max_tokens = ANSWER_MAX_TOKENS[self.settings.answer_style]
-        text, record = self.answer_call(prompt, version=PROMPT_VERSION, max_tokens=max_tokens, sources=sources, reuse=reuse)
-        return extract_answer(text, self.settings.answer_style), record
+        return self.short_answer(query, prompt, version=ANSWER_PROMPT_VERSION, sources=sources, reuse=reuse)
+
+    def short_answer(
+        self,
+        query: str,
+        prompt: str,
+        *,
+        version: str,
+        extra_tokens: int = 0,
+        cited: bool = False,
+        clean: Callable[[str], str] = lambda text: text,
+        sources: Iterable[Chunk] = (),
+        reuse: Reuse | None = None,
+    ) -> tuple[str, StepRecord]:
+        """Ask ``prompt`` and return the short answer the style asks for, with its ledger line.
+
+        One path for every system (pipeline and baselines), so comparisons stay fair: the
+        question's kind sets a grammar where the backend takes one, the reply is shaped by the
+        rules, and a reply still longer than the style allows is shortened by a second, cheap
+        call on the answer model (a ``shorten`` line in the same step's ledger). The raw reply
+        is kept in ``raw_output``. ``cited``: the reply ends with ``[CITE: ...]`` markers
+        (packed-rag), which the grammar then leaves room for; ``clean`` removes them before
+        the answer is read."""
+        from budgetmem.pipeline.prompts import extract_answer
+
+        style = self.settings.answer_style
+        rules = style_rules(style)
+        kind = question_kind(query, style)
+        llm = self.answer_model
+        grammar = answer_grammar(kind, rules.max_words, cited=cited) if self.settings.answer_grammar and llm.supports_grammar else None
+        raw, record = self.answer_call(
+            prompt, version=version, max_tokens=rules.max_tokens + extra_tokens, grammar=grammar, sources=sources,
+            reuse=reuse,
+        )
+        answer = shape_answer(extract_answer(clean(raw), style), kind)
+        notes = [f"answer kind: {kind}" + (" (grammar)" if grammar else "")]
+        if rules.short and self.settings.answer_shorten and word_count(answer) > rules.max_words:
+            long_answer = answer
+            short_prompt = build_shorten_prompt(query, long_answer, kind, rules.max_words)
+            short_grammar = answer_grammar(kind, rules.max_words) if llm.supports_grammar else None
+            text, second = self.answer_call(
+                short_prompt, version=version, max_tokens=rules.max_tokens, grammar=short_grammar,
+                sources=sources, purpose="shorten", reuse=reuse,
+            )  # fmt: skip
+            shortened = shape_answer(extract_answer(text, style), kind)
+            record.calls.extend(second.calls)
+            record.cache_hit = record.cache_hit and second.cache_hit
+            record.wall_s += second.wall_s
+            record.cpu_s += second.cpu_s
+            if shortened and word_count(shortened) < word_count(long_answer):
+                answer = shortened
+                notes.append(f"shortened by a second call from {word_count(long_answer)} words")
+            else:
+                notes.append("the shorten call gave nothing shorter; the long answer is kept")
+        record.raw_output = raw
+        record.parse_status = "ok"
+        record.note = "; ".join(notes)
+        return answer, record
 
     def answer_call(
-        self, prompt: str, *, version: str, max_tokens: int, sources: Iterable[Chunk] = (), reuse: Reuse | None = None
+        self,
+        prompt: str,
+        *,
+        version: str,
+        max_tokens: int,
+        grammar: str | None = None,
+        sources: Iterable[Chunk] = (),
+        purpose: str = "answer",
+        reuse: Reuse | None = None,
     ) -> tuple[str, StepRecord]:
         """One answer-model call on a ready prompt: the raw reply and its ledger line.
 
-        Shared by :meth:`answer` and other answer formats (e.g. cited answers, selective-write
-        paper §III-H), so they all get the same cache and cost record. ``version`` names the
-        prompt family in the cache key: bump it when its wording changes. ``sources``: the
-        chunks the prompt shows, or was made from; an entry without any is dropped by every
-        forget, since nothing shows it holds no forgotten text."""
+        Shared by :meth:`short_answer` and other answer formats (e.g. cited answers,
+        selective-write paper §III-H), so they all get the same cache and cost record.
+        ``version`` names the prompt family in the cache key: bump it when its wording
+        changes. ``sources``: the chunks the prompt shows, or was made from; an entry without
+        any is dropped by every forget, since nothing shows it holds no forgotten text."""
         llm = self.answer_model
         wall0, cpu0 = time.perf_counter(), time.process_time()
         record = StepRecord("answer", "-", self.settings.strategy, "llm", model=llm.name, parse_status="n/a")
         # The answer's mean token log-probability is one of escalation's confidence signals;
         # the key says whether it was measured, so an entry without it is not taken for one with.
-        scored = llm.supports_logprobs
-        parts: list[object] = ["answer", llm.name, version, max_tokens, prompt] + (["logprob"] if scored else [])
+        scored = llm.supports_logprobs and purpose == "answer"
+        parts: list[object] = ["answer", llm.name, version, max_tokens, prompt]
+        if grammar is not None:  # keys of grammar-free calls stay as they were
+            parts.append(grammar)
+        if scored:
+            parts.append("logprob")
         if reuse is not None:
             earlier = reuse.get(cache_key(parts))
             if earlier is not None:  # the same answer prompt in an earlier pass of this query
@@ -278,9 +356,12 @@ class Pipeline:
             record.calls = [CallRecord(**c) for c in saved["calls"]]
             record.cache_hit = True
         else:
-            out = llm.complete(prompt, max_tokens=max_tokens, logprobs=True) if scored else llm.complete(prompt, max_tokens=max_tokens)
+            if scored:
+                out = llm.complete(prompt, max_tokens=max_tokens, grammar=grammar, logprobs=True)
+            else:
+                out = llm.complete(prompt, max_tokens=max_tokens, grammar=grammar)
             text = out.text
-            record.calls = [CallRecord.from_completion("answer", out)]
+            record.calls = [CallRecord.from_completion(purpose, out)]
             if self.cache is not None and key is not None:
                 self.cache.put(key, {"text": text, "calls": [asdict(c) for c in record.calls]}, source_tags(sources))
         record.wall_s = time.perf_counter() - wall0
