@@ -70,6 +70,59 @@ def runs(args: argparse.Namespace) -> None:
         evaluate(system.strip(), args.strategy, args)
 
 
+def classifier(args: argparse.Namespace) -> str:
+    """The rule router's question classifier on LoCoMo's val split (not used in fitting):
+    accuracy per type against the majority type, rules alone, four prototypes, and the
+    packaged classifier (rules, then single- / multi-hop prototypes with their offset)."""
+    from collections import Counter
+
+    import numpy as np
+
+    from budgetmem.encoder import Encoder
+    from budgetmem.eval.datasets import load_eval_set
+    from budgetmem.eval.splits import make_split
+    from budgetmem.router.rules import QUESTION_TYPES, QuestionClassifier, load_rule_table, rule_type
+    from budgetmem.training.rules_fit import question_prototypes
+
+    settings = settings_for(args)
+    enc = Encoder(settings.encoder, settings.models_dir)
+    data = load_eval_set("locomo", DATA)
+    train, val = (make_split(data, p, seed=0).items for p in ("train", "val"))
+    table = load_rule_table()
+    four = QuestionClassifier(enc, {k: np.asarray(v) for k, v in question_prototypes(train, enc.encode).items()})
+    packaged = QuestionClassifier(enc, {k: np.asarray(v) for k, v in table.prototypes.items()}, table.offsets)
+    counts = Counter(i.category for i in val)
+    majority = max(counts.values()) / len(val)
+    systems = {"rules, else single-hop": lambda q: rule_type(q) or "single-hop",
+               "rules, then four prototypes": lambda q: four.classify(q).type,
+               "rules, then single/multi-hop prototypes + offset (packaged)": lambda q: packaged.classify(q).type}  # fmt: skip
+    # The no-rules line embeds every question: only the prototypes decide.
+    protos = four.matrix
+    def no_rules(q: str) -> str:
+        v = np.asarray(enc.encode([q])[0], dtype=np.float64)
+        return four.names[int(np.argmax(protos @ (v / np.linalg.norm(v))))]
+    systems["four prototypes, no rules"] = no_rules
+    rows = []
+    for name, fn in systems.items():
+        pred = [fn(i.question) for i in val]
+        per = [f"{100 * np.mean([p == i.category for p, i in zip(pred, val) if i.category == t]):.0f}"
+               if counts[t] else "-" for t in QUESTION_TYPES[:4]]  # fmt: skip
+        rows.append([name, f"{100 * np.mean([p == i.category for p, i in zip(pred, val)]):.1f}", *per])
+    from _report import table as md
+
+    return "\n".join([
+        "## Routing baselines: the rule router's question classifier",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')}: accuracy (%) on the {len(val)} questions of LoCoMo dev's val split "
+        f"(conversation-level, seed 0; prototypes and offset fitted on the {len(train)} train questions), encoder "
+        f"`{args.encoder}`. Always answering the commonest type scores {100 * majority:.1f}.",
+        "",
+        "Command: `.venv/bin/python bench/routing.py --part classifier`",
+        "",
+        md(["classifier", "accuracy", *(f"{t} acc." for t in QUESTION_TYPES[:4])], rows),
+    ]) + "\n"  # fmt: skip
+
+
 def fit(args: argparse.Namespace) -> str:
     """Fit the rule router (prototypes, offset, tier map by a small search over candidate
     maps) and escalation's calibration on the first N train questions; write the package's
@@ -328,7 +381,7 @@ def _plot_target(curves: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=["runs", "fit", "frontier", "target"], required=True)
+    p.add_argument("--part", choices=["runs", "classifier", "fit", "frontier", "target"], required=True)
     p.add_argument("--candidates", default="low;mid;mid,summary=high;mid,filter=high;high", help="fit: candidate maps")
     p.add_argument("--train-questions", type=int, default=30)
     p.add_argument("--penalty", type=float, default=0.0, help="fit: F1 lost per USD of extraction")
@@ -348,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.part == "runs":
         runs(args)
+    elif args.part == "classifier":
+        write_section(DOC, "routing-classifier", classifier(args))
     elif args.part == "fit":
         write_section(DOC, "routing-fit", fit(args))
     elif args.part == "frontier":

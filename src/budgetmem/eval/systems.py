@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from budgetmem.errors import ConfigError, InputError
+from budgetmem.errors import ConfigError, InputError, NoCostKnobError
 from budgetmem.eval.datasets import EvalItem
 from budgetmem.memory import BudgetMem
 from budgetmem.pipeline.policy import Policy, RandomPolicy, parse_policy
@@ -162,7 +162,7 @@ def make_system(
     escalate:CHEAP>COSTLY@T | naive-rag | full-context | packed-rag."""
     text = policy.strip().lower()
     if target_usd is not None and (text in BASELINES or not (text.startswith(("router:", "escalate:")))):
-        raise ConfigError(
+        raise NoCostKnobError(
             "target-cost mode needs a router family or an escalation policy",
             hint="use --policy router:DIR (a budgetmem frontier directory) or escalate:mid>high@0.5",
         )

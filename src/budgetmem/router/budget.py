@@ -32,7 +32,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from budgetmem.errors import ConfigError
+from budgetmem.errors import ConfigError, NoCostKnobError
 from budgetmem.pipeline.policy import Policy, PolicyState
 from budgetmem.pipeline.types import Tier
 from budgetmem.router.escalate import Escalation
@@ -116,7 +116,7 @@ class CostController:
             return policy.with_threshold(t), None, {"knob": u, "threshold": t}
         routers = getattr(policy, "routers", None)
         if not isinstance(routers, dict) or not routers:
-            raise ConfigError(
+            raise NoCostKnobError(
                 "target-cost mode needs a router family or an escalation policy",
                 hint="use --policy router:DIR (a budgetmem frontier directory) or escalate:mid>high@0.5",
             )
