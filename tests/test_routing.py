@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import EXAMPLE
 from fakes import ScriptedFakeLLM
-from test_pipeline import ANSWER, MODEL, _module_of, smart_script
+from test_pipeline import ANSWER, MODEL, smart_script
 
 from budgetmem import BudgetMem, Settings
 from budgetmem.errors import ConfigError
