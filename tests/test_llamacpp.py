@@ -108,3 +108,21 @@ def test_gguf_path_with_explicit_price(smol_path: Path) -> None:
     llm = make_llm(f"llamacpp:{smol_path}", prices=prices)
     c = llm.complete("Hi", max_tokens=3)
     assert c.usd == 0.0 and c.price.source == "explicit zero set by user" and c.prompt_tokens > 0
+
+
+def test_mean_token_logprob_matches_llama_cpp_logits_all(smol: LlamaCppLLM, smol_path: Path) -> None:
+    """The watching logits processor against llama-cpp-python's own log-probabilities, which
+    need the model loaded with logits_all=True (the reference keeps every position's logits)."""
+    from llama_cpp import Llama
+
+    question = "What is the capital of France? Answer in one word."
+    ours = smol.complete(question, max_tokens=12, logprobs=True)
+    ref_llm = Llama(model_path=str(smol_path), n_ctx=512, logits_all=True, verbose=False, n_threads=2)
+    ref = ref_llm.create_chat_completion(
+        messages=[{"role": "user", "content": question}], max_tokens=12, temperature=0.0, logprobs=True, top_logprobs=1
+    )
+    content = ref["choices"][0]["logprobs"]["content"]
+    assert ref["choices"][0]["message"]["content"] == ours.text
+    want = sum(c["logprob"] for c in content[: ours.completion_tokens]) / ours.completion_tokens
+    assert ours.mean_logprob is not None and ours.mean_logprob == pytest.approx(want, abs=2e-3)
+    assert smol.complete(question, max_tokens=12).mean_logprob is None  # only when asked

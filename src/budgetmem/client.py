@@ -162,11 +162,13 @@ class Client:
         question_date: str | None = None,
         k: int | None = None,
         retriever: str | None = None,
+        target_usd: float | None = None,
     ) -> dict[str, Any]:
-        """The answer, the memory it came from, the tiers chosen and the full cost ledger."""
+        """The answer, the memory it came from, the tiers chosen and the full cost ledger.
+        ``target_usd``: target-cost mode (the server keeps the namespace's budget)."""
         body = {
             "question": question, "strategy": strategy, "policy": policy, "cost_weight": cost_weight,
-            "question_date": question_date, "k": k, "retriever": retriever,
+            "question_date": question_date, "k": k, "retriever": retriever, "target_usd": target_usd,
         }  # fmt: skip
         result: dict[str, Any] = self._call(
             "POST", self._ns("/query"), json={k_: v for k_, v in body.items() if v is not None}

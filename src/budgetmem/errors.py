@@ -7,7 +7,9 @@ line that names the problem and the fix; the CLI prints it and exits with status
     ├── InputError            missing / unreadable file, malformed JSON, unknown format,
     │                         empty history
     ├── ConfigError           bad settings, unknown provider or model
-    │   └── UnknownPriceError a model with no price and no explicit user price
+    │   ├── UnknownPriceError a model with no price and no explicit user price
+    │   └── NoCostKnobError   a target cost asked of a policy with nothing to adapt (a service
+    │                         answers 409: the request conflicts with the policy in force)
     ├── ModelError            a model that is not prepared or cannot be assembled
     │   ├── ChecksumError     an assembled file whose sha256 is not the pinned one
     │   └── NativeCrashError  llama.cpp crashes on this machine (seen in a child process)
@@ -35,6 +37,7 @@ __all__ = [
     "BudgetMemError",
     "InputError",
     "ConfigError",
+    "NoCostKnobError",
     "UnknownPriceError",
     "ModelError",
     "ChecksumError",
@@ -78,6 +81,11 @@ class ConfigError(BudgetMemError):
 
 class UnknownPriceError(ConfigError):
     """A model has no entry in the price table and the user set none."""
+
+
+class NoCostKnobError(ConfigError):
+    """Target-cost mode was asked of a policy with no cost knob to adapt (a fixed map, random,
+    the rule router, a single router): it needs a router family or an escalation policy."""
 
 
 class ModelError(BudgetMemError):

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,8 @@ from budgetmem.store import NamespaceInfo, Removed, Store, open_store
 
 if TYPE_CHECKING:
     from budgetmem.context.packing import PackedContext
+    from budgetmem.router.budget import CostController
+    from budgetmem.router.escalate import Escalation
 
 __all__ = ["BudgetMem", "ForgetReport", "namespace_stats"]
 
@@ -110,7 +112,8 @@ class BudgetMem:
         if strategy is not None:
             self.settings = self.settings.replace(pipeline__strategy=strategy)
         self._llms = llms
-        self._routers: dict[str, Policy] = {}
+        self._routers: dict[str, Policy | Escalation] = {}
+        self._controllers: dict[float, CostController] = {}
         self._pipeline: Pipeline | None = None
         self._pipeline_lock = threading.Lock()
         self.store = store if isinstance(store, Store) else open_store(store)
@@ -228,12 +231,48 @@ class BudgetMem:
             header=memory_header, counted_with=counted_with or "",
         )  # fmt: skip
 
-    def _as_policy(self, policy: str | Policy) -> Policy:
+    def _as_policy(self, policy: str | Policy | Escalation) -> Policy | Escalation:
         if not isinstance(policy, str):
             return policy
-        if policy.strip().lower().startswith("router:"):
-            return self._router(policy.strip()[len("router:") :])
-        return parse_policy(policy, seed=self.settings.pipeline.seed)
+        text = policy.strip()
+        low = text.lower()
+        if low.startswith("escalate:"):
+            from budgetmem.router.escalate import load_calibration, parse_escalation
+
+            with self._pipeline_lock:
+                known = self._routers.get(text)
+            if known is None:  # parsed once per spec (its policies and calibration loaded once)
+                cal = load_calibration(self.settings.routing.calibration)
+                known = parse_escalation(text, self._as_simple_policy, cal)  # type: ignore[assignment]
+                with self._pipeline_lock:
+                    self._routers[text] = known  # type: ignore[assignment]
+            return known
+        return self._as_simple_policy(text)
+
+    def _as_simple_policy(self, text: str) -> Policy:
+        low = text.strip().lower()
+        if low.startswith("router:"):
+            return self._router(text.strip()[len("router:") :])
+        if low == "rules" or low.startswith("rules:"):
+            return self._rules(text.strip()[len("rules:") :] if ":" in text else None)
+        return parse_policy(text, seed=self.settings.pipeline.seed)
+
+    def _rules(self, path: str | None) -> Policy:
+        """The rule router (``rules`` or ``rules:PATH``), loaded once per file; its prototypes
+        embed questions with the encoder they were made with (this namespace's if the same)."""
+        from budgetmem.router.rules import RuleRouter, load_rule_table
+
+        chosen = path or (str(self.settings.routing.rules) if self.settings.routing.rules else None)
+        key = "rules:" + (str(Path(chosen).expanduser().resolve()) if chosen else "default")
+        with self._pipeline_lock:
+            if key not in self._routers:
+                table = load_rule_table(Path(chosen).expanduser() if chosen else None)
+                encoder = self.encoder
+                if table.prototypes and table.encoder and table.encoder != self.encoder.name:
+                    encoder = Encoder(replace(self.settings.encoder, name=table.encoder), self.settings.models_dir)
+                name = "rules" if chosen is None else f"rules:{Path(chosen).name}"
+                self._routers[key] = RuleRouter(table, encoder, name=name)
+            return self._routers[key]
 
     def _router(self, path: str) -> Policy:
         """A learned router checkpoint, or a frontier directory of them chosen between by the
@@ -269,17 +308,65 @@ class BudgetMem:
         question: str,
         *,
         cost_weight: float | None = None,
-        policy: str | Policy | None = None,
+        policy: str | Policy | Escalation | None = None,
         question_date: str | None = None,
         k: int | None = None,
         retriever: str | None = None,
+        target_usd: float | None = None,
     ) -> QueryResult:
         """Retrieve top-K candidates, run the tiered pipeline, answer; with the full ledger.
 
         ``cost_weight`` is the performance-cost knob (lambda) handed to the policy: learned
         routers are trained per value; fixed and random policies ignore it.
+        ``target_usd``: target-cost mode, the mean extraction USD per query this namespace
+        should spend; the knob (lambda of a router family, or escalation's threshold) is set
+        per query by the namespace's controller, whose state is kept in the store
+        (:mod:`budgetmem.router.budget`). ``result.context["budget"]`` shows it.
         """
         chosen = self.policy if policy is None else self._as_policy(policy)
+        if target_usd is not None:
+            controller = self._controller(target_usd)
+            chosen, picked, note = controller.choose(chosen)
+            cost_weight = picked if picked is not None else cost_weight
+            result = self._query(question, chosen, cost_weight, question_date, k, retriever)
+            state = controller.observe(result.extraction_usd)
+            result.context["budget"] = {**note, **state.to_dict()}
+            return result
+        return self._query(question, chosen, cost_weight, question_date, k, retriever)
+
+    def _controller(self, target_usd: float) -> CostController:
+        from budgetmem.router.budget import CostController
+        from budgetmem.store.controls import ControlStore
+
+        with self._pipeline_lock:
+            c = self._controllers.get(target_usd)
+            if c is None:
+                # One per target: a changed target starts its counts afresh (keeping the knob).
+                c = CostController(ControlStore(self.store), self.namespace, target_usd, eta=self.settings.routing.target_eta)
+                self._controllers = {target_usd: c}
+            return c
+
+    def budget(self) -> dict[str, object] | None:
+        """This namespace's target-cost state (target, knob, queries, mean spend), or None."""
+        from budgetmem.router.budget import CONTROL_NAME
+        from budgetmem.store.controls import ControlStore
+
+        return ControlStore(self.store).get(self.namespace, CONTROL_NAME)
+
+    def reset_budget(self) -> bool:
+        """Forget this namespace's target-cost state; the next target starts from the middle."""
+        from budgetmem.router.budget import CONTROL_NAME
+        from budgetmem.store.controls import ControlStore
+
+        with self._pipeline_lock:
+            self._controllers = {}
+        return ControlStore(self.store).delete(self.namespace, CONTROL_NAME)
+
+    def _query(
+        self, question: str, chosen: Policy | Escalation, cost_weight: float | None, question_date: str | None,
+        k: int | None, retriever: str | None,
+    ) -> QueryResult:  # fmt: skip
+        from budgetmem.router.escalate import Escalation
         t0 = time.perf_counter()
         hits = self.search(question, k=k, retriever=retriever)
         retrieval_s = time.perf_counter() - t0
@@ -290,7 +377,14 @@ class BudgetMem:
                 hint="ingest history first, or ask with other words (try --retriever dense)",
             )
         candidates = [ScoredChunk(h.chunk, h.score) for h in hits]
-        result = self.pipeline.run(question, candidates, chosen, cost_weight=cost_weight, question_date=question_date)
+        if isinstance(chosen, Escalation):
+            result = chosen.run(
+                lambda p, reuse: self.pipeline.run(
+                    question, candidates, p, cost_weight=cost_weight, question_date=question_date, reuse=reuse
+                )
+            )
+        else:
+            result = self.pipeline.run(question, candidates, chosen, cost_weight=cost_weight, question_date=question_date)
         result.retrieval_s = retrieval_s
         result.wall_s += retrieval_s
         return result

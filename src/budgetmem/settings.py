@@ -36,6 +36,7 @@ __all__ = [
     "RetrievalSettings",
     "LLMSettings",
     "PipelineSettings",
+    "RoutingSettings",
     "WriteSettings",
     "ContextSettings",
     "ServerSettings",
@@ -330,6 +331,25 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class RoutingSettings:
+    """The routing baselines and target-cost mode (``--policy rules``, ``escalate:...``,
+    ``--target-usd``)."""
+
+    rules: Path | None = None
+    """The rule router's file (question-type prototypes and the type -> tiers map); None: the
+    one fitted on LoCoMo's train split that ships with the package."""
+    calibration: Path | None = None
+    """Escalation's confidence calibration; None: the one that ships with the package."""
+    target_eta: float = 0.1
+    """Step of the target-cost controller's dual ascent (relative overspend per query moves
+    the knob by eta; the realised mean is within target / (eta * queries) of the target)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_eta <= 10:
+            raise ConfigError(f"routing target_eta must be in (0, 10], got {self.target_eta}")
+
+
+@dataclass(frozen=True)
 class Settings:
     store: str | None = None
     """The store the CLI opens when ``--store`` and $BUDGETMEM_STORE are not given: a SQLite
@@ -349,6 +369,7 @@ class Settings:
     write: WriteSettings = field(default_factory=WriteSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with top-level fields or ``section__field`` overrides, e.g. ``retrieval__top_k=10``."""
@@ -376,6 +397,7 @@ _SECTIONS = {
     "write": WriteSettings,
     "context": ContextSettings,
     "server": ServerSettings,
+    "routing": RoutingSettings,
 }
 
 

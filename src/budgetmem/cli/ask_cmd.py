@@ -21,9 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--policy",
         default="mid",
         help="low | mid | high | random | a per-module map such as 'mid,filter=high,summary=low' | router:PATH "
-        "(a trained router) | packed-rag (episodic + retrieved memories under a token budget, cited answer; default mid)",
+        "(a trained router, or a frontier directory of them) | rules[:PATH] (question-type rule router) | "
+        "escalate:CHEAP>COSTLY@T (cheap first, the costly policy when confidence is below T) | packed-rag (episodic + "
+        "retrieved memories under a token budget, cited answer; default mid)",
     )
     p.add_argument("--cost-weight", type=float, metavar="L", help="performance-cost knob handed to the policy")
+    p.add_argument(
+        "--target-usd", type=float, metavar="X",
+        help="target-cost mode: keep this namespace's mean extraction USD per query at X (router:DIR or escalate: "
+        "policies; the controller's state is kept in the store)",
+    )  # fmt: skip
+    p.add_argument("--reset-budget", action="store_true", help="forget the namespace's target-cost state first")
     p.add_argument("--question-date", metavar="DATE", help="when the question is asked (resolves relative dates)")
     add_pipeline_args(p)
     p.set_defaults(run=run)
@@ -38,14 +46,18 @@ def run(args: argparse.Namespace) -> int:
     if args.policy.strip().lower() == "packed-rag":
         return _run_packed(args, store, settings)
     with store, BudgetMem(store, args.namespace, settings=settings, policy=args.policy) as mem:
+        if args.reset_budget:
+            mem.reset_budget()
         result = mem.query(
-            args.question, cost_weight=args.cost_weight, question_date=args.question_date, retriever=args.retriever
-        )
+            args.question, cost_weight=args.cost_weight, question_date=args.question_date, retriever=args.retriever,
+            target_usd=args.target_usd,
+        )  # fmt: skip
     if args.json:
         print_json(result.to_dict())
         return 0
     print(f"Q: {result.question}\nA: {result.answer}\n")
     print(f"strategy {result.strategy}, policy {result.policy}: " + ", ".join(f"{m} {t}" for m, t in result.tiers.items()))
+    _print_routing(result)
     _print_memory_and_ledger(result)
     return 0
 
@@ -72,6 +84,19 @@ def _run_packed(args: argparse.Namespace, store: Store, settings: Settings) -> i
     )
     _print_memory_and_ledger(result)
     return 0
+
+
+def _print_routing(result: QueryResult) -> None:
+    """How the policy decided: the rule router's type, escalation's confidence, the budget."""
+    r, e, b = (result.context.get(k) for k in ("routing", "escalation", "budget"))
+    if r:
+        print(f"question type {r['type']} ({r['how']}); map row: " + ", ".join(f"{m} {t}" for m, t in r["map"].items()))
+    if e:
+        conf = "-" if e["confidence"] is None else f"{e['confidence']:.3f}"
+        print(f"escalation: confidence {conf} vs threshold {e['threshold']:g}: " + ("escalated" if e["escalated"] else "kept"))
+    if b:
+        print(f"budget: target ${b['target_usd']:g}/query, mean ${b['mean_usd']:.6g} over {b['queries']} queries, "
+              f"knob {b['knob']:.3f}")  # fmt: skip
 
 
 def _print_memory_and_ledger(result: QueryResult) -> None:

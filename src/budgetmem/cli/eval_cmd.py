@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--split", default="test", choices=PARTS, help="which part to evaluate (default test)")
     p.add_argument(
         "--policy", default="mid",
-        help="low | mid | high | random | a per-module map | router:PATH | naive-rag | full-context | packed-rag (default mid)",
+        help="low | mid | high | random | a per-module map | router:PATH | rules[:PATH] | escalate:CHEAP>COSTLY@T | "
+        "naive-rag | full-context | packed-rag (default mid)",
     )  # fmt: skip
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions of the split")
     p.add_argument(
@@ -28,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )  # fmt: skip
     p.add_argument("--adversarial", action="store_true", help="LoCoMo: also score category 5")
     p.add_argument("--cost-weight", type=float, metavar="L", help="performance-cost knob handed to the policy")
+    p.add_argument("--target-usd", type=float, metavar="X",
+                   help="target-cost mode: mean extraction USD per question, kept per namespace (router:DIR or escalate:)")
     add_executor_args(p)
     add_dataset_args(p, out_help="run directory (re-run the command to resume)",
                      seed_help="seed of the split and of the random policy")  # fmt: skip
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, data=Path(args.data), out=Path(args.out), split=args.split, strategy=args.strategy,
         policy=args.policy, limit=args.limit, judge=judge, store=store_address(args.store),
         seed=args.seed, split_file=Path(args.split_file) if args.split_file else None, adversarial=args.adversarial,
-        cost_weight=args.cost_weight, executor=executor_settings(args),
+        cost_weight=args.cost_weight, target_usd=args.target_usd, executor=executor_settings(args),
     )  # fmt: skip
     result = run_eval(cfg, settings, progress=not args.no_progress)
     if args.json:

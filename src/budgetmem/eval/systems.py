@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from budgetmem.errors import ConfigError, InputError
+from budgetmem.errors import ConfigError, InputError, NoCostKnobError
 from budgetmem.eval.datasets import EvalItem
 from budgetmem.memory import BudgetMem
 from budgetmem.pipeline.policy import Policy, RandomPolicy, parse_policy
@@ -41,19 +41,27 @@ class System(Protocol):
 
 
 class PipelineSystem:
-    def __init__(self, strategy: str, policy: Policy | str, cost_weight: float | None = None) -> None:
-        """``policy``: a Policy, or ``router:PATH`` (loaded by each BudgetMem with its encoder)."""
+    def __init__(
+        self, strategy: str, policy: Policy | str, cost_weight: float | None = None, target_usd: float | None = None
+    ) -> None:
+        """``policy``: a Policy, or a spec each BudgetMem loads with its encoder (``router:PATH``,
+        ``rules[:PATH]``, ``escalate:CHEAP>COSTLY@T``). ``target_usd``: target-cost mode."""
         self.strategy = strategy
         self.policy = policy
         self.cost_weight = cost_weight
-        label = f"router:{Path(policy[len('router:') :]).name}" if isinstance(policy, str) else policy.name
-        self.name = f"{strategy}:{label}"
+        self.target_usd = target_usd
+        if isinstance(policy, str) and policy.startswith("router:"):
+            label = f"router:{Path(policy[len('router:') :]).name}"
+        else:
+            label = policy if isinstance(policy, str) else policy.name
+        self.name = f"{strategy}:{label}" + (f"@target=${target_usd:g}" if target_usd is not None else "")
 
     def answer(self, mem: BudgetMem, item: EvalItem) -> QueryResult:
         # Random tiers are drawn per question, so a question's row does not depend on which
         # questions ran before it (or beside it, under a parallel executor).
         policy = self.policy.for_question(item.id) if isinstance(self.policy, RandomPolicy) else self.policy
-        return mem.query(item.question, policy=policy, cost_weight=self.cost_weight, question_date=item.question_date)
+        return mem.query(item.question, policy=policy, cost_weight=self.cost_weight, question_date=item.question_date,
+                         target_usd=self.target_usd)  # fmt: skip
 
 
 def _baseline_result(
@@ -147,10 +155,17 @@ class PackedRAG:
 BASELINES = ("naive-rag", "full-context", "packed-rag")
 
 
-def make_system(strategy: str, policy: str, *, seed: int = 0, cost_weight: float | None = None) -> System:
-    """``policy``: low | mid | high | random | a per-module map | router:PATH | naive-rag |
-    full-context | packed-rag."""
+def make_system(
+    strategy: str, policy: str, *, seed: int = 0, cost_weight: float | None = None, target_usd: float | None = None
+) -> System:
+    """``policy``: low | mid | high | random | a per-module map | router:PATH | rules[:PATH] |
+    escalate:CHEAP>COSTLY@T | naive-rag | full-context | packed-rag."""
     text = policy.strip().lower()
+    if target_usd is not None and (text in BASELINES or not (text.startswith(("router:", "escalate:")))):
+        raise NoCostKnobError(
+            "target-cost mode needs a router family or an escalation policy",
+            hint="use --policy router:DIR (a budgetmem frontier directory) or escalate:mid>high@0.5",
+        )
     if text == "naive-rag":
         return NaiveRAG()
     if text == "packed-rag":
@@ -161,5 +176,33 @@ def make_system(strategy: str, policy: str, *, seed: int = 0, cost_weight: float
         path = Path(policy.strip()[len("router:") :])
         if not path.exists():
             raise InputError(f"router checkpoint {path} not found", hint="train one with budgetmem train")
-        return PipelineSystem(strategy, f"router:{path}", cost_weight)
+        return PipelineSystem(strategy, f"router:{path}", cost_weight, target_usd)
+    if text.startswith("escalate:"):
+        from budgetmem.router.escalate import Calibration, parse_escalation
+
+        # Fail early on a bad spec; each worker's BudgetMem loads the real calibration.
+        parse_escalation(policy, lambda p: _check_simple(p, seed), calibration=Calibration(0.0, {}))
+        return PipelineSystem(strategy, policy.strip(), cost_weight, target_usd)
+    if text == "rules" or text.startswith("rules:"):
+        _check_simple(policy, seed)
+        return PipelineSystem(strategy, policy.strip(), cost_weight)
     return PipelineSystem(strategy, parse_policy(policy, seed=seed), cost_weight)
+
+
+def _check_simple(policy: str, seed: int) -> Policy:
+    """Validate a non-escalating policy spec without loading models: a stand-in for routers
+    and rule files that exist, the parsed policy otherwise."""
+    text = policy.strip()
+    if text.lower().startswith("router:"):
+        path = Path(text[len("router:") :])
+        if not path.exists():
+            raise InputError(f"router checkpoint {path} not found", hint="train one with budgetmem train")
+        return parse_policy("mid")
+    if text.lower().startswith("rules:"):
+        path = Path(text[len("rules:") :])
+        if not path.is_file():
+            raise InputError(f"rules file {path} not found", hint="use --policy rules for the packaged one")
+        return parse_policy("mid")
+    if text.lower() == "rules":
+        return parse_policy("mid")
+    return parse_policy(text, seed=seed)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,9 @@ class EvalConfig:
     adversarial: bool = False
     """LoCoMo: score category 5 too."""
     cost_weight: float | None = None
+    target_usd: float | None = None
+    """Target-cost mode: mean extraction USD per query, kept by each namespace's controller
+    (state in the store, so a resumed run continues where its controller was)."""
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     """Where the questions run (local, threads, ray); not part of the run's identity."""
 
@@ -101,6 +105,7 @@ class EvalWorkerSpec:
     seed: int
     cost_weight: float | None
     judge: str | None
+    target_usd: float | None = None
 
     def __call__(self) -> EvalWorker:
         return EvalWorker(self)
@@ -110,7 +115,8 @@ class EvalWorker:
     def __init__(self, spec: EvalWorkerSpec) -> None:
         self.spec = spec
         self.ws = Workspace(spec.workspace)
-        self.system = make_system(spec.strategy, spec.policy, seed=spec.seed, cost_weight=spec.cost_weight)
+        self.system = make_system(spec.strategy, spec.policy, seed=spec.seed, cost_weight=spec.cost_weight,
+                                  target_usd=spec.target_usd)  # fmt: skip
         self.judge = Judge(self.ws.llm(spec.judge)) if spec.judge else None
 
     def close(self) -> None:
@@ -129,8 +135,8 @@ def _row(dataset: str, item: EvalItem, part: str, system: str, r: QueryResult, j
     metrics: dict[str, Any] = score(dataset, item, r.answer)
     metrics["judge"] = judged.score if judged is not None else None
     trace = r.to_dict()
-    p_tok = sum(s.prompt_tokens for s in [*r.steps, r.answer_step])
-    c_tok = sum(s.completion_tokens for s in [*r.steps, r.answer_step])
+    p_tok = sum(s.prompt_tokens for s in r.all_steps)  # every pass's steps (escalation runs two)
+    c_tok = sum(s.completion_tokens for s in r.all_steps)
     return {
         "id": item.id, "history": item.history, "category": item.category, "split": part, "system": system,
         "question": item.question, "gold": list(item.answers), "question_date": item.question_date,
@@ -168,6 +174,22 @@ def _identity(cfg: EvalConfig, settings: Settings, split: Split, system: System,
     }  # fmt: skip
     if system.name == "packed-rag":  # only this system reads them; other runs keep their identity
         identity["context"] = dataclasses.asdict(settings.context)
+    spec = cfg.policy.strip().lower()
+    named = re.search(r"(?:^|>|escalate:)rules(?::(?P<path>[^>@]+))?(?=$|>|@)", cfg.policy.strip(), re.I)
+    if named:
+        # A refitted rules file is a different system: the run's identity names the file's content.
+        from budgetmem.router.rules import default_rules_path
+
+        chosen = named["path"] or (str(settings.routing.rules) if settings.routing.rules else None)
+        identity["rules_sha256"] = _file_sha(Path(chosen) if chosen else default_rules_path())
+    if spec.startswith("escalate:"):
+        from budgetmem.router.escalate import default_calibration_path
+
+        cal = Path(settings.routing.calibration) if settings.routing.calibration else default_calibration_path()
+        identity["calibration_sha256"] = _file_sha(cal)
+    if cfg.target_usd is not None:  # only then, so other runs keep their identity
+        identity["target_eta"] = settings.routing.target_eta
+        identity["target_usd"] = cfg.target_usd
     if "random(" in system.name:
         # Random tiers are drawn per question since executors came in; a directory of rows
         # drawn from one stream (older runs) is a different run.
@@ -188,7 +210,8 @@ def run_eval(
     data = load_eval_set(cfg.dataset, cfg.data, adversarial=cfg.adversarial)
     split = make_split(data, cfg.split, seed=cfg.seed, split_file=cfg.split_file)
     items = list(split.items[: cfg.limit] if cfg.limit else split.items)
-    system = make_system(cfg.strategy, cfg.policy, seed=cfg.seed, cost_weight=cfg.cost_weight)  # bad policies fail here
+    system = make_system(cfg.strategy, cfg.policy, seed=cfg.seed, cost_weight=cfg.cost_weight,
+                         target_usd=cfg.target_usd)  # bad policies fail here  # fmt: skip
 
     identity = _identity(cfg, settings, split, system, _file_sha(cfg.data))
     # Written again on resume: a larger --limit extends the same run.
@@ -206,7 +229,7 @@ def run_eval(
         harness.ingest(cfg.store_path(), data, todo, settings)
         spec = EvalWorkerSpec(
             WorkspaceSpec(settings, cfg.store_path(), cfg.strategy, llms, (cfg.judge,) if cfg.judge else ()),
-            data.dataset, split.part, cfg.strategy, cfg.policy, cfg.seed, cfg.cost_weight, cfg.judge,
+            data.dataset, split.part, cfg.strategy, cfg.policy, cfg.seed, cfg.cost_weight, cfg.judge, cfg.target_usd,
         )  # fmt: skip
         with harness.progress(len(items), len(rows), unit="q", desc="eval") as bar, harness.workers(spec) as pool:
             bar.update(0, _postfix(rows))

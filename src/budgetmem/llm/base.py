@@ -55,6 +55,9 @@ class Completion:
     usd: float
     price: Price
     finish_reason: str | None = None
+    mean_logprob: float | None = None
+    """Mean log-probability of the generated tokens under the model, when the call asked for
+    it (``logprobs=True``) and the backend can tell; a confidence signal for escalation."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the price nested with its source)."""
@@ -71,6 +74,7 @@ class Completion:
                 "source": self.price.source,
             },
             "finish_reason": self.finish_reason,
+            "mean_logprob": self.mean_logprob,
         }
 
 
@@ -111,6 +115,9 @@ class LLM(ABC):
     """Provider string, e.g. 'llamacpp:smollm2-135m' or 'openai:gpt-oss-120b@http://host/v1'."""
     price: Price
     supports_grammar: bool = False
+    supports_logprobs: bool = False
+    """Whether ``complete(..., logprobs=True)`` fills :attr:`Completion.mean_logprob`. Callers
+    pass ``logprobs`` only to backends that say so, so older backends need not accept it."""
 
     @abstractmethod
     def complete(
@@ -143,7 +150,13 @@ class LLM(ABC):
             raise ConfigError("grammar and json_mode are exclusive", hint="pass one of them")
 
     def _completion(
-        self, text: str, prompt_tokens: int, completion_tokens: int, latency_s: float, finish_reason: str | None
+        self,
+        text: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        latency_s: float,
+        finish_reason: str | None,
+        mean_logprob: float | None = None,
     ) -> Completion:
         return Completion(
             text=text,
@@ -154,6 +167,7 @@ class LLM(ABC):
             usd=usd_cost(self.price, prompt_tokens, completion_tokens),
             price=self.price,
             finish_reason=finish_reason,
+            mean_logprob=mean_logprob,
         )
 
     def __repr__(self) -> str:

@@ -167,6 +167,7 @@ class LlamaCppLLM(LLM):
     """A GGUF chat model run in this process; the chat template comes from the GGUF file."""
 
     supports_grammar = True
+    supports_logprobs = True
 
     def __init__(
         self,
@@ -249,10 +250,16 @@ class LlamaCppLLM(LLM):
         stop: Sequence[str] | None = None,
         grammar: str | None = None,
         json_mode: bool = False,
+        logprobs: bool = False,
     ) -> Completion:
+        """``logprobs``: also measure the generated tokens' mean log-probability (see
+        :class:`_TokenLogprobs`)."""
         self._check_request(max_tokens, grammar, json_mode)
         chat = [{"role": m.role, "content": m.content} for m in as_messages(messages)]
         kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        scorer = _TokenLogprobs() if logprobs else None
+        if scorer is not None:
+            kwargs["logits_processor"] = _llama_cpp().LogitsProcessorList([scorer])
         if stop:
             kwargs["stop"] = list(stop)
         if json_mode:
@@ -272,7 +279,45 @@ class LlamaCppLLM(LLM):
         if not isinstance(text, str):
             raise LLMResponseError(f"{self.name} returned no message content")
         prompt_tokens, completion_tokens = usage_counts(result.get("usage"), self.name)
-        return self._completion(text, prompt_tokens, completion_tokens, latency, choice.get("finish_reason"))
+        mean_lp = scorer.mean(completion_tokens) if scorer is not None else None
+        return self._completion(text, prompt_tokens, completion_tokens, latency, choice.get("finish_reason"), mean_lp)
+
+
+class _TokenLogprobs:
+    """A logits processor that only watches, to measure the reply's mean token log-probability
+    under the model (raw logits: before any grammar or sampling setting).
+
+    At each generation step it keeps the step's logits and their log-sum-exp; at the next
+    step the token that was emitted is the last of the input ids, so its log-probability is
+    read then (whatever chose it: greedy, sampling, or a grammar's mask). A reply cut by
+    ``max_tokens`` never feeds its last token back; that one step counts its most likely
+    token instead. llama-cpp-python offers ``logprobs`` only for models loaded with
+    ``logits_all=True``, which keeps a context-by-vocabulary matrix (GBs for Qwen's 151k
+    vocabulary); this keeps one vocabulary row."""
+
+    def __init__(self) -> None:
+        self.steps: list[float] = []
+        self._pending: tuple[Any, float] | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
+
+        if self._pending is not None:
+            logits, lse = self._pending
+            self.steps.append(float(logits[int(input_ids[-1])]) - lse)
+        x = np.asarray(scores, dtype=np.float64)
+        top = float(x.max())
+        self._pending = (np.array(scores, dtype=np.float32, copy=True), top + float(np.log(np.exp(x - top).sum())))
+        return scores
+
+    def mean(self, completion_tokens: int) -> float | None:
+        """Over the reply's tokens (the step that chose end-of-text is not one of them)."""
+        steps = list(self.steps)
+        if len(steps) < completion_tokens and self._pending is not None:
+            logits, lse = self._pending
+            steps.append(float(logits.max()) - lse)
+        steps = steps[: max(1, completion_tokens)]
+        return sum(steps) / len(steps) if steps else None
 
 
 def _file_price(model: str, prices: PriceTable) -> Price:

@@ -19,7 +19,7 @@ from budgetmem.pipeline.stages import Stage
 from budgetmem.pipeline.tiers import TierSpec
 from budgetmem.pipeline.types import CallRecord, ModuleInput, ModuleResult, StepRecord
 
-__all__ = ["run_step", "IMPLEMENTATION_VERSION"]
+__all__ = ["run_step", "step_key", "IMPLEMENTATION_VERSION"]
 
 IMPLEMENTATION_VERSION = "impl-1"
 """Version of the rules / encoder tiers; part of their cache key (bump when they change)."""
@@ -35,6 +35,11 @@ def _input_key(inp: ModuleInput) -> dict[str, Any]:
         ],
         "facts": {k: list(v) for k, v in sorted(inp.facts.items())},
     }
+
+
+def step_key(stage: Stage, spec: TierSpec, inp: ModuleInput, ctx: RunContext) -> str:
+    """The identity of one step's computation (the module cache's key; escalation's reuse key)."""
+    return _step_key(stage, spec, _model_of(spec, ctx), inp, ctx)
 
 
 def _step_key(stage: Stage, spec: TierSpec, model: str | None, inp: ModuleInput, ctx: RunContext) -> str:

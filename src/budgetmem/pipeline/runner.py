@@ -31,7 +31,7 @@ from budgetmem.pipeline.answers import (
 )
 from budgetmem.pipeline.cache import ModuleCache, cache_key, source_tags
 from budgetmem.pipeline.context import RunContext
-from budgetmem.pipeline.executor import run_step
+from budgetmem.pipeline.executor import run_step, step_key
 from budgetmem.pipeline.outputs import FACT_LIST, SCORES, TEXT
 from budgetmem.pipeline.policy import Policy, PolicyState
 from budgetmem.pipeline.stages import STAGES, Stage
@@ -50,7 +50,22 @@ from budgetmem.pipeline.types import (
 )
 from budgetmem.settings import PipelineSettings
 
-__all__ = ["Pipeline", "StagePlan", "llm_resolver", "ANSWER_MAX_TOKENS"]
+__all__ = ["Pipeline", "StagePlan", "Reuse", "llm_resolver", "ANSWER_MAX_TOKENS"]
+
+Reuse = dict[str, tuple[object, StepRecord]]
+"""Step key -> (result, ledger line) of steps already run for this query by an earlier pass
+(escalation): a later pass that runs the same step on the same input takes the result and
+pays nothing again, whether or not the on-disk module cache is on."""
+
+
+def _reused(rec: StepRecord) -> StepRecord:
+    """The ledger line of a step taken from an earlier pass: no calls (they were paid, and
+    are shown, in that pass), marked as a cache hit."""
+    return StepRecord(
+        rec.module, rec.tier, rec.strategy, rec.method, model=rec.model, parse_status=rec.parse_status,
+        fallback=rec.fallback, raw_output=rec.raw_output, note="reused from an earlier pass of this query",
+        cache_hit=True,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -135,9 +150,24 @@ class Pipeline:
         tier = policy.decide(PolicyState(inp.query, name, index, inp, cost_weight))
         return tier_spec(self.settings.strategy, name, Tier(tier))
 
-    def _run_group(self, group: list[int], specs: list[TierSpec], inp: ModuleInput) -> list[tuple[ModuleResult, StepRecord]]:
+    def _run_group(
+        self, group: list[int], specs: list[TierSpec], inp: ModuleInput, reuse: Reuse | None = None
+    ) -> list[tuple[ModuleResult, StepRecord]]:
+        lock = threading.Lock()
+
         def one(k: int) -> tuple[ModuleResult, StepRecord]:
-            return run_step(self.table[group[k]], specs[k], inp, self.ctx, self.cache)
+            stage = self.table[group[k]]
+            if reuse is None:
+                return run_step(stage, specs[k], inp, self.ctx, self.cache)
+            key = step_key(stage, specs[k], inp, self.ctx)
+            with lock:
+                earlier = reuse.get(key)
+            if earlier is not None:
+                return earlier[0], _reused(earlier[1])  # type: ignore[return-value]
+            result, rec = run_step(stage, specs[k], inp, self.ctx, self.cache)
+            with lock:
+                reuse[key] = (result, rec)
+            return result, rec
 
         if len(group) > 1 and self.settings.concurrent:
             with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="budgetmem-extract") as pool:
@@ -153,7 +183,10 @@ class Pipeline:
         cost_weight: float | None = None,
         question_date: str | None = None,
         answer: bool = True,
+        reuse: Reuse | None = None,
     ) -> QueryResult:
+        """``reuse``: steps an earlier pass of this query ran (see :data:`Reuse`); this run
+        adds its own to it."""
         started = time.perf_counter()
         steps: list[StepRecord] = []
         chunks: tuple[ScoredChunk, ...] = tuple(candidates)
@@ -166,7 +199,7 @@ class Pipeline:
                 facts=dict(facts) if reads == "facts" else {}, question_date=question_date,
             )  # fmt: skip
             specs = [self._decide(policy, i, inp, cost_weight) for i in group]  # decided in order: reproducible
-            for i, (result, rec) in zip(group, self._run_group(group, specs, inp)):
+            for i, (result, rec) in zip(group, self._run_group(group, specs, inp, reuse)):
                 steps.append(rec)
                 if isinstance(result, FilterResult):  # Eq. 4: the filter refines the candidates
                     chunks = result.chunks
@@ -176,7 +209,7 @@ class Pipeline:
                     memory = result.text
 
         answer_text, answer_step = (
-            self.answer(query, memory, question_date, sources=[c.chunk for c in candidates])
+            self.answer(query, memory, question_date, sources=[c.chunk for c in candidates], reuse=reuse)
             if answer
             else ("", StepRecord("answer", "-", "-", "llm"))
         )
@@ -187,6 +220,8 @@ class Pipeline:
             looked_up = [*steps, answer_step] if answer else steps
             hits = sum(s.cache_hit for s in looked_up)
             cache = {"hits": hits, "misses": len(looked_up) - hits}
+        note = getattr(policy, "trace_note", None)  # e.g. the rule router's question type and map row
+        context = {"routing": note(query)} if callable(note) else {}
         return QueryResult(
             question=query,
             answer=answer_text,
@@ -201,10 +236,17 @@ class Pipeline:
             wall_s=time.perf_counter() - started,
             cost_weight=cost_weight,
             cache=cache,
+            context=context,
         )
 
     def answer(
-        self, query: str, memory: str, question_date: str | None = None, *, sources: Iterable[Chunk] = ()
+        self,
+        query: str,
+        memory: str,
+        question_date: str | None = None,
+        *,
+        sources: Iterable[Chunk] = (),
+        reuse: Reuse | None = None,
     ) -> tuple[str, StepRecord]:
         """The answer model reads (query, memory) only: y = f_ans(q, m), held to the style's
         short-answer contract (:mod:`budgetmem.pipeline.answers`).
@@ -215,7 +257,7 @@ class Pipeline:
         from budgetmem.pipeline.prompts import build_answer_prompt
 
         prompt = build_answer_prompt(query, memory, style=self.settings.answer_style, question_date=question_date)
-        return self.short_answer(query, prompt, version=ANSWER_PROMPT_VERSION, sources=sources)
+        return self.short_answer(query, prompt, version=ANSWER_PROMPT_VERSION, sources=sources, reuse=reuse)
 
     def short_answer(
         self,
@@ -227,6 +269,7 @@ class Pipeline:
         cited: bool = False,
         clean: Callable[[str], str] = lambda text: text,
         sources: Iterable[Chunk] = (),
+        reuse: Reuse | None = None,
     ) -> tuple[str, StepRecord]:
         """Ask ``prompt`` and return the short answer the style asks for, with its ledger line.
 
@@ -245,7 +288,8 @@ class Pipeline:
         llm = self.answer_model
         grammar = answer_grammar(kind, rules.max_words, cited=cited) if self.settings.answer_grammar and llm.supports_grammar else None
         raw, record = self.answer_call(
-            prompt, version=version, max_tokens=rules.max_tokens + extra_tokens, grammar=grammar, sources=sources
+            prompt, version=version, max_tokens=rules.max_tokens + extra_tokens, grammar=grammar, sources=sources,
+            reuse=reuse,
         )
         answer = shape_answer(extract_answer(clean(raw), style), kind)
         notes = [f"answer kind: {kind}" + (" (grammar)" if grammar else "")]
@@ -255,7 +299,7 @@ class Pipeline:
             short_grammar = answer_grammar(kind, rules.max_words) if llm.supports_grammar else None
             text, second = self.answer_call(
                 short_prompt, version=version, max_tokens=rules.max_tokens, grammar=short_grammar,
-                sources=sources, purpose="shorten",
+                sources=sources, purpose="shorten", reuse=reuse,
             )  # fmt: skip
             shortened = shape_answer(extract_answer(text, style), kind)
             record.calls.extend(second.calls)
@@ -281,6 +325,7 @@ class Pipeline:
         grammar: str | None = None,
         sources: Iterable[Chunk] = (),
         purpose: str = "answer",
+        reuse: Reuse | None = None,
     ) -> tuple[str, StepRecord]:
         """One answer-model call on a ready prompt: the raw reply and its ledger line.
 
@@ -292,9 +337,18 @@ class Pipeline:
         llm = self.answer_model
         wall0, cpu0 = time.perf_counter(), time.process_time()
         record = StepRecord("answer", "-", self.settings.strategy, "llm", model=llm.name, parse_status="n/a")
+        # The answer's mean token log-probability is one of escalation's confidence signals;
+        # the key says whether it was measured, so an entry without it is not taken for one with.
+        scored = llm.supports_logprobs and purpose == "answer"
         parts: list[object] = ["answer", llm.name, version, max_tokens, prompt]
         if grammar is not None:  # keys of grammar-free calls stay as they were
             parts.append(grammar)
+        if scored:
+            parts.append("logprob")
+        if reuse is not None:
+            earlier = reuse.get(cache_key(parts))
+            if earlier is not None:  # the same answer prompt in an earlier pass of this query
+                return str(earlier[0]), _reused(earlier[1])
         key = cache_key(parts) if self.cache is not None else None
         saved = self.cache.get(key) if self.cache is not None and key is not None else None
         if saved is not None:
@@ -302,13 +356,18 @@ class Pipeline:
             record.calls = [CallRecord(**c) for c in saved["calls"]]
             record.cache_hit = True
         else:
-            out = llm.complete(prompt, max_tokens=max_tokens, grammar=grammar)
+            if scored:
+                out = llm.complete(prompt, max_tokens=max_tokens, grammar=grammar, logprobs=True)
+            else:
+                out = llm.complete(prompt, max_tokens=max_tokens, grammar=grammar)
             text = out.text
             record.calls = [CallRecord.from_completion(purpose, out)]
             if self.cache is not None and key is not None:
                 self.cache.put(key, {"text": text, "calls": [asdict(c) for c in record.calls]}, source_tags(sources))
         record.wall_s = time.perf_counter() - wall0
         record.cpu_s = time.process_time() - cpu0
+        if reuse is not None:
+            reuse[cache_key(parts)] = (text, record)
         return text, record
 
 

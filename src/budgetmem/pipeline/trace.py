@@ -47,7 +47,11 @@ class QueryResult:
     cache: dict[str, int] = field(default_factory=dict)
     """Module-cache hits / misses during this query."""
     context: dict[str, Any] = field(default_factory=dict)
-    """What a baseline put in the answer model's context (e.g. full-context truncation)."""
+    """What a baseline put in the answer model's context (e.g. full-context truncation), how a
+    policy routed (``routing``), or how escalation decided (``escalation``)."""
+    passes: list[QueryResult] = field(default_factory=list)
+    """Earlier passes this query also ran and paid for (escalation's cheap pass): their steps
+    and answer are part of every total below; ``steps`` and ``answer`` are the final pass's."""
 
     # ------------------------------------------------------------------ totals
     @property
@@ -55,12 +59,17 @@ class QueryResult:
         return {s.module: s.tier for s in self.steps}
 
     @property
+    def all_steps(self) -> list[StepRecord]:
+        """Every module and answer step of every pass, earlier passes first."""
+        return [s for p in self.passes for s in p.all_steps] + [*self.steps, self.answer_step]
+
+    @property
     def extraction_usd(self) -> float:
-        return sum(s.usd for s in self.steps)
+        return sum(s.usd for s in self.steps) + sum(p.extraction_usd for p in self.passes)
 
     @property
     def answer_usd(self) -> float:
-        return self.answer_step.usd
+        return self.answer_step.usd + sum(p.answer_usd for p in self.passes)
 
     @property
     def total_usd(self) -> float:
@@ -69,30 +78,37 @@ class QueryResult:
     @property
     def usd_paid(self) -> float:
         """Spent by this run (cache hits cost nothing now)."""
-        return sum(s.usd_paid for s in self.steps) + self.answer_step.usd_paid
+        return sum(s.usd_paid for s in self.steps) + self.answer_step.usd_paid + sum(p.usd_paid for p in self.passes)
 
     @property
     def extraction_tokens(self) -> tuple[int, int]:
-        return sum(s.prompt_tokens for s in self.steps), sum(s.completion_tokens for s in self.steps)
+        p = sum(s.prompt_tokens for s in self.steps) + sum(x.extraction_tokens[0] for x in self.passes)
+        c = sum(s.completion_tokens for s in self.steps) + sum(x.extraction_tokens[1] for x in self.passes)
+        return p, c
+
+    @property
+    def answer_tokens(self) -> tuple[int, int]:
+        steps = [self.answer_step, *(p.answer_step for p in self.passes)]
+        return sum(s.prompt_tokens for s in steps), sum(s.completion_tokens for s in steps)
 
     @property
     def llm_seconds(self) -> float:
         """Seconds inside LLM calls made by this run (cache hits excluded)."""
-        steps = [*self.steps, self.answer_step]
-        return sum(c.latency_s for s in steps if not s.cache_hit for c in s.calls)
+        return sum(c.latency_s for s in self.all_steps if not s.cache_hit for c in s.calls)
 
     @property
     def parse_failures(self) -> list[dict[str, Any]]:
         """Steps whose LLM output did not parse: what came back and what was used instead."""
         return [
             {"module": s.module, "tier": s.tier, "fallback": s.fallback, "raw_output": s.raw_output}
-            for s in [*self.steps, self.answer_step]
+            for s in self.all_steps
             if s.parse_status == "failed"
         ]
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
         p, c = self.extraction_tokens
+        ap, ac = self.answer_tokens
         return {
             "question": self.question,
             "answer": self.answer,
@@ -113,36 +129,42 @@ class QueryResult:
                 "usd_paid": self.usd_paid,
                 "extraction_prompt_tokens": p,
                 "extraction_completion_tokens": c,
-                "answer_prompt_tokens": self.answer_step.prompt_tokens,
-                "answer_completion_tokens": self.answer_step.completion_tokens,
+                "answer_prompt_tokens": ap,
+                "answer_completion_tokens": ac,
                 "wall_s": self.wall_s,
                 "retrieval_s": self.retrieval_s,
                 "llm_s": self.llm_seconds,
             },
             "cache": self.cache,
             "context": self.context,
-            "price_sources": sorted({c.price_source for s in [*self.steps, self.answer_step] for c in s.calls}),
+            "passes": [x.to_dict() for x in self.passes],
+            "price_sources": sorted({c.price_source for s in self.all_steps for c in s.calls}),
         }
 
     def table(self) -> str:
         from budgetmem.tables import table
 
         rows = []
-        for s in [*self.steps, self.answer_step]:
+        labelled = [(f"pass {i + 1}: ", s) for i, x in enumerate(self.passes) for s in x.all_steps]
+        prefix = f"pass {len(self.passes) + 1}: " if self.passes else ""
+        labelled += [(prefix, s) for s in [*self.steps, self.answer_step]]
+        for label, s in labelled:
             status = s.parse_status + (f" -> {s.fallback}" if s.fallback else "") + (" (cached)" if s.cache_hit else "")
             rows.append(
-                [s.module, s.tier, s.method, s.model or "-", len(s.calls), s.prompt_tokens, s.completion_tokens,
+                [label + s.module, s.tier, s.method, s.model or "-", len(s.calls), s.prompt_tokens, s.completion_tokens,
                  f"{s.usd:.6f}", f"{s.wall_s:.2f}", f"{s.cpu_s:.2f}", status]
             )  # fmt: skip
         p, c = self.extraction_tokens
-        rows.append(["extraction", "", "", "", sum(len(s.calls) for s in self.steps), p, c, f"{self.extraction_usd:.6f}", "", "", ""])
+        n_calls = sum(len(s.calls) for s in self.steps) + sum(len(s.calls) for x in self.passes for s in x.steps)
+        rows.append(["extraction", "", "", "", n_calls, p, c, f"{self.extraction_usd:.6f}", "", "", ""])
+        ap, ac = self.answer_tokens
         rows.append(
-            ["query total", "", "", "", "", p + self.answer_step.prompt_tokens, c + self.answer_step.completion_tokens,
+            ["query total", "", "", "", "", p + ap, c + ac,
              f"{self.total_usd:.6f}", f"{self.wall_s:.2f}", "", f"paid now ${self.usd_paid:.6f}"]
         )  # fmt: skip
         head = ["step", "tier", "method", "model", "calls", "prompt tok", "compl. tok", "USD", "wall s", "cpu s", "parse"]
         lines = [table(head, rows, max_width=44)]
-        sources = sorted({c.price_source for s in [*self.steps, self.answer_step] for c in s.calls})
+        sources = sorted({c.price_source for s in self.all_steps for c in s.calls})
         lines += [f"price: {src}" for src in sources]
         if self.cache:
             lines.append(f"module cache: {self.cache.get('hits', 0)} hits, {self.cache.get('misses', 0)} misses")

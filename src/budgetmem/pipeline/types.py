@@ -99,11 +99,14 @@ class CallRecord:
     usd: float
     latency_s: float
     price_source: str
+    mean_logprob: float | None = None
+    """The reply's mean token log-probability, where it was asked for (the answer call)."""
 
     @classmethod
     def from_completion(cls, purpose: str, out: Completion) -> CallRecord:
         """The ledger line of one finished call (module steps, the answer, the judge)."""
-        return cls(purpose, out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source)
+        return cls(purpose, out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source,
+                   out.mean_logprob)  # fmt: skip
 
 
 class CallTotals:

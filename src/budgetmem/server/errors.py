@@ -27,6 +27,7 @@ STATUS: tuple[tuple[type[e.BudgetMemError], int], ...] = (
     # Most specific first: the first class an error is an instance of decides.
     (e.TooLargeError, 413),
     (e.InputError, 400),
+    (e.NoCostKnobError, 409),
     (e.ConfigError, 400),
     (e.NotFoundError, 404),
     (e.StoreError, 409),
@@ -48,7 +49,8 @@ _DESCRIPTIONS = {
     401: "No valid API key (AuthError)",
     403: "The key is for another namespace or lacks the scope (ForbiddenError)",
     404: "No such namespace, memory, session or job (NotFoundError)",
-    409: "The store cannot do this (StoreError), e.g. another encoder's namespace",
+    409: "The store cannot do this (StoreError), e.g. another encoder's namespace; or a target cost asked of a policy "
+    "with no cost knob (NoCostKnobError)",
     413: "Request body over the server's --max-body (TooLargeError)",
     422: "The request does not match its schema (InputError with details)",
     429: "Work queue full (BusyError); retry after Retry-After seconds",

@@ -38,7 +38,10 @@ __all__ = [
 SESSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$"
 """Session ids travel in URL paths (DELETE .../sessions/{id}): no '/' and no spaces."""
 _MODULE = "(filter|entity|temporal|topic|summary)"
-POLICY_PATTERN = rf"^(random|(low|mid|high)(,{_MODULE}=(low|mid|high)){{0,5}})$"
+_MAP = rf"(low|mid|high)(,{_MODULE}=(low|mid|high)){{0,5}}"
+# Fixed maps, random, the packaged rule router, and escalation between those (no file paths:
+# a request never names a file on the server; routers and rules files come from --policy).
+POLICY_PATTERN = rf"^(random|rules|{_MAP}|escalate:(rules|{_MAP})>(rules|{_MAP})@(0|1|0?\.[0-9]+|1\.0+))$"
 """A default tier, then per-module tiers: ``mid`` or ``low,filter=high,summary=high``.
 Learned routers (``router:PATH``) load files, so only the server's own --policy names one."""
 _TEXT = r"\S"
@@ -190,6 +193,11 @@ class QueryRequest(_Body):
     strategy: Literal["implementation", "reasoning", "capacity"] | None = None
     policy: str | None = Field(None, pattern=POLICY_PATTERN, description="Default: the server's --policy")
     cost_weight: float | None = Field(None, ge=0, le=1e6, description="The performance-cost knob handed to learned routers")
+    target_usd: float | None = Field(
+        None, gt=0, le=1e6,
+        description="Target-cost mode: mean extraction USD per query for this namespace, kept by a controller whose "
+        "state persists in the store; needs a router family (the server's --policy router:DIR) or an escalation policy",
+    )  # fmt: skip
     question_date: str | None = Field(None, max_length=100)
     k: TopK | None = Field(None, description="Candidates retrieved for the pipeline (default: the server's top_k)")
     retriever: Literal["dense", "bm25", "hybrid"] | None = None
@@ -239,13 +247,24 @@ class CostTotals(BaseModel):
     llm_s: float
 
 
+class PassCost(BaseModel):
+    """One earlier pass of a query: its module lines and answer call."""
+
+    modules: list[Step]
+    answer: Step
+
+
 class Cost(BaseModel):
     """The query's full ledger: one line per module, the answer call, and the totals."""
 
     modules: list[Step]
     answer: Step
     totals: CostTotals
+    """Over every pass of the query (escalation runs two)."""
     price_sources: list[str]
+    earlier_passes: list[PassCost] = Field(
+        default_factory=list, description="Passes run before the final one (escalation's cheap pass), each paid"
+    )
 
 
 class ParseFailure(BaseModel):
@@ -264,6 +283,11 @@ class QueryResponse(BaseModel):
     cost: Cost
     parse_failures: list[ParseFailure]
     cache: dict[str, int] = Field(description="Module-cache hits and misses of this query")
+    routing: dict[str, Any] = Field(
+        default_factory=dict,
+        description="How the policy routed: the rule router's question type and map row (routing), escalation's "
+        "confidence and decision (escalation), the target-cost controller's knob and spend (budget)",
+    )
 
 
 class Health(BaseModel):

@@ -36,7 +36,9 @@ def _answered(result: QueryResult) -> dict[str, Any]:
     return {
         "answer": result.answer, "memory": result.memory, "strategy": result.strategy, "policy": result.policy,
         "tiers": result.tiers, "parse_failures": result.parse_failures, "cache": result.cache,
-        "cost": {"modules": d["steps"], "answer": d["answer_step"], "totals": d["totals"], "price_sources": d["price_sources"]},
+        "cost": {"modules": d["steps"], "answer": d["answer_step"], "totals": d["totals"], "price_sources": d["price_sources"],
+                 "earlier_passes": [{"modules": x["steps"], "answer": x["answer_step"]} for x in d["passes"]]},
+        "routing": {k: v for k, v in result.context.items() if k in ("routing", "escalation", "budget")},
     }  # fmt: skip
 
 
@@ -53,7 +55,7 @@ async def query(ns: Namespace, body: QueryRequest, request: Request, _: Any = De
         mem = service.memory(ns, body.strategy)
         result = mem.query(
             body.question, policy=body.policy, cost_weight=body.cost_weight, question_date=body.question_date,
-            k=body.k, retriever=body.retriever,
+            k=body.k, retriever=body.retriever, target_usd=body.target_usd,
         )  # fmt: skip
         service.metrics.query(ns, result)  # here, not after the await: a timed-out query still paid
         return result
