@@ -54,8 +54,12 @@ def test_two_processes_share_one_store_jobs_and_metrics(tmp_path):
     h = {"Authorization": f"Bearer {key}"}
     server = ServerProcess(store, tmp_path / "s.log", "--processes", "2", config=config)
     try:
-        workers = _children(server.proc.pid)
+        deadline = time.monotonic() + 90  # /healthz answers once the first worker is up
+        while len(workers := _children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert len(workers) == 2, workers
+        for _ in range(20):  # both workers listening, not only started
+            httpx.get(f"{server.url}/healthz", timeout=30)
         before = {w: _cpu_s(w) for w in workers}
         ns = f"{server.url}/v1/namespaces/team"
 
