@@ -151,17 +151,15 @@ def test_a_job_whose_process_is_gone_is_reported_interrupted(store_address):
             time.sleep(0.05)
         assert board.get(done.job_id).result == {"session_id": "s"}
         # A job taken by a process that has exited since (killed before it finished):
-        board._write(
+        board.store.side_write(
             "INSERT INTO service_jobs (job_id, namespace, status, created_at, pid, boot) VALUES (?, ?, ?, ?, ?, ?)",
             ("a" * 24, "ns", "running", time.time(), gone.pid, _boot()),
         )
         lost = board.get("a" * 24)
         assert lost.status == "failed" and lost.error["type"] == "InterruptedError"
-        board.close()
     with open_store(store_address) as store:  # a restarted service reports the same
         again = JobBoard(pool, store)
         assert again.get("a" * 24).status == "failed" and again.get(done.job_id).status == "done"
-        again.close()
     pool.shutdown()
 
 
@@ -182,10 +180,9 @@ def test_a_job_of_another_host_is_left_to_that_host(tmp_path):
     pool = WorkPool("ingest", 1, 4)
     with Store(tmp_path / "m.db") as store:
         board = JobBoard(pool, store)
-        board._write(
+        board.store.side_write(
             "INSERT INTO service_jobs (job_id, namespace, status, created_at, pid, boot) VALUES (?, ?, ?, ?, ?, ?)",
             ("b" * 24, "ns", "running", time.time(), 1, "another-host/some-boot"),
         )
         assert board.get("b" * 24).status == "running"
-        board.close()
     pool.shutdown()

@@ -204,3 +204,23 @@ def test_version_moves_on_every_change_of_the_chunk_set(store_address):
         brief = store.namespace("ns", counts=False)
         assert brief is not None and brief.encoder == "test-enc" and brief.n_chunks == 0  # not counted
         assert store.namespace("ns").n_chunks == 4
+
+
+def test_side_tables_keys_and_controls_work_on_both_backends(store_address):
+    """API keys and control state (the target-cost controller's) go through the store's
+    side-table methods: the same code and SQL on a file and on a database."""
+    from budgetmem.store.controls import ControlStore
+    from budgetmem.store.keys import KeyStore
+
+    with open_store(store_address) as store:
+        keys = KeyStore(store)
+        token, info = keys.create("team", "read,write")
+        assert keys.lookup(token).id == KeyStore(store).lookup(token).id == info.id and keys.active() == 1
+        assert keys.lookup(token[:-1] + ("x" if token[-1] != "x" else "y")) is None
+        assert keys.revoke(info.id).revoked_at is not None and keys.lookup(token) is None
+        controls = ControlStore(store)
+        assert controls.get("team", "budget") is None
+        controls.put("team", "budget", {"lam": 0.5})
+        controls.put("team", "budget", {"lam": 0.25, "spent": 1.5})  # replaced, not added
+        assert controls.get("team", "budget") == {"lam": 0.25, "spent": 1.5}
+        assert controls.delete("team", "budget") and not controls.delete("team", "budget")

@@ -59,9 +59,10 @@ def run(args: argparse.Namespace) -> int:
         pipeline__strategy=args.strategy, encoder__name=args.encoder,
     )  # fmt: skip
     try:
+        import fastapi  # noqa: F401
         import uvicorn
 
-        from budgetmem.server import create_app
+        from budgetmem.server.worker import build
     except ImportError as exc:
         raise ConfigError(f"the service needs {exc.name}", hint="pip install 'budgetmem[server]'") from None
     s = settings.server
@@ -78,11 +79,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"host": s.host, "port": s.port, "log_level": args.log_level, "access_log": True}
     if s.processes > 1:
         return _run_processes(args.store, settings, options)
-    if s.torch_threads:
-        import torch
-
-        torch.set_num_threads(s.torch_threads)  # see ServerSettings.torch_threads
-    app = create_app(args.store, settings)
+    app = build(args.store, settings)
     try:
         uvicorn.run(app, workers=1, **options)
     finally:

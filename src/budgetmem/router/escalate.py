@@ -29,7 +29,6 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from budgetmem.errors import ConfigError, InputError
 from budgetmem.pipeline.policy import Policy
 from budgetmem.pipeline.runner import Reuse
 from budgetmem.pipeline.trace import QueryResult
+from budgetmem.router.data_files import packaged, save_json
 
 __all__ = [
     "CALIBRATION_FORMAT", "FEATURES", "Calibration", "Escalation", "confidence_features", "default_calibration_path",
@@ -90,16 +90,11 @@ class Calibration:
         return {"format": CALIBRATION_FORMAT, "bias": self.bias, "weights": self.weights, "fitted": self.fitted}
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(p)
-        return p
+        return save_json(path, self.to_dict())
 
 
 def default_calibration_path() -> Path:
-    return Path(str(resources.files("budgetmem.router") / "data" / "escalation.json"))
+    return packaged("escalation.json")
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:

@@ -31,7 +31,6 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,6 +40,7 @@ from budgetmem.errors import ConfigError, InputError
 from budgetmem.pipeline.policy import PolicyState
 from budgetmem.pipeline.stages import MODULES
 from budgetmem.pipeline.types import Tier
+from budgetmem.router.data_files import packaged, save_json
 
 __all__ = [
     "QUESTION_TYPES", "RULES_FORMAT", "Classification", "QuestionClassifier", "RuleRouter", "RuleTable",
@@ -184,16 +184,11 @@ class RuleTable:
                 "prototypes": {k: [round(float(x), 6) for x in v] for k, v in self.prototypes.items()}}  # fmt: skip
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(p)
-        return p
+        return save_json(path, self.to_dict())
 
 
 def default_rules_path() -> Path:
-    return Path(str(resources.files("budgetmem.router") / "data" / "rules.json"))
+    return packaged("rules.json")
 
 
 def load_rule_table(path: str | Path | None = None) -> RuleTable:

@@ -15,8 +15,6 @@ import logging
 import os
 import secrets
 import socket
-import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,34 +96,14 @@ _BOOT = _boot_id()
 
 
 class JobBoard:
-    """Jobs in the store's database: a table of the SQLite file (a connection of its own, as
-    job updates come from ingest threads while requests read), or of the PostgreSQL schema
-    (through the store's pool), so every server on the database sees every job."""
+    """Jobs in the store's database (through its side-table methods: a table of the SQLite
+    file, or of the PostgreSQL schema), so every server on it sees every job."""
 
     def __init__(self, pool: WorkPool, store: Store, keep: int = 1000) -> None:
         self.pool = pool
         self.keep = keep
-        self._pg: Any = store if store.backend == "postgresql" else None
-        self._lock = threading.Lock()
-        if self._pg is None:
-            self._db = sqlite3.connect(store.address, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._write(_TABLE, ())
-
-    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        if self._pg is not None:
-            with self._pg._tx() as conn:
-                conn.execute(sql.replace("?", "%s"), params)
-            return
-        with self._lock:
-            self._db.execute(sql, params)
-
-    def _row(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        if self._pg is not None:
-            with self._pg._read() as conn:
-                return conn.execute(sql.replace("?", "%s"), params).fetchone()  # type: ignore[no-any-return]
-        with self._lock:
-            return self._db.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+        self.store = store
+        store.side_write(_TABLE)
 
     def submit(self, namespace: str, work: Callable[[], dict[str, Any]]) -> Job:
         """Queue ``work`` (a BusyError if the pool is full: then no job exists)."""
@@ -133,7 +111,7 @@ class JobBoard:
 
         def run() -> None:
             job.started_at, job.status = time.time(), "running"
-            self._write("UPDATE service_jobs SET status=?, started_at=? WHERE job_id=?", ("running", job.started_at, job.job_id))
+            self.store.side_write("UPDATE service_jobs SET status=?, started_at=? WHERE job_id=?", ("running", job.started_at, job.job_id))
             try:
                 job.result = work()
                 job.status = "done"
@@ -146,31 +124,32 @@ class JobBoard:
                 job.status = "failed"
             finally:
                 job.finished_at = time.time()
-                self._write(
+                self.store.side_write(
                     "UPDATE service_jobs SET status=?, finished_at=?, result=?, error=? WHERE job_id=?",
                     (job.status, job.finished_at, _dump(job.result), _dump(job.error), job.job_id),
                 )
 
-        self._write(
+        self.store.side_write(
             f"INSERT INTO service_jobs ({_COLUMNS}, pid, boot) VALUES (?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?)",
             (job.job_id, namespace, job.status, job.created_at, os.getpid(), _BOOT),
         )
         try:
             self.pool.submit(run)
         except BudgetMemError:
-            self._write("DELETE FROM service_jobs WHERE job_id=?", (job.job_id,))
+            self.store.side_write("DELETE FROM service_jobs WHERE job_id=?", (job.job_id,))
             raise
         self._trim()
         return job
 
     def get(self, job_id: str) -> Job | None:
-        row = self._row(f"SELECT {_COLUMNS}, pid, boot FROM service_jobs WHERE job_id=?", (job_id,))
-        if row is None:
+        rows = self.store.side_query(f"SELECT {_COLUMNS}, pid, boot FROM service_jobs WHERE job_id=?", (job_id,))
+        if not rows:
             return None
+        row = rows[0]
         job = Job(*row[:6], result=_load(row[6]), error=_load(row[7]))  # type: ignore[arg-type]
         if job.status in ("queued", "running") and not _alive(int(row[8]), str(row[9])):
             job.status, job.error, job.finished_at = "failed", dict(_INTERRUPTED), job.finished_at or time.time()
-            self._write(
+            self.store.side_write(
                 "UPDATE service_jobs SET status=?, error=?, finished_at=? WHERE job_id=? AND status IN ('queued', 'running')",
                 (job.status, _dump(job.error), job.finished_at, job_id),
             )
@@ -178,16 +157,11 @@ class JobBoard:
 
     def _trim(self) -> None:
         """Keep the newest ``keep`` finished jobs (unfinished ones always stay)."""
-        self._write(
+        self.store.side_write(
             "DELETE FROM service_jobs WHERE finished_at IS NOT NULL AND job_id NOT IN "
             "(SELECT job_id FROM service_jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?)",
             (self.keep,),
         )
-
-    def close(self) -> None:
-        if self._pg is None:
-            with self._lock:
-                self._db.close()
 
 
 def _dump(value: dict[str, Any] | None) -> str | None:

@@ -104,5 +104,4 @@ class Service:
                 store.close()
             self._mems.clear()
             self._stores.clear()
-        self.jobs.close()
         self.store.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 from budgetmem.settings import Settings
 
-__all__ = ["ENV", "app", "handover"]
+__all__ = ["ENV", "app", "build", "handover"]
 
 ENV = "BUDGETMEM_SERVE_WORKER"
 
@@ -26,16 +26,21 @@ def handover(store: str | Path, settings: Settings) -> str:
     return base64.b64encode(pickle.dumps((str(store), settings))).decode("ascii")
 
 
-def app() -> Any:
-    """Build this worker's app (uvicorn calls it: ``factory=True``)."""
+def build(store: str | Path, settings: Settings) -> Any:
+    """The app of one server process, torch set to the service's threads per forward pass
+    (``ServerSettings.torch_threads``). The caller closes ``app.state.service``."""
     from budgetmem.server.app import create_app
 
-    store, settings = pickle.loads(base64.b64decode(os.environ[ENV]))  # noqa: S301 - set by our own parent
-    threads = settings.server.torch_threads
-    if threads:
+    if settings.server.torch_threads:
         import torch
 
-        torch.set_num_threads(threads)  # see ServerSettings.torch_threads
-    built = create_app(store, settings)
+        torch.set_num_threads(settings.server.torch_threads)
+    return create_app(store, settings)
+
+
+def app() -> Any:
+    """Build this worker's app (uvicorn calls it: ``factory=True``)."""
+    store, settings = pickle.loads(base64.b64decode(os.environ[ENV]))  # noqa: S301 - set by our own parent
+    built = build(store, settings)
     atexit.register(built.state.service.close)
     return built

@@ -98,6 +98,20 @@ class Store(abc.ABC):
 
     def close(self) -> None: ...
 
+    # ------------------------------------------------------------------ side tables
+    # The store's small tables beside the memories (API keys, service jobs, control state)
+    # use these two instead of a connection of their own: one SQL text serves both backends
+    # (``?`` placeholders; PostgreSQL gets them as ``%s``).
+    @abc.abstractmethod
+    def side_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read."""
+
+    @abc.abstractmethod
+    def side_write(self, sql: str, params: Sequence[Any] = (), *, many: bool = False, wait: bool = True) -> int | None:
+        """One statement in a transaction of its own (``many``: ``params`` is a list of rows);
+        the rows it changed. ``wait=False`` gives up at once, returning None, when another
+        writer holds what it needs: for bookkeeping a request must never wait on."""
+
     def __enter__(self) -> Store:
         return self
 

@@ -3,8 +3,8 @@ lambda and spend), so a server that restarts keeps its budget where it was.
 
 A row is (namespace, name) -> a JSON object. It lives beside the namespace's memories but is
 not one: it holds no text from the history, only numbers the service derived from its own
-spending. Like :class:`~budgetmem.store.keys.KeyStore`, it shares the store's connection and
-lock rather than opening the file a second time.
+spending. Like :class:`~budgetmem.store.keys.KeyStore`, it goes through the store's
+side-table methods, so it works on either backend without a connection of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from budgetmem.errors import StoreError
-from budgetmem.store.sqlite_store import Store
+from budgetmem.store.base import Store
 
 __all__ = ["ControlStore"]
 
@@ -23,29 +23,25 @@ CREATE TABLE IF NOT EXISTS controls (
     namespace TEXT NOT NULL,
     name TEXT NOT NULL,
     value TEXT NOT NULL,
-    updated_at REAL NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (namespace, name)
 )
 """
 
 
 class ControlStore:
-    """The ``controls`` table of a store file. Thread-safe (the store's lock guards it)."""
+    """The ``controls`` table of a store (SQLite file or PostgreSQL database)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._db = store._db
-        self._lock = store._lock
-        with store._tx():
-            self._db.execute(_TABLE)
+        store.side_write(_TABLE)
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM controls WHERE namespace=? AND name=?", (namespace, name)).fetchone()
-        if row is None:
+        rows = self.store.side_query("SELECT value FROM controls WHERE namespace=? AND name=?", (namespace, name))
+        if not rows:
             return None
         try:
-            value = json.loads(row[0])
+            value = json.loads(rows[0][0])
         except json.JSONDecodeError:
             raise StoreError(f"control state {name!r} of namespace {namespace!r} is corrupt",
                              hint="reset it with BudgetMem.reset_budget(), or ask with --reset-budget") from None  # fmt: skip
@@ -55,11 +51,11 @@ class ControlStore:
 
     def put(self, namespace: str, name: str, value: dict[str, Any]) -> None:
         """Replace the state in one transaction: a crash leaves the old value or the new, never half."""
-        blob = json.dumps(value, sort_keys=True)
-        with self.store._tx():
-            self._db.execute("INSERT OR REPLACE INTO controls VALUES (?, ?, ?, ?)", (namespace, name, blob, time.time()))
+        self.store.side_write(
+            "INSERT INTO controls VALUES (?, ?, ?, ?) ON CONFLICT (namespace, name) "
+            "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (namespace, name, json.dumps(value, sort_keys=True), time.time()),
+        )
 
     def delete(self, namespace: str, name: str) -> bool:
-        with self.store._tx():
-            cur = self._db.execute("DELETE FROM controls WHERE namespace=? AND name=?", (namespace, name))
-        return cur.rowcount > 0
+        return bool(self.store.side_write("DELETE FROM controls WHERE namespace=? AND name=?", (namespace, name)))

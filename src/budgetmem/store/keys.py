@@ -28,7 +28,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,9 +61,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     namespace TEXT NOT NULL,
     scopes TEXT NOT NULL,
     name TEXT,
-    created_at REAL NOT NULL,
-    last_used REAL,
-    revoked_at REAL
+    created_at DOUBLE PRECISION NOT NULL,
+    last_used DOUBLE PRECISION,
+    revoked_at DOUBLE PRECISION
 )
 """
 _COLUMNS = "id, namespace, scopes, name, created_at, last_used, revoked_at"
@@ -150,27 +149,14 @@ class KeyInfo:
 
 
 class KeyStore:
-    """The ``api_keys`` table of a store file. Thread-safe (the store's lock guards it).
-
-    ``KeyStore(store)`` on a PostgreSQL store gives :class:`~budgetmem.store.pg_keys.PostgresKeyStore`
-    (the same methods over the database's ``api_keys`` table): keys follow the store's address."""
-
-    def __new__(cls, store: Store) -> KeyStore:
-        if cls is KeyStore and store.backend == "postgresql":
-            from budgetmem.store.pg_keys import PostgresKeyStore
-
-            return object.__new__(PostgresKeyStore)
-        return object.__new__(cls)
+    """The ``api_keys`` table of a store, on either backend (through the store's side-table
+    methods, so no second connection): every server on a shared database sees a key the
+    moment it is created, and a revoked key fails everywhere at the next request."""
 
     def __init__(self, store: Store) -> None:
-        # Keys belong to the SQLite backend: this module shares the store's connection and
-        # lock rather than opening the file a second time.
         self.store = store
-        self._db = store._db  # type: ignore[attr-defined]
-        self._lock = store._lock  # type: ignore[attr-defined]
         self._touched: dict[str, float] = {}
-        with store._tx():  # type: ignore[attr-defined]
-            self._db.execute(_TABLE)
+        store.side_write(_TABLE)
 
     def create(self, namespace: str, scopes: str | Iterable[str], *, name: str | None = None) -> tuple[str, KeyInfo]:
         """A new key: (the key itself, shown once and never again, and its stored info)."""
@@ -179,44 +165,38 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         info = KeyInfo(key_id, namespace, chosen, name, time.time())
-        with self.store._tx():
-            self._db.execute(
-                "INSERT INTO api_keys (id, hash, namespace, scopes, name, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, _digest(token), namespace, ",".join(sorted(chosen)), name, info.created_at),
-            )
+        self.store.side_write(
+            "INSERT INTO api_keys (id, hash, namespace, scopes, name, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (key_id, _digest(token), namespace, ",".join(sorted(chosen)), name, info.created_at),
+        )
         return token, info
 
     def list(self) -> list[KeyInfo]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at").fetchall()
-        return [_info(r) for r in rows]
+        return [_info(r) for r in self.store.side_query(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at")]
 
     def active(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0])
+        return int(self.store.side_query("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")[0][0])
 
     def revoke(self, key_id: str) -> KeyInfo:
         """Revoke by id (or by the ``bm_<id>`` prefix); requests with it get 401 from now on."""
         key_id = key_id.strip().removeprefix(f"{PREFIX}_")
-        with self.store._tx():
-            self._db.execute("UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (time.time(), key_id))
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id=?", (key_id,)).fetchone()
-        if row is None:
+        self.store.side_write("UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (time.time(), key_id))
+        rows = self.store.side_query(f"SELECT {_COLUMNS} FROM api_keys WHERE id=?", (key_id,))
+        if not rows:
             raise NotFoundError(f"no key with id {key_id!r} in {describe(self.store.address)}", hint="see budgetmem keys list")
-        return _info(row)
+        return _info(rows[0])
 
     def lookup(self, token: str) -> KeyInfo | None:
         """The live key ``token`` is, or None (unknown, wrong secret, revoked)."""
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
             return None
-        with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS}, hash FROM api_keys WHERE id=?", (parts[1],)).fetchone()
+        rows = self.store.side_query(f"SELECT {_COLUMNS}, hash FROM api_keys WHERE id=?", (parts[1],))
         # Compare digests in constant time, so response timing says nothing about how much of
         # a guessed secret was right.
-        if row is None or not hmac.compare_digest(str(row[-1]), _digest(token)):
+        if not rows or not hmac.compare_digest(str(rows[0][-1]), _digest(token)):
             return None
-        info = _info(row[:-1])
+        info = _info(rows[0][:-1])
         if info.revoked_at is not None:
             return None
         self._touch(info.id)
@@ -224,24 +204,26 @@ class KeyStore:
 
     def export_rows(self) -> list[dict[str, object]]:
         """Every key as stored (the hash, never a key): what ``budgetmem migrate`` copies."""
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_EXPORT} FROM api_keys ORDER BY id").fetchall()
+        rows = self.store.side_query(f"SELECT {_EXPORT} FROM api_keys ORDER BY id")
         return [dict(zip(_EXPORT.split(", "), r)) for r in rows]
+
+    def import_rows(self, rows: list[dict[str, object]]) -> int:
+        """Add keys exported from another store (a key id already here is left as it is)."""
+        cols = _EXPORT.split(", ")
+        self.store.side_write(
+            f"INSERT INTO api_keys ({_EXPORT}) VALUES ({', '.join(['?'] * len(cols))}) ON CONFLICT (id) DO NOTHING",
+            [[r[c] for c in cols] for r in rows], many=True,
+        )  # fmt: skip
+        return len(rows)
 
     def _touch(self, key_id: str) -> None:
         now = time.time()
         if now - self._touched.get(key_id, 0.0) < _TOUCH_EVERY_S:
             return
         self._touched[key_id] = now
-        with self._lock:
-            (busy_ms,) = self._db.execute("PRAGMA busy_timeout").fetchone()
-            self._db.execute("PRAGMA busy_timeout=50")  # never make a request wait on a writer for this
-            try:
-                self._db.execute("UPDATE api_keys SET last_used=? WHERE id=?", (now, key_id))
-            except sqlite3.OperationalError:
-                pass  # another connection is writing: the hint is simply older
-            finally:
-                self._db.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        # Never make a request wait on a writer for this: if one holds the store, the hint is
+        # simply older.
+        self.store.side_write("UPDATE api_keys SET last_used=? WHERE id=?", (now, key_id), wait=False)
 
 
 def _info(row: tuple[object, ...]) -> KeyInfo:

@@ -118,7 +118,7 @@ def _copy_keys(src: Store, dst: Store, src_id: str, done: dict[str, str], report
         report.skipped.append("api_keys")
         return
     target_keys = KeyStore(dst)
-    target_keys.import_rows(rows)  # type: ignore[attr-defined]  # idempotent: ids already there are kept
+    target_keys.import_rows(rows)  # idempotent: ids already there are kept
     report.copied.append("api_keys")
     there = {r["id"]: r for r in target_keys.export_rows()}
 

@@ -135,6 +135,27 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             yield conn
 
+    def side_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._read() as conn:
+            return conn.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[no-any-return]
+
+    def side_write(self, sql: str, params: Sequence[Any] = (), *, many: bool = False, wait: bool = True) -> int | None:
+        import psycopg
+
+        try:
+            with self._tx() as conn, conn.cursor() as cur:
+                if not wait:
+                    cur.execute("SET LOCAL lock_timeout = '50ms'")
+                if many:
+                    cur.executemany(sql.replace("?", "%s"), params)
+                else:
+                    cur.execute(sql.replace("?", "%s"), params)
+                return int(cur.rowcount)
+        except psycopg.errors.LockNotAvailable:
+            if wait:
+                raise
+            return None
+
     def close(self) -> None:
         self._pool.close()
 

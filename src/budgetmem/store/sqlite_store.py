@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -192,6 +193,26 @@ class SQLiteStore(Store):
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def side_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def side_write(self, sql: str, params: Sequence[Any] = (), *, many: bool = False, wait: bool = True) -> int | None:
+        if wait:
+            with self._tx():
+                cur = self._db.executemany(sql, params) if many else self._db.execute(sql, params)
+            return int(cur.rowcount)
+        with self._lock:
+            (busy_ms,) = self._db.execute("PRAGMA busy_timeout").fetchone()
+            self._db.execute("PRAGMA busy_timeout=50")
+            try:
+                cur = self._db.executemany(sql, params) if many else self._db.execute(sql, params)
+                return int(cur.rowcount)
+            except sqlite3.OperationalError:
+                return None  # another connection is writing
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
 
     def close(self) -> None:
         with self._lock:
