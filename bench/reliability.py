@@ -3,7 +3,7 @@
     .venv/bin/python bench/reliability.py [--only NAME,...] [--trials N] [--redo NAME,...] [--render]
 
 Runs every campaign in ``bench/campaigns/`` (``--list`` names them). Each trial is saved to
-``bench/results/reliability.json`` as soon as it ends, so a killed run resumes at the next
+``bench/results/reliability/<campaign>.json`` as soon as it ends, so a killed run resumes at the next
 trial; ``--redo`` discards a campaign's saved trials first. ``--trials N`` caps every
 selected campaign at N trials (a quick look; the published table uses each campaign's own
 count). At the end the ``reliability`` section of docs/BENCHMARKS.md is rewritten from the
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import random
 import shutil
 import sys
@@ -37,7 +38,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from _report import log, machine_info, save_json, table, write_section  # noqa: E402
 from campaigns.common import Campaign, Trial  # noqa: E402
 
-RESULTS = HERE / "results" / "reliability.json"
+RESULTS = HERE / "results" / "reliability"
+"""One JSON file per campaign: its trials, title and plan."""
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 MODULES = ("kill", "serve_kill", "fuzz", "hostile", "resources")
 """Campaign modules in the order their tables appear."""
@@ -56,10 +58,9 @@ def campaigns() -> list[Campaign]:
     return found
 
 
-def _load() -> dict[str, Any]:
-    import json
-
-    return json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+def _load(name: str) -> dict[str, Any]:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def _seed(campaign: str, index: int) -> int:
@@ -67,8 +68,7 @@ def _seed(campaign: str, index: int) -> int:
 
 
 def run_campaign(c: Campaign, limit: int | None) -> None:
-    results = _load()
-    saved = {t["index"] for t in results.get("campaigns", {}).get(c.name, {}).get("trials", [])}
+    saved = {t["index"] for t in _load(c.name).get("trials", [])}
     todo = [i for i in range(min(c.trials, limit or c.trials)) if i not in saved]
     if not todo:
         log(f"{c.name}: {len(saved)} trials saved, nothing to do")
@@ -96,23 +96,22 @@ def run_campaign(c: Campaign, limit: int | None) -> None:
 
 
 def _save_trial(c: Campaign, trial: Trial) -> None:
-    results = _load()
-    entry = results.setdefault("campaigns", {}).setdefault(c.name, {"trials": []})
+    entry = _load(c.name) or {"trials": []}
     entry["title"], entry["what"], entry["planned"] = c.title, c.what, c.trials
     entry["trials"] = [t for t in entry["trials"] if t["index"] != trial.index] + [trial.to_json()]
     entry["trials"].sort(key=lambda t: t["index"])
     entry["at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results["machine"] = machine_info()
-    save_json(RESULTS, results)
+    entry["machine"] = machine_info()
+    save_json(RESULTS / f"{c.name}.json", entry)
 
 
 def render() -> None:
-    res = _load()
-    m = res.get("machine", {})
-    rows, notes = [], []
+    rows, notes, m = [], [], {}
     known = [c.name for c in campaigns()]
-    for name in sorted(res.get("campaigns", {}), key=lambda n: known.index(n) if n in known else len(known)):
-        e = res["campaigns"][name]
+    saved = sorted(p.stem for p in RESULTS.glob("*.json"))
+    for name in sorted(saved, key=lambda n: known.index(n) if n in known else len(known)):
+        e = _load(name)
+        m = e.get("machine", m)
         trials = [Trial.from_json(t) for t in e["trials"]]
         failed = [t for t in trials if not t.ok]
         rows.append([e["title"], f"{len(trials)} / {e['planned']}", len(failed), sum(t.lost for t in trials),
@@ -123,7 +122,7 @@ def render() -> None:
             notes.append(f"  - trial {t.index} failed: {'; '.join(t.failures)[:300]}")
     body = [
         "## Reliability: kill -9, fuzzing, hostile model servers, exhausted resources", "",
-        "`python bench/reliability.py` (resumable; every trial in `bench/results/reliability.json`). "
+        "`python bench/reliability.py` (resumable; every trial in `bench/results/reliability/`). "
         f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores. A trial fails when it finds a broken "
         "promise; data lost and duplicates must be 0.", "",
         table(["campaign", "trials run / planned", "failures found", "data lost", "duplicates", "time s", "date"], rows),
@@ -151,11 +150,8 @@ def main() -> None:
         if unknown:
             p.error(f"unknown campaign(s): {', '.join(sorted(unknown))} (see --list)")
         redo = {s for s in a.redo.split(",") if s}
-        if redo:
-            res = _load()
-            for name in redo:
-                res.get("campaigns", {}).pop(name, None)
-            save_json(RESULTS, res)
+        for name in redo:
+            (RESULTS / f"{name}.json").unlink(missing_ok=True)
         for c in every:
             if not only or c.name in only:
                 run_campaign(c, a.trials)
