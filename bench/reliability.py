@@ -114,7 +114,7 @@ def render() -> None:
         m = e.get("machine", m)
         trials = [Trial.from_json(t) for t in e["trials"]]
         failed = [t for t in trials if not t.ok]
-        rows.append([e["title"], f"{len(trials)} / {e['planned']}", len(failed), sum(t.lost for t in trials),
+        rows.append([e["title"], f"{len(trials)} / {e['planned']}", f"{sum(t.cases for t in trials):,}", len(failed), sum(t.lost for t in trials),
                      sum(t.duplicates for t in trials), f"{sum(t.seconds for t in trials):.0f}", e["at"][:10]])  # fmt: skip
         if e.get("what"):
             notes.append(f"- **{e['title']}**: {e['what']}")
@@ -125,7 +125,7 @@ def render() -> None:
         "`python bench/reliability.py` (resumable; every trial in `bench/results/reliability/`). "
         f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores. A trial fails when it finds a broken "
         "promise; data lost and duplicates must be 0.", "",
-        table(["campaign", "trials run / planned", "failures found", "data lost", "duplicates", "time s", "date"], rows),
+        table(["campaign", "trials run / planned", "cases", "failed trials", "data lost", "duplicates", "time s", "date"], rows),
         "", *notes,
     ]  # fmt: skip
     write_section(DOC, "reliability", "\n".join(body))

@@ -29,6 +29,8 @@ class Trial:
     """
 
     index: int
+    cases: int = 1
+    """How many attacks the trial made: 1 for a kill, N for a batch of N generated inputs."""
     failures: list[str] = field(default_factory=list)
     lost: int = 0
     duplicates: int = 0
