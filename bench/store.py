@@ -31,6 +31,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,58 @@ def _address(backend: str, size: int, tmp: Path, server: _Server | None) -> str:
     return server.database(f"scale{size}")
 
 
+RESUMABLE = int(os.environ.get("BENCH_RESUMABLE", 1_000_000))
+"""Units of at least this many chunks keep their store in ``bench/results/bm-store-<size>/``
+(ignored by git) until they are saved, so a killed run resumes their ingest."""
+
+
+@contextmanager
+def _unit_place(backend: str, size: int, server: _Server) -> Iterator[tuple[str, Path | None]]:
+    """Where a scale unit's store lives: a temporary one, or for big units a kept one with a
+    progress file (chunks in, ingest seconds spent) beside it."""
+    if size < RESUMABLE:
+        with tempfile.TemporaryDirectory(prefix="bm-bench-store-") as tmp:
+            yield _address(backend, size, Path(tmp), server), None
+        return
+    from budgetmem.store import pg_local
+
+    folder = HERE / "results" / f"bm-store-{size}"
+    folder.mkdir(parents=True, exist_ok=True)
+    progress = folder / f"{backend}.progress.json"
+    if backend == "sqlite":
+        yield str(folder / "scale.db"), progress
+    else:
+        pg_local.stop(folder / "pg")  # a server left running by a killed run
+        pg = pg_local.start(folder / "pg", shared_buffers="1GB")
+        try:
+            if not (folder / "pg.created").exists():
+                pg.create_database("scale")
+                (folder / "pg.created").touch()
+            yield pg.address("scale"), progress
+        finally:
+            pg.stop()
+    # Reached only when the unit's body ended without an exception: once its row is saved,
+    # its kept store can go.
+    if _have("scale", f"{size}/{backend}", set()):
+        progress.unlink(missing_ok=True)
+        mine = [folder / "pg", folder / "pg.created"] if backend == "postgresql" else list(folder.glob("scale.db*"))
+        for path in mine:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _resumed_seconds(progress: Path | None, done: int) -> float:
+    """Ingest seconds already spent on the ``done`` chunks in a kept store (0 for a new one).
+    The last session may have committed after the progress file was written: its time is
+    estimated at the average rate."""
+    if progress is None or not done or not progress.exists():
+        return 0.0
+    p = json.loads(progress.read_text(encoding="utf-8"))
+    return float(p["seconds"]) * done / max(1, int(p["chunks"]))
+
+
 def bench_scale(sizes: list[int], redo: set[str], server: _Server) -> None:
     from budgetmem.chunk import Chunk
     from budgetmem.retrieval.searcher import Searcher
@@ -132,19 +186,28 @@ def bench_scale(sizes: list[int], redo: set[str], server: _Server) -> None:
             if vectors is None:
                 vectors = embedding_like_vectors(size, DIM, seed=SEED)
                 exact = np.argsort(-(qvecs @ vectors.T), axis=1)[:, :10]
-            with tempfile.TemporaryDirectory(prefix="bm-bench-store-") as tmp:
-                address = _address(backend, size, Path(tmp), server)
+            with _unit_place(backend, size, server) as (address, progress):
                 meter, load0 = CpuMeter(), _load_avg()
                 texts = corpus.texts(size, seed=SEED)
-                t0 = time.perf_counter()
                 with open_store(address) as store:
-                    for a in range(0, size, BATCH):
+                    # A big unit resumes its ingest where a killed run stopped: sessions are
+                    # whole transactions, so the store says how many chunks are in.
+                    done = len(store.ids("bench")) if store.namespace("bench", counts=False) else 0
+                    spent = _resumed_seconds(progress, done)
+                    for _ in range(done):
+                        next(texts)
+                    if done:
+                        log(f"scale {key}: resuming after {done:,} chunks ({spent:.0f} s of ingest so far)")
+                    t0 = time.perf_counter() - spent
+                    for a in range(done, size, BATCH):
                         b = min(size, a + BATCH)
                         chunks = [Chunk(id=0, source="synthetic", history="h", session_id=f"s{a}", session_date=None,
                                         position=i, kind="doc", text=next(texts), n_tokens=150, dia_ids=(), speakers=(),
                                         meta={}) for i in range(b - a)]  # fmt: skip
                         store.add([SessionBatch("bench", f"k{a}", "synthetic", "h", f"s{a}", chunks, vectors[a:b])],
                                   encoder=enc.name, dim=DIM, chunk_tokens=256)  # fmt: skip
+                        if progress is not None:
+                            save_json(progress, {"chunks": b, "seconds": time.perf_counter() - t0})
                         if (a // BATCH) % 50 == 0:
                             log(f"scale {key}: {b:,}/{size:,} chunks ({b / (time.perf_counter() - t0):.0f}/s)")
                     ingest_s = time.perf_counter() - t0
