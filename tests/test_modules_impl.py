@@ -4,6 +4,7 @@ real all-MiniLM-L6-v2 encoder. No LLM may be touched: the context's llm_for rais
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,29 @@ def test_temporal_uses_the_question_date_when_given(ctx: RunContext) -> None:
     inp = ModuleInput(query=QUERY, chunks=(ScoredChunk(CHUNKS[0], 1.0),), question_date="2023/05/17 (Wed) 10:00")
     facts = get_module("temporal").encoder(inp, ctx).facts
     assert facts[0].endswith('7 May 2023 ("yesterday", said 8 May 2023, 10 days before the question)')
+
+
+def test_temporal_ends_on_a_long_sentence_whose_root_is_not_a_verb(ctx: RunContext) -> None:
+    # A document sentence of 40+ tokens built around a noun: the climb towards a verb clause
+    # must stop at the root (it once compared spaCy tokens by identity and never stopped).
+    text = ("The men's basketball tournament of the 2004 Summer Olympics, the sixteenth edition of the event, "
+            "one of many events held in Athens, Greece, in August 2004 among teams from the whole world "
+            "including Argentina, Italy and the United States of America and several others.")  # fmt: skip
+    chunk = Chunk(text=text, n_tokens=len(text.split()), source="test", history="docs", session_id="d1",
+                  session_date="2024-01-01", position=0, kind="doc", dia_ids=(), speakers=())  # fmt: skip
+    inp = ModuleInput(query="When was the tournament held?", chunks=(ScoredChunk(chunk, 1.0),))
+    done: dict[str, tuple[str, ...]] = {}
+
+    def work() -> None:
+        done["low"] = get_module("temporal").rules(inp, ctx).facts
+        done["mid"] = get_module("temporal").encoder(inp, ctx).facts
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the temporal module did not finish on a verbless long sentence"
+    assert any("August 2004" in f for f in done["low"]), done["low"]
+    assert any("August 2004" in f for f in done["mid"]), done["mid"]
 
 
 # ---------------------------------------------------------------- topic

@@ -87,7 +87,10 @@ def _clause_tokens(anchor: Anchor) -> list[Any]:
         return list(span)
     tok = span.doc.char_span(anchor.start, anchor.end, alignment_mode="expand")
     node = tok.root if tok is not None else span.root
-    while node.head is not node and not (node.pos_ in ("VERB", "AUX") and len(list(node.subtree)) >= 4):
+    # spaCy makes a new Token object on every access, so the root (its own head) is found
+    # by index, never by identity: `node.head is not node` is always true and never ends
+    # on a sentence whose root is not a verb.
+    while node.head.i != node.i and not (node.pos_ in ("VERB", "AUX") and len(list(node.subtree)) >= 4):
         node = node.head
     subtree = [t for t in node.subtree if span.start <= t.i < span.end]
     return subtree[:_MAX_CLAUSE_TOKENS * 2] if subtree else list(span)
