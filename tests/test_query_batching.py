@@ -274,3 +274,20 @@ def test_concurrent_batched_searches_return_the_sequential_hits(tmp_path, minilm
     for want, got in zip(sequential, out):
         assert [c for c, _ in got] == [c for c, _ in want]  # type: ignore[union-attr]
         np.testing.assert_allclose([x for _, x in got], [x for _, x in want], rtol=0, atol=1e-5)  # type: ignore[union-attr]
+
+
+def test_the_service_batches_queries_unless_its_settings_say_not(tmp_path, minilm: Encoder) -> None:  # type: ignore[no-untyped-def]
+    from budgetmem.server.service import Service
+    from budgetmem.settings import ServerSettings, Settings, load_settings
+
+    config = tmp_path / "budgetmem.toml"
+    config.write_text("[server]\nbatch_queries = false\n", encoding="utf-8")
+    assert load_settings(config).server.batch_queries is False and ServerSettings().batch_queries is True
+    for on in (True, False):
+        enc = Encoder(minilm.settings)
+        settings = Settings(encoder=minilm.settings, server=ServerSettings(batch_queries=on))
+        service = Service(tmp_path / f"{on}.db", settings, encoder=enc)
+        try:
+            assert service.memory("ns", create=True).encoder.batch_queries is on
+        finally:
+            service.close()
