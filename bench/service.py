@@ -15,6 +15,12 @@ queries in float32 (the baseline of ``[encoder] query_precision``), and one with
 ``--processes`` worker processes (adds too). Writes the ``service`` section of
 docs/BENCHMARKS.md and bench/results/service.json.
 
+``--batching`` measures only the effect of ``[server] batch_queries`` (concurrent searches
+sharing the encoder's forward passes): the 16-client search row on fresh servers with it
+off and on, ``--rounds`` times each in alternating order, in one run on one machine. It
+writes the ``batching`` entry of bench/results/service.json (the other rows stay as they
+are) and re-renders the section.
+
 The answer model is SmolLM2-135M (the embedded small rung) so that a query's time is not
 all LLM; the encoder is MiniLM. Both processes share the machine's 2 cores.
 """
@@ -60,6 +66,10 @@ answer_llm = "llamacpp:smollm2-135m"
 module_llm = "llamacpp:smollm2-135m"
 cache_path = "{cache}"
 """
+
+
+_DEFAULTS: dict[str, Any] = {}
+"""The command's default options (set by :func:`main`)."""
 
 
 def _free_port() -> int:
@@ -154,12 +164,17 @@ def main() -> int:
                    help="fewer concurrent clients for extra search rows (latency without the queue)")
     p.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     p.add_argument("--render", action="store_true", help="only rewrite the section from bench/results/service.json")
+    p.add_argument("--batching", action="store_true", help="only the search row with query batching off and on")
+    p.add_argument("--rounds", type=int, default=2, help="--batching: servers per setting (alternating order)")
+    _DEFAULTS.update(vars(p.parse_args([])))
     args = p.parse_args()
     saved = ROOT / "bench" / "results" / "service.json"
-    if args.render:
+    if args.batching:
+        _batching(args, saved)
+    if args.render or args.batching:
         data = json.loads(saved.read_text(encoding="utf-8"))
         for key, value in data["settings"].items():
-            if key not in ("render", "out"):
+            if key not in ("render", "out", "batching", "rounds"):
                 setattr(args, key, value)
         results = {k: v for k, v in data.items() if k not in ("settings", "machine")}
         lines = _report_lines(results, args, data["machine"], len(_conversation()[2]), data.get("date", "?"))
@@ -284,9 +299,67 @@ def main() -> int:
     results["date"] = stamp
     lines = _report_lines(results, args, machine, len(questions), stamp)
     write_section(Path(args.out), "service", "\n".join(lines))
+    if saved.exists() and "batching" in (earlier := json.loads(saved.read_text(encoding="utf-8"))):
+        results["batching"] = earlier["batching"]  # its own command; kept until that is run again
+        lines = _report_lines(results, args, machine, len(questions), stamp)
+    write_section(Path(args.out), "service", "\n".join(lines))
     save_json(saved, {"settings": vars(args), "machine": machine, **results})
     print("\n".join(lines))
     return 0
+
+
+def _batching(args: argparse.Namespace, saved: Path) -> None:
+    """The 16-client search row with ``[server] batch_queries`` off and on, alternating."""
+    _, sessions, questions = _conversation()
+    tmp = Path(tempfile.mkdtemp(prefix="budgetmem-batching-bench-"))
+    store = tmp / "store.db"
+    base = CONFIG.format(cache=tmp / "cache.sqlite")
+    for on in (True, False):
+        (tmp / f"batch-{'on' if on else 'off'}.toml").write_text(base + f"\n[server]\nbatch_queries = {str(on).lower()}\n")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    key = json.loads(_cli("keys", "create", "--store", str(store), "--namespace", "bench", "--scope", "read,write", "--json", env=env))["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    server, url = _start_server(tmp, "batch-on", store, args.clients, env)
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=300) as http:
+            for body in sessions:
+                http.post("/v1/namespaces/bench/locomo/memories", json=body).raise_for_status()
+    finally:
+        _stop(server)
+    rows: list[dict[str, Any]] = []
+    for r in range(args.rounds):
+        for setting in (("off", "on") if r % 2 == 0 else ("on", "off")):
+            server, url = _start_server(tmp, f"batch-{setting}", store, args.clients, env)
+            clients = [httpx.Client(base_url=url, headers=headers, timeout=120) for _ in range(args.clients)]
+            try:
+                for c in clients:
+                    c.post("/v1/namespaces/bench/locomo/search", json={"query": "warm-up"}).raise_for_status()
+                load = os.getloadavg()[0]
+                log(f"batching {setting}, round {r + 1}: {args.clients} clients for {args.seconds:.0f} s (load {load:.1f})")
+                row = _searches(clients, questions, args, server.pid)
+            finally:
+                for c in clients:
+                    c.close()
+                _stop(server)
+            rows.append({"batching": setting, "round": r + 1, "loadavg_1m": load, **row})
+
+    def total(setting: str) -> float:
+        picked = [x for x in rows if x["batching"] == setting]
+        return sum(x["n"] for x in picked) / sum(x["cpu"]["wall_s"] for x in picked)
+
+    machine = machine_info()
+    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
+    entry = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "command": shlex.join(["bench/service.py", *sys.argv[1:]]),
+        "machine": machine, "avx512_bf16": "avx512_bf16" in flags, "nice": os.nice(0),
+        "query_precision": Encoder(load_settings(tmp / "batch-on.toml").encoder).query_precision,
+        "clients": args.clients, "seconds": args.seconds, "rows": rows,
+        "searches_per_s": {"off": total("off"), "on": total("on")}, "ratio": total("on") / total("off"),
+    }  # fmt: skip
+    log(f"batching: {entry['searches_per_s']['off']:.1f} -> {entry['searches_per_s']['on']:.1f} searches/s ({entry['ratio']:.2f}x)")
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    data["batching"] = entry
+    save_json(saved, data)
 
 
 def _report_lines(results: dict[str, Any], args: argparse.Namespace, machine: dict[str, Any], n_questions: int,
@@ -320,7 +393,7 @@ def _report_lines(results: dict[str, Any], args: argparse.Namespace, machine: di
         "## Service: budgetmem serve under concurrent clients",
         "",
         f"Measured {stamp} on {machine['cpu']}, {machine['cores']} cores. Command: "
-        f"`{shlex.join(['.venv/bin/python', 'bench/service.py', *(a for a in sys.argv[1:] if a != '--render')])}`. A real `budgetmem serve` (uvicorn, "
+        f"`{shlex.join(['.venv/bin/python', 'bench/service.py', *_main_args(args)])}`. A real `budgetmem serve` (uvicorn, "
         f"one process) on 127.0.0.1; the namespace holds LoCoMo dev conversation {conv_id} ({results['sessions']} sessions, "
         f"{results['ingest']['chunks']} chunks of 256 tokens, MiniLM), added over HTTP in {results['ingest']['seconds']:.1f} s. "
         f"{args.clients} concurrent clients (threads in this process, one keep-alive connection each) for "
@@ -365,7 +438,53 @@ def _report_lines(results: dict[str, Any], args: argparse.Namespace, machine: di
             f"{pr['recall_float32']:.3f} with float32 ({pr['same_top5']:.1%} of questions get the same top 5); the "
             f"cosine between the two embeddings of a question is at least {pr['min_cosine']:.5f}.",
         ]
+    if "batching" in results:
+        lines += ["", *_batching_lines(results["batching"])]
     return lines
+
+
+def _main_args(args: argparse.Namespace) -> list[str]:
+    """The options of the main run that differ from their defaults (its rows' command line,
+    whichever command renders them)."""
+    out = []
+    for key in ("clients", "seconds", "queries", "processes", "sweep"):
+        value = getattr(args, key)
+        if value != _DEFAULTS.get(key, value):
+            out += [f"--{key}", ",".join(map(str, value)) if isinstance(value, list) else f"{value:g}"]
+    return out
+
+
+def _batching_lines(b: dict[str, Any]) -> list[str]:
+    """The query-batching comparison (``--batching``): one row per server, in run order."""
+    rows = [[f"batching {x['batching']}", str(x["round"]), f"{x['p50_ms']:.1f}", f"{x['p99_ms']:.1f}", f"{x['ok_per_s']:.1f}",
+             f"{x['ok_per_s'] / x['cpu']['server_cores']:.1f}", _codes(x), *_cores(x), f"{x['loadavg_1m']:.1f}"]
+            for x in b["rows"]]  # fmt: skip
+    per_s = b["searches_per_s"]
+
+    def per_core(setting: str) -> float:
+        """Searches per CPU-second of the server: less swayed than searches/s by how much of
+        the machine other work left it."""
+        picked = [x for x in b["rows"] if x["batching"] == setting]
+        return sum(x["n"] for x in picked) / sum(x["cpu"]["server_cores"] * x["cpu"]["wall_s"] for x in picked)
+
+    return [
+        f"### Query batching off and on ({b['date']})",
+        "",
+        f"`{b['command']}` (run at nice {b['nice']}) on {b['machine']['cpu']}, {b['machine']['cores']} cores"
+        f"{'' if b['avx512_bf16'] else ', a host without avx512_bf16 this time'}: queries embedded in "
+        f"{b['query_precision']}. The {b['clients']}-client search row ({b['seconds']:.0f} s) on a fresh server per row, "
+        "`[server] batch_queries` off and on in alternating order, over the same store. With batching on, a search "
+        "that finds no forward pass running encodes every query waiting at that moment in one pass; off, each query "
+        "has a pass of its own, one after another.",
+        "",
+        table(["server", "round", "p50 ms", "p99 ms", "per s", "per server CPU-s", "statuses", "server cores",
+               "client cores", "other cores", "load 1 min"], rows),  # fmt: skip
+        "",
+        f"Searches/s over the rounds: off {per_s['off']:.1f}, on {per_s['on']:.1f}: batching gives {b['ratio']:.2f}x; "
+        f"per CPU-second of the server: off {per_core('off'):.1f}, on {per_core('on'):.1f} ({per_core('on') / per_core('off'):.2f}x). "
+        "The other-cores column is the CPU other work on the shared machine took meanwhile; compare rows by their "
+        "ratios, not with the rows above.",
+    ]
 
 
 def _bootstrap_overhead(pairs: list[tuple[float, float]], rounds: int = 10_000) -> list[float]:
@@ -398,7 +517,7 @@ def _start_server(
            "--port", str(port), "--log-level", "warning", "--queue", str(4 * clients), *extra]  # fmt: skip
     server = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # a loaded shared machine can take minutes to import torch
     while True:
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:

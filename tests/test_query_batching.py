@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from budgetmem.encoder import _QueryBatcher
+from budgetmem.encoder import Encoder, _QueryBatcher
 
 
 def _run_concurrently(batcher: _QueryBatcher, texts: list[str]) -> list[object]:
+    """Each text from a thread of its own (named after its index), all started together."""
     out: list[object] = [None] * len(texts)
     start = threading.Barrier(len(texts))
 
@@ -22,7 +24,7 @@ def _run_concurrently(batcher: _QueryBatcher, texts: list[str]) -> list[object]:
         except Exception as exc:  # noqa: BLE001 - the test inspects what each caller got
             out[i] = exc
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(texts))]
+    threads = [threading.Thread(target=one, args=(i,), name=f"caller-{i}") for i in range(len(texts))]
     for t in threads:
         t.start()
     for t in threads:
@@ -31,49 +33,129 @@ def _run_concurrently(batcher: _QueryBatcher, texts: list[str]) -> list[object]:
     return out
 
 
-def test_each_caller_gets_its_own_row_and_passes_are_shared() -> None:
-    batches: list[int] = []
+class _Recorder:
+    """A fake encoder: row i is (the number at the end of text i, 1); records each pass
+    (its texts and the thread that ran it) and takes ``seconds`` per pass."""
 
-    def encode_many(texts: list[str]) -> np.ndarray:
-        batches.append(len(texts))
-        time.sleep(0.02)  # a forward pass: callers that arrive meanwhile queue up
+    def __init__(self, seconds: float = 0.02, fail_passes: tuple[int, ...] = ()) -> None:
+        self.passes: list[tuple[str, list[str]]] = []
+        self.seconds = seconds
+        self.fail_passes = fail_passes
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            self.passes.append((threading.current_thread().name, list(texts)))
+            n = len(self.passes)
+        time.sleep(self.seconds)  # a forward pass: callers that arrive meanwhile queue up
+        if n in self.fail_passes:
+            raise RuntimeError(f"encoder failed in pass {n}")
         return np.array([[float(t.split()[-1]), 1.0] for t in texts], dtype=np.float32)
 
+
+def test_each_caller_gets_its_own_row_and_passes_are_shared() -> None:
+    enc = _Recorder()
     texts = [f"query {i}" for i in range(32)]
-    out = _run_concurrently(_QueryBatcher(encode_many), texts)
+    out = _run_concurrently(_QueryBatcher(enc), texts)
     assert [float(v[0]) for v in out] == list(range(32))  # type: ignore[index]
-    assert sum(batches) == 32 and len(batches) < 32 and max(batches) > 1
+    sizes = [len(b) for _, b in enc.passes]
+    assert sum(sizes) == 32 and len(sizes) < 32 and max(sizes) > 1, sizes
+    assert sorted(t for _, b in enc.passes for t in b) == sorted(texts)  # each query encoded once
+
+
+def test_a_leader_runs_one_pass_and_it_holds_its_own_query() -> None:
+    """No caller is kept encoding other callers' queries after its own is done: each pass is
+    run by a caller whose query is in it, and no caller runs two."""
+    enc = _Recorder(seconds=0.01)
+    texts = [f"query {i}" for i in range(40)]
+    _run_concurrently(_QueryBatcher(enc), texts)
+    leaders = [name for name, _ in enc.passes]
+    assert len(leaders) == len(set(leaders)), leaders
+    for name, batch in enc.passes:
+        assert f"query {name.split('-')[1]}" in batch, (name, batch)
+
+
+def test_passes_are_bounded() -> None:
+    enc = _Recorder()
+    out = _run_concurrently(_QueryBatcher(enc, max_batch=4), [f"q {i}" for i in range(19)])
+    assert [float(v[0]) for v in out] == list(range(19))  # type: ignore[index]
+    assert max(len(b) for _, b in enc.passes) <= 4 and sum(len(b) for _, b in enc.passes) == 19
+    with pytest.raises(ValueError):
+        _QueryBatcher(enc, max_batch=0)
+
+
+def test_a_lone_query_is_encoded_at_once_in_a_pass_of_its_own() -> None:
+    enc = _Recorder(seconds=0.0)
+    batcher = _QueryBatcher(enc)
+    for i in range(3):
+        assert float(batcher(f"q {i}")[0]) == i
+    assert [b for _, b in enc.passes] == [["q 0"], ["q 1"], ["q 2"]]
+    assert [name for name, _ in enc.passes] == [threading.current_thread().name] * 3  # no hand-off to another thread
 
 
 def test_a_failed_pass_reaches_every_caller_in_it_and_the_next_pass_runs() -> None:
-    calls = {"n": 0}
+    enc = _Recorder(fail_passes=(1,))
+    batcher = _QueryBatcher(enc)
+    texts = [f"q {i}" for i in range(12)]
+    out = _run_concurrently(batcher, texts)
+    failed = set(enc.passes[0][1])
+    assert len(enc.passes) > 1  # the callers queued behind the failed pass were served
+    for text, got in zip(texts, out):
+        if text in failed:
+            assert isinstance(got, RuntimeError) and "pass 1" in str(got), (text, got)
+        else:
+            assert isinstance(got, np.ndarray) and float(got[0]) == float(text.split()[-1]), (text, got)
+    assert float(batcher("again 7")[0]) == 7.0  # no caller is left leading: the next query is served
 
-    def encode_many(texts: list[str]) -> np.ndarray:
-        calls["n"] += 1
-        time.sleep(0.02)
-        if calls["n"] == 1:
-            raise RuntimeError("encoder failed")
-        return np.ones((len(texts), 2), dtype=np.float32)
 
-    batcher = _QueryBatcher(encode_many)
-    out = _run_concurrently(batcher, [f"q {i}" for i in range(8)])
-    assert any(isinstance(x, RuntimeError) for x in out)  # the first pass's callers see its error
-    assert all(isinstance(x, (RuntimeError, np.ndarray)) for x in out)
-    assert batcher("again").shape == (2,)  # no caller is left leading: the next query is served
+def test_an_encoder_that_always_fails_fails_every_caller() -> None:
+    enc = _Recorder(fail_passes=tuple(range(1, 100)))
+    out = _run_concurrently(_QueryBatcher(enc), [f"q {i}" for i in range(16)])
+    assert all(isinstance(x, RuntimeError) for x in out), out
+    assert sum(len(b) for _, b in enc.passes) == 16
+
+
+def test_a_pass_with_too_few_rows_is_an_error_for_each_caller() -> None:
+    batcher = _QueryBatcher(lambda texts: np.zeros((len(texts) - 1, 2), np.float32))
+    with pytest.raises(RuntimeError, match="0 rows for 1"):
+        batcher("q 1")
 
 
 @pytest.mark.models
-def test_batched_queries_equal_one_by_one_encoding(minilm) -> None:  # type: ignore[no-untyped-def]
-    texts = [f"What did Caroline do at the meeting on day {i}?" for i in range(24)]
-    want = minilm.encode(texts)
-    out = _run_concurrently(_QueryBatcher(minilm.encode), texts)
-    assert all(np.allclose(o, w, atol=1e-5) for o, w in zip(out, want))
+def test_batched_query_vectors_equal_one_by_one(minilm) -> None:  # type: ignore[no-untyped-def]
+    """Through the query network itself, with queries of very different lengths in a pass
+    (the short ones padded): in float32 padding moves nothing beyond rounding."""
+    enc = Encoder(replace(minilm.settings, query_precision="float32"))
+    texts = _mixed_lengths()
+    one = np.stack([enc.encode_query(t) for t in texts])  # the library's single-query path
+    out = np.stack(_run_concurrently(enc._queries, texts))  # type: ignore[arg-type]
+    np.testing.assert_allclose(out, one, rtol=0, atol=1e-6)
+    assert enc._queries(texts[0]).tobytes() == one[0].tobytes()  # alone: bit for bit the single path
+
+
+@pytest.mark.models
+def test_batched_bfloat16_queries_stay_within_rounding_of_one_by_one(minilm) -> None:  # type: ignore[no-untyped-def]
+    """In bfloat16, padding changes the network's rounding (a padded query's token vectors
+    move by a bfloat16 step or so), so a batched query vector is close to its lone one, not
+    equal: cosine >= 0.9999, well inside what bfloat16 queries already differ from float32
+    (>= 0.996, the service benchmark)."""
+    enc = Encoder(replace(minilm.settings, query_precision="bfloat16"))
+    texts = _mixed_lengths()
+    one = np.stack([enc.encode_query(t) for t in texts])
+    out = np.stack(_run_concurrently(enc._queries, texts))  # type: ignore[arg-type]
+    cos = (one * out).sum(axis=1) / np.linalg.norm(one, axis=1) / np.linalg.norm(out, axis=1)
+    assert cos.min() > 0.9999, cos
+
+
+def _mixed_lengths() -> list[str]:
+    return [f"What did Caroline do at the meeting on day {i}?" for i in range(8)] + [
+        "rye", "Melanie's kids", "When did Caroline go to the LGBTQ support group, and what did she tell Melanie "
+        "about the people she met there and the books they recommended to her afterwards?",
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------- query precision
-from dataclasses import replace  # noqa: E402
-
-from budgetmem.encoder import Encoder, query_precision  # noqa: E402
+from budgetmem.encoder import query_precision  # noqa: E402
 from budgetmem.errors import ConfigError  # noqa: E402
 from budgetmem.llm.native import CpuInfo  # noqa: E402
 from budgetmem.settings import EncoderSettings  # noqa: E402
@@ -144,3 +226,68 @@ def test_concurrent_searches_of_one_namespace_share_a_forward_pass(tmp_path, min
         t.join(timeout=60)
     assert all(isinstance(r, list) and len(r) == 3 for r in results)
     assert sum(sizes) == 8 and max(sizes) > 1, sizes
+
+
+def test_concurrent_batched_searches_return_the_sequential_hits(tmp_path, minilm: Encoder) -> None:  # type: ignore[no-untyped-def]
+    """What the service does (batching on, many request threads) ranks as one search at a
+    time with batching off does: same chunks, same order, scores within float32 rounding."""
+    from budgetmem import BudgetMem
+    from budgetmem.settings import Settings
+    from budgetmem.store import Store
+
+    settings = replace(minilm.settings, query_precision="float32")
+    enc = Encoder(settings)
+    mem = BudgetMem(Store(tmp_path / "m.db"), "ns", settings=Settings(encoder=settings), encoder=enc)
+    topics = ["room", "train", "garden", "piano", "budget", "doctor", "recipe", "flight"]
+    for i, topic in enumerate(topics):
+        mem.add_session([("a", f"note {i}: we talked about the {topic} on day {i}"), ("b", f"the {topic} again, in May {2020 + i}")],
+                        session_id=f"s{i}", date_time=f"1 May {2020 + i}")  # fmt: skip
+    queries = [f"what happened with the {t}{' in May 2023' if j % 3 == 0 else ''}?" for j, t in enumerate(topics * 3)]
+    plan = [(q, r) for q in queries for r in ("hybrid", "dense")]
+
+    def ranked(q: str, r: str) -> list[tuple[int, float]]:
+        return [(int(h.chunk.id or 0), h.score) for h in mem.search(q, k=4, retriever=r)]
+
+    sequential = [ranked(q, r) for q, r in plan]
+    enc.batch_queries = True
+    passes: list[int] = []
+    inner = enc._encode_queries
+
+    def counted(texts):  # type: ignore[no-untyped-def]
+        passes.append(len(texts))
+        return inner(texts)
+
+    enc._queries = _QueryBatcher(counted)
+    out: list[object] = [None] * len(plan)
+    start = threading.Barrier(len(plan))
+
+    def one(i: int) -> None:
+        start.wait()
+        out[i] = ranked(*plan[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(plan))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert max(passes) > 1, passes  # they did share passes
+    for want, got in zip(sequential, out):
+        assert [c for c, _ in got] == [c for c, _ in want]  # type: ignore[union-attr]
+        np.testing.assert_allclose([x for _, x in got], [x for _, x in want], rtol=0, atol=1e-5)  # type: ignore[union-attr]
+
+
+def test_the_service_batches_queries_unless_its_settings_say_not(tmp_path, minilm: Encoder) -> None:  # type: ignore[no-untyped-def]
+    from budgetmem.server.service import Service
+    from budgetmem.settings import ServerSettings, Settings, load_settings
+
+    config = tmp_path / "budgetmem.toml"
+    config.write_text("[server]\nbatch_queries = false\n", encoding="utf-8")
+    assert load_settings(config).server.batch_queries is False and ServerSettings().batch_queries is True
+    for on in (True, False):
+        enc = Encoder(minilm.settings)
+        settings = Settings(encoder=minilm.settings, server=ServerSettings(batch_queries=on))
+        service = Service(tmp_path / f"{on}.db", settings, encoder=enc)
+        try:
+            assert service.memory("ns", create=True).encoder.batch_queries is on
+        finally:
+            service.close()

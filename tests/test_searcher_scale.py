@@ -195,6 +195,26 @@ def test_date_boost_prefers_the_named_month(store):
     assert Searcher(store, ENC, _settings()).search("a", "hiking with Sam in May", k=1)[0].chunk.id == may[0]  # type: ignore[arg-type]
 
 
+def test_a_dated_search_reads_whole_chunks_only_for_its_hits(store):
+    """The date boost needs only the candidates' session dates; whole chunks (texts, JSON
+    fields) are read for the k hits alone. Reading every candidate whole cost more than the
+    rest of a service search."""
+    _add(store, "a", _texts(60, 1), "s1", date="1:00 pm on 3 May, 2023")
+    aug = _add(store, "a", _texts(60, 2), "s2", date="2:00 pm on 9 August, 2023")
+    searcher = Searcher(store, ENC, _settings(candidates=50))  # type: ignore[arg-type]
+    read: list[int] = []
+    chunks = store.chunks
+
+    def counted(namespace, ids=None):  # type: ignore[no-untyped-def]
+        read.extend(ids or [])
+        return chunks(namespace, ids)
+
+    store.chunks = counted
+    hits = searcher.search("a", "apple river stone in August 2023", k=5)
+    assert len(hits) == 5 and {h.chunk.id for h in hits} <= set(aug)  # the boost still worked
+    assert sorted(read) == sorted(h.chunk.id for h in hits)
+
+
 def test_default_configuration_on_the_example(tmp_path, minilm_settings):
     """Evidence recall@3 on the example conversation's ten questions (chunks of 96 tokens):
     the defaults find every evidence turn; the old default (RRF, no date boost) misses the

@@ -52,6 +52,8 @@ def test_add_read_back_and_idempotent(store_address):
         got = store.chunks("ns", [ids[2], ids[0]])
         assert [c.text for c in got] == [TEXTS[2], TEXTS[0]] and got[0].meta == {"i": 2}
         assert got[1].dia_ids == ("s1:0",) and got[1].session_date == "8 May 2023"
+        assert store.session_dates("ns", [ids[2], 10**9, ids[0]]) == {ids[2]: "8 May 2023", ids[0]: "8 May 2023"}
+        assert store.session_dates("ns", []) == {} and store.session_dates("other", ids) == {}
         got_ids, matrix = store.embeddings("ns")
         assert got_ids.tolist() == ids
         np.testing.assert_allclose(matrix, b.embeddings, atol=1e-6)

@@ -72,62 +72,75 @@ class _QueryBatcher:
     """Encodes concurrent one-line queries together: one forward pass for all that wait.
 
     Forward passes run one at a time (the encoder lock), so under concurrent searches each
-    query would wait for every query ahead of it. Instead, the caller that finds no batch
-    in flight leads: it encodes everything queued so far in one pass, hands each caller its
-    row, and repeats while more arrived meanwhile. A batch of 16 short queries costs about
-    what 6 single ones do (MiniLM, one thread: 65 ms against 10 ms each), so throughput
-    rises with load instead of latency. Alone, a query is encoded at once, as before.
+    query would wait for every query ahead of it. Instead, a caller that finds no pass in
+    flight leads one: it encodes everything queued at that moment (at most ``max_batch``),
+    hands each caller its row, and passes the lead to the first caller that arrived
+    meanwhile, which then does the same. A leader is always in its own pass and leads only
+    that one, so no caller waits behind more than the pass in flight and its own. Alone, a
+    query is encoded at once, in a pass of its own: the result is the unbatched one, bit for
+    bit. A failed pass raises its error in every caller it held; the next pass still runs.
     """
 
-    _MAX = 64
-
-    def __init__(self, encode_many: Callable[[list[str]], np.ndarray]) -> None:
+    def __init__(self, encode_many: Callable[[list[str]], np.ndarray], max_batch: int = 32) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
         self._encode_many = encode_many
+        self._max = max_batch
         self._lock = threading.Lock()
         self._waiting: list[_Slot] = []
-        self._leading = False
+        self._busy = False
 
     def __call__(self, text: str) -> np.ndarray:
         mine = _Slot(text)
         with self._lock:
             self._waiting.append(mine)
-            lead = not self._leading
-            self._leading = True
-        if lead:
-            self._drain()
-        mine.done.wait()
+            if not self._busy:  # nothing in flight, so nothing queued either: lead at once
+                self._busy = mine.lead = True
+        if not mine.lead:
+            mine.wake.wait()  # set when this caller's row is ready, or when it is to lead
+        if mine.lead:
+            self._pass()
         if mine.error is not None:
             raise mine.error
         assert mine.vector is not None
         return mine.vector
 
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                batch, self._waiting = self._waiting[: self._MAX], self._waiting[self._MAX :]
-                if not batch:
-                    self._leading = False
-                    return
-            try:
-                vectors = self._encode_many([s.text for s in batch])
-            except BaseException as exc:  # every waiter learns of it, none hangs
-                for s in batch:
-                    s.error = exc
-                    s.done.set()
-                continue
-            for s, v in zip(batch, vectors):
-                s.vector = v
-                s.done.set()
+    def _pass(self) -> None:
+        """One forward pass over the queue's head (the leader is its first slot)."""
+        with self._lock:
+            batch = self._waiting[: self._max]
+            del self._waiting[: self._max]
+        vectors: np.ndarray | None = None
+        error: BaseException | None = None
+        try:
+            vectors = self._encode_many([s.text for s in batch])
+            if len(vectors) != len(batch):
+                raise RuntimeError(f"the encoder returned {len(vectors)} rows for {len(batch)} queries")
+        except BaseException as exc:  # every caller in the pass learns of it, none hangs
+            error = exc
+        with self._lock:  # the lead goes on before the rows go out: the next pass starts first
+            if self._waiting:
+                self._waiting[0].lead = True
+                self._waiting[0].wake.set()
+            else:
+                self._busy = False
+        for i, s in enumerate(batch):
+            if error is not None:
+                s.error = error
+            else:
+                s.vector = vectors[i]  # type: ignore[index]
+            s.wake.set()
 
 
 class _Slot:
-    __slots__ = ("text", "vector", "error", "done")
+    __slots__ = ("text", "vector", "error", "lead", "wake")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.vector: np.ndarray | None = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.lead = False
+        self.wake = threading.Event()
 
 
 class Encoder:
@@ -142,7 +155,7 @@ class Encoder:
         self.n_encoded = 0
         """Texts embedded by this instance (lets tests prove that re-opening never re-embeds)."""
         self._lock = _TurnLock()
-        self._queries = _QueryBatcher(self._encode_queries)
+        self._queries = _QueryBatcher(self._encode_queries, max_batch=self.settings.batch_size)
         self.batch_queries = False
         self.query_precision = query_precision(self.settings.query_precision)
         """``float32`` or ``bfloat16``: what :meth:`encode_query` runs in on this machine."""

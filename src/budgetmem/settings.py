@@ -316,6 +316,12 @@ class ServerSettings:
     """Threads each encoder forward pass uses in the service. Its parallelism is its requests:
     with two threads per pass, a query on a busy 2-core machine took 226 ms against 10 ms
     with one (threads spinning for cores that other requests hold). 0 keeps torch's default."""
+    batch_queries: bool = True
+    """Concurrent searches share the encoder's forward passes: a search that finds none
+    running encodes every query waiting at that moment in one pass (no added delay when
+    alone). Off, each query has a pass of its own, one after another (the library's default,
+    bit-for-bit reproducible whoever else is searching). ``bench/service.py --batching``
+    measures both."""
 
     def __post_init__(self) -> None:
         if self.torch_threads < 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["DateFilter", "query_dates", "session_month_year"]
 
@@ -53,6 +54,7 @@ def query_dates(query: str) -> DateFilter:
     return DateFilter(months, years)
 
 
+@lru_cache(maxsize=4096)  # a namespace has few distinct session dates; a dated query checks ~100 chunks
 def session_month_year(text: str) -> tuple[int | None, int | None]:
     m = _NUMERIC.search(text)
     if m:

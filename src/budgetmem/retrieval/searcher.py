@@ -341,17 +341,17 @@ class Searcher:
                 fused = fusion.weighted(rankings["dense"], rankings["bm25"], s.dense_weight)
         else:
             fused = dict(zip(*(x.tolist() for x in rankings[retriever])))
-        chunks: dict[int, Chunk] = {}
         if dates:
             # Date-aware: chunks from sessions of the month / year the query names move up.
-            chunks = {c.id: c for c in self.store.chunks(namespace, list(fused))}  # type: ignore[misc]
+            # Only the candidates' session dates are read (whole chunks only for the top k):
+            # a dated query has up to 2 x candidates of them, and decoding each whole chunk
+            # cost more than the rest of the search.
+            when = self.store.session_dates(namespace, list(fused))
             lift = s.date_boost * (max(fused.values(), default=0.0) if retriever != "hybrid" or s.fusion == "rrf" else 1.0)
-            fused = {cid: v + (lift if cid in chunks and dates.matches(chunks[cid].session_date) else 0.0)
+            fused = {cid: v + (lift if cid in when and dates.matches(when[cid]) else 0.0)
                      for cid, v in fused.items()}  # fmt: skip
         order = sorted(fused, key=lambda c: (-fused[c], c))[:k]
-        missing = [c for c in order if c not in chunks]
-        if missing:
-            chunks.update((c.id, c) for c in self.store.chunks(namespace, missing))  # type: ignore[misc]
+        chunks = {c.id: c for c in self.store.chunks(namespace, order)} if order else {}
         components = {name: dict(zip(r.tolist(), sc.tolist())) for name, (r, sc) in rankings.items()}
         hits = []
         for cid in order:

@@ -77,7 +77,7 @@ class Service:
                 if name not in self._encoders:
                     enc = type(self.settings.encoder)(**{**self.settings.encoder.__dict__, "name": name})
                     self._encoders[name] = Encoder(enc, self.settings.models_dir)
-                self._encoders[name].batch_queries = True  # concurrent searches share forward passes
+                self._encoders[name].batch_queries = self.settings.server.batch_queries
                 # SQLite: a connection per namespace, so one namespace's writer never holds
                 # another's reads. PostgreSQL: the one store's pool already gives each thread
                 # its own connection.

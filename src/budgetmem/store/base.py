@@ -202,6 +202,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def chunks(self, namespace: str, ids: Sequence[int] | None = None) -> list[Chunk]: ...
 
+    def session_dates(self, namespace: str, ids: Sequence[int]) -> dict[int, str | None]:
+        """The session date of each of these chunks that is stored (a chunk gone meanwhile is
+        absent). Date-aware search asks it of every candidate, so backends read the one
+        column instead of whole chunks."""
+        return {int(c.id or 0): c.session_date for c in self.chunks(namespace, ids)}
+
     @abc.abstractmethod
     def chunk_page(
         self, namespace: str, *, after: int = 0, limit: int = 100, session_id: str | None = None

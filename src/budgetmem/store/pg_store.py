@@ -503,6 +503,15 @@ class PostgresStore(Store):
             return [], np.zeros((0, info.dim), dtype=np.float32)
         return [r[1] for r in rows], np.stack([_array(r[2]) for r in rows])
 
+    def session_dates(self, namespace: str, ids: Sequence[int]) -> dict[int, str | None]:
+        if not ids:
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT id, session_date FROM chunks WHERE namespace=%s AND id = ANY(%s)", (namespace, [int(i) for i in ids])
+            ).fetchall()
+        return {int(r[0]): r[1] for r in rows}
+
     def chunks(self, namespace: str, ids: Sequence[int] | None = None) -> list[Chunk]:
         with self._read() as conn:
             if ids is None:

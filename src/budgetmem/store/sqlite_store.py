@@ -734,6 +734,16 @@ class SQLiteStore(Store):
                 rows = [found[i] for i in ids if i in found]
         return [row_to_chunk(r) for r in rows]
 
+    def session_dates(self, namespace: str, ids: Sequence[int]) -> dict[int, str | None]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, session_date FROM chunks WHERE namespace=? AND id IN ({marks})", (namespace, *map(int, ids))
+            ).fetchall()
+        return dict(rows)
+
     def chunk_page(
         self, namespace: str, *, after: int = 0, limit: int = 100, session_id: str | None = None
     ) -> list[Chunk]:
