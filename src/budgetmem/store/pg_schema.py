@@ -119,7 +119,7 @@ CREATE TABLE migrations (
 ]
 PG_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-_LOCK_KEY = 0x62756467  # an advisory-lock key of this schema's own ("budg")
+LOCK_KEY = 0x62756467  # an advisory-lock key of this schema's own ("budg")
 
 
 def configure(conn: Any) -> None:
@@ -135,7 +135,7 @@ def migrate(conn: Any, where: str, *, upto: int = PG_SCHEMA_VERSION) -> int:
     """Apply the missing migrations up to ``upto`` (one transaction, under an advisory lock);
     returns the schema's version. ``upto`` below the latest is for tests of upgrades."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public")
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         has_meta = conn.execute(
@@ -168,7 +168,7 @@ def migrate(conn: Any, where: str, *, upto: int = PG_SCHEMA_VERSION) -> int:
 def ensure_dim_index(conn: Any, dim: int) -> None:
     """Inside a transaction: the HNSW (cosine) index for embeddings of this dimension."""
     dim = int(dim)
-    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_KEY, dim))
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_KEY, dim))
     conn.execute(
         f"CREATE INDEX IF NOT EXISTS chunks_hnsw_{dim} ON chunks USING hnsw "
         f"((embedding::public.vector({dim})) public.vector_cosine_ops) WHERE dim = {dim}"

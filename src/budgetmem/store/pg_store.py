@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ import numpy as np
 
 from budgetmem.chunk import Chunk
 from budgetmem.errors import NotFoundError, StoreError
-from budgetmem.store import pg_schema
+from budgetmem.store import pg_bulk, pg_schema
 from budgetmem.store.base import Store, describe
 from budgetmem.store.records import (
     CHUNK_FIELDS,
@@ -286,6 +286,46 @@ class PostgresStore(Store):
         _move_to_archive(conn, b.namespace, [i for i, keep in zip(ids, admitted) if not keep], "rejected")
         return ids
 
+    def bulk_add(
+        self,
+        namespace: str,
+        batches: Iterable[SessionBatch],
+        *,
+        encoder: str,
+        dim: int,
+        chunk_tokens: int,
+        maintenance_work_mem: str = "1GB",
+    ) -> pg_bulk.BulkReport:
+        """A large first load of a new namespace, in one transaction: the rows by ``COPY``
+        and, when the table holds no chunks yet, the HNSW and full-text indexes built once
+        after them rather than kept up to date row by row (:mod:`budgetmem.store.pg_bulk`).
+        ``batches`` may be a generator (nothing is held in memory); every chunk is admitted.
+        Sessions are not checked against earlier ones (the namespace is new); a session key
+        given twice makes the whole load fail and roll back."""
+
+        def checked() -> Iterator[SessionBatch]:
+            for b in batches:
+                if b.namespace != namespace:
+                    raise StoreError(f"bulk_add into {namespace!r} was given a session of {b.namespace!r}")
+                yield b
+
+        report = pg_bulk.BulkReport()
+        with self._tx() as conn:
+            self._lock_namespaces(conn, [namespace])
+            if conn.execute("SELECT 1 FROM namespaces WHERE name=%s", (namespace,)).fetchone():
+                raise StoreError(f"namespace {namespace!r} already exists in {self._where}",
+                                 hint="bulk_add loads a new namespace; add() writes to an existing one")  # fmt: skip
+            conn.execute(
+                "INSERT INTO namespaces (name, encoder, dim, chunk_tokens, created_at) VALUES (%s, %s, %s, %s, %s)",
+                (namespace, encoder, dim, chunk_tokens, time.time()),
+            )
+            with pg_bulk.indexes_after_load(conn, dim, maintenance_work_mem, report):
+                n_chunks, n_sessions, n_tokens = pg_bulk.copy_batches(conn, checked(), dim)
+            conn.execute("UPDATE namespaces SET seen_chunks=%s, seen_tokens=%s, revision = revision + %s WHERE name=%s",
+                         (n_chunks, n_tokens, n_sessions, namespace))  # fmt: skip
+        report.update(chunks=n_chunks, sessions=n_sessions)
+        return report
+
     def archive(self, namespace: str, ids: Sequence[int], reason: str = "evicted") -> int:
         with self._tx() as conn:
             self._lock_namespaces(conn, [namespace])
@@ -445,10 +485,10 @@ class PostgresStore(Store):
             if taken:
                 raise StoreError(f"chunk id {taken[0]} of namespace {name!r} is already used in {self._where}",
                                  hint="migrate into an empty database")  # fmt: skip
-            pg_schema.ensure_dim_index(conn, dim)
             conn.execute(f"INSERT INTO namespaces ({', '.join(NAMESPACE_FIELDS)}) VALUES ({', '.join(['%s'] * len(NAMESPACE_FIELDS))})",
                          [dump.namespace[k] for k in NAMESPACE_FIELDS])  # fmt: skip
-            with conn.cursor() as cur:
+            # Into an empty database (a first `budgetmem migrate`) the indexes are built after the rows.
+            with pg_bulk.indexes_after_load(conn, dim, "1GB", pg_bulk.BulkReport()), conn.cursor() as cur:
                 cur.executemany(f"INSERT INTO sessions (namespace, {', '.join(SESSION_FIELDS)}) VALUES (%s, {', '.join(['%s'] * len(SESSION_FIELDS))})",
                                 [[name, *(r[k] for k in SESSION_FIELDS)] for r in dump.sessions])  # fmt: skip
                 cur.executemany(
