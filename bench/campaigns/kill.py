@@ -72,14 +72,16 @@ def write_conversations(path: Path, cuts: dict[str, int]) -> Path:
 @dataclass(frozen=True)
 class IngestPlan:
     trials: int = 100
-    before: dict[str, int] = field(default_factory=lambda: {"conv-26": 4, "priya-tomasz": 2})
+    before: dict[str, int] = field(default_factory=lambda: {"conv-26": 2, "priya-tomasz": 1})
     """Sessions per conversation in the template store."""
-    after: dict[str, int] = field(default_factory=lambda: {"conv-26": 6, "priya-tomasz": 9, "conv-30": 1})
+    after: dict[str, int] = field(default_factory=lambda: {"conv-26": 3, "priya-tomasz": 2, "conv-30": 1})
     """Sessions per conversation the killed ingest offers: the template's again (skipped as
     stored), later ones (scored against the stored chunks, evicting some), and a new
     conversation (a namespace created inside the transaction)."""
-    budget: str = "30"
-    """Live chunks per namespace: small enough that the later sessions evict earlier chunks."""
+    budget: str = "20"
+    """Live chunks per namespace: small enough that the later sessions evict earlier chunks.
+    The sessions are few on purpose: a trial is two processes that each load the encoder, and
+    100 trials must fit in well under an hour on two cores."""
     chunk_tokens: int = 64
     modes: tuple[tuple[str, float], ...] = (("timer", 0.55), ("store.batch", 0.15), ("store.evict", 0.2), ("store.committed", 0.1))
     """How a trial picks its kill: a timer over the whole run, or a point inside the store
@@ -273,7 +275,7 @@ def make_ingest(plan: IngestPlan | None = None) -> Campaign:
     return Campaign(
         name="kill_ingest", title="kill -9 of ingest (budgeted writes)", trials=plan.trials,
         setup=lambda root: ingest_setup(root, plan), run=ingest_trial,
-        what="kill -9 of `budgetmem ingest --write-policy salience --write-budget 30` (MiniLM, LoCoMo dev and the "
+        what="kill -9 of `budgetmem ingest --write-policy salience --write-budget 20` (MiniLM, LoCoMo dev and the "
         "example conversation) at a random time or at a point inside its one transaction (after a session's rows, "
         "mid-eviction, just after the commit); the file must pass integrity_check, hold the old or the new state "
         "and nothing between, and a re-run must store exactly what an uninterrupted run did, each chunk once.",

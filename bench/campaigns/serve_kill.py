@@ -1,0 +1,189 @@
+"""kill -9 of ``budgetmem serve`` while clients add sessions over HTTP.
+
+A trial starts a real server (``python -m budgetmem serve`` on a free loopback port, a key made
+with ``budgetmem keys create --json``, the embedded MiniLM encoder), lets 8 clients add
+sessions concurrently, each with its own session ids, and kills the server with SIGKILL at a
+random moment. It then checks, on the file and through a restarted server:
+
+- the SQLite file passes ``PRAGMA integrity_check``;
+- every add answered 2xx is there exactly once: its session listed, with as many memories as
+  the reply said it stored, none twice;
+- nothing is there that no client sent;
+- a client that got no answer retries with the same id and content and the session ends up
+  stored once (a 201 when the kill beat the commit, a 200 "skipped" when it did not).
+
+The server side of the same promise has a unit test (``tests/test_server_crash.py``); this is
+that test repeated at random kill moments, with the figures kept.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from serving import ServerProcess, make_key
+
+from campaigns import killing
+from campaigns.common import Campaign, Trial
+
+NAMESPACE = "crash"
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    trials: int = 20
+    clients: int = 8
+    window_s: float = 3.0
+    """The kill lands uniformly in this many seconds after the clients start."""
+    max_turns: int = 3
+    """Each session has 1 to this many turns (so some sessions are several chunks)."""
+    chunk_tokens: int = 32
+
+
+@dataclass
+class _Tally:
+    """What the clients learnt from the server: the adds it acknowledged (with the memories each
+    reply says it stored), those it never answered, and any other answer."""
+
+    acked: dict[str, int] = field(default_factory=dict)
+    unanswered: list[str] = field(default_factory=list)
+    refused: list[tuple[str, int]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def session(sid: str) -> dict[str, Any]:
+    """The body of session ``sid``: the same every time it is asked for (a retry resends it)."""
+    turns = 1 + sum(map(ord, sid)) % 3
+    return {"session_id": sid,
+            "messages": [{"speaker": "Ana" if t % 2 == 0 else "Ben",
+                          "text": f"Note {t} of {sid}: the parcel for {sid} waits at door {t}. " * (1 + t)}
+                         for t in range(turns)]}  # fmt: skip
+
+
+def _config(work: Path, plan: ServePlan) -> Path:
+    cfg = work / "budgetmem.toml"
+    cfg.write_text(f'[encoder]\nname = "all-minilm-l6-v2"\n[chunking]\nmax_tokens = {plan.chunk_tokens}\n', encoding="utf-8")
+    return cfg
+
+
+def _client(i: int, url: str, headers: dict[str, str], stop: threading.Event, tally: _Tally) -> None:
+    with httpx.Client(headers=headers, timeout=30) as http:
+        j = 0
+        while not stop.is_set():
+            sid = f"c{i}-{j}"
+            try:
+                r = http.post(url, json=session(sid))
+            except httpx.TransportError:
+                with tally.lock:
+                    tally.unanswered.append(sid)
+                return  # the server is gone
+            with tally.lock:
+                if r.is_success:
+                    tally.acked[sid] = int(r.json()["chunks_stored"])
+                else:
+                    tally.refused.append((sid, r.status_code))
+            j += 1
+
+
+def _stored(url: str, headers: dict[str, str]) -> Counter[tuple[str, int]]:
+    """Every memory of the namespace by (session, position), as a reader of the API sees it."""
+    from budgetmem.client import Client
+
+    with Client(url, headers["Authorization"].split()[-1], namespace=NAMESPACE) as c:
+        return Counter((m["session_id"], int(m["position"])) for m in c.memories(page_size=100))
+
+
+def serve_trial(index: int, work: Path, rng: random.Random, plan: ServePlan) -> Trial:
+    t = Trial(index)
+    store, cfg = work / "memory.db", _config(work, plan)
+    key = make_key(store, NAMESPACE, "read,write")
+    headers = {"Authorization": f"Bearer {key}"}
+    tally, stop = _Tally(), threading.Event()
+    server = ServerProcess(store, work / "first.log", config=cfg)
+    try:
+        url = f"{server.url}/v1/namespaces/{NAMESPACE}/memories"
+        warm = httpx.post(url, json=session("warm"), headers=headers, timeout=120)  # loads the encoder
+        if warm.status_code != 201:
+            raise RuntimeError(f"the first add answered {warm.status_code}: {warm.text[:200]}")
+        tally.acked["warm"] = int(warm.json()["chunks_stored"])
+        threads = [threading.Thread(target=_client, args=(i, url, headers, stop, tally)) for i in range(plan.clients)]
+        for th in threads:
+            th.start()
+        after = rng.uniform(0.0, plan.window_s)
+        time.sleep(after)
+        server.kill()  # SIGKILL: no shutdown, no checkpoint, mid-request for most clients
+        stop.set()
+        for th in threads:
+            th.join(60)
+    finally:
+        stop.set()
+        server.stop()
+    t.detail = {"kill_after_s": round(after, 2), "acked": len(tally.acked) - 1, "unanswered": len(tally.unanswered),
+                "refused": len(tally.refused)}  # fmt: skip
+    if tally.refused:
+        t.failures.append(f"{len(tally.refused)} add(s) refused before the kill, first {tally.refused[0]}")
+    ok = killing.integrity(store)
+    if ok != "ok":
+        t.failures.append(f"integrity_check after the kill: {ok}")
+
+    again = ServerProcess(store, work / "second.log", config=cfg)
+    try:
+        stored = _stored(again.url, headers)
+        per_session = Counter(sid for sid, _ in stored)
+        t.lost = sum(max(0, n - per_session[sid]) for sid, n in tally.acked.items())
+        t.duplicates = sum(n - 1 for n in stored.values() if n > 1)
+        t.duplicates += sum(max(0, per_session[sid] - n) for sid, n in tally.acked.items())
+        sent = set(tally.acked) | set(tally.unanswered)
+        stray = set(per_session) - sent
+        if stray:
+            t.failures.append(f"{len(stray)} session(s) stored that no client sent")
+        if t.lost:
+            t.failures.append(f"{t.lost} memories of acknowledged adds missing after the restart")
+        # A client that got no answer retries the same session: it must end up stored once.
+        url = f"{again.url}/v1/namespaces/{NAMESPACE}/memories"
+        committed = 0
+        for sid in tally.unanswered:
+            r = httpx.post(url, json=session(sid), headers=headers, timeout=120)
+            want = 200 if per_session[sid] else 201
+            committed += bool(per_session[sid])
+            if r.status_code != want:
+                t.failures.append(f"retry of unanswered {sid} answered {r.status_code}, expected {want}")
+        t.detail["committed_unanswered"] = committed
+        final = _stored(again.url, headers)
+        final_sessions = Counter(sid for sid, _ in final)
+        if set(final_sessions) != sent:
+            t.failures.append(f"after the retries {len(final_sessions)} sessions stored, {len(sent)} sent")
+        if max(final.values(), default=1) > 1:
+            t.failures.append("after the retries some memory is stored twice")
+        from budgetmem.client import Client
+
+        with Client(again.url, key, namespace=NAMESPACE) as c:
+            if c.stats()["sessions"] != len(final_sessions):
+                t.failures.append(f"stats count {c.stats()['sessions']} sessions, the listing {len(final_sessions)}")
+    finally:
+        again.stop()
+    ok = killing.integrity(store)
+    if ok != "ok":
+        t.failures.append(f"integrity_check after the restart: {ok}")
+    return t
+
+
+def make_serve(plan: ServePlan | None = None) -> Campaign:
+    plan = plan or ServePlan()
+    return Campaign(
+        name="kill_serve", title="kill -9 of serve under concurrent adds", trials=plan.trials,
+        run=lambda i, work, rng, _: serve_trial(i, work, rng, plan),
+        what=f"kill -9 of `budgetmem serve` (SQLite, MiniLM) {plan.window_s:.0f} s or less after {plan.clients} clients "
+        "start adding sessions over HTTP; after a restart every add answered 2xx is there exactly once, nothing "
+        "unsent is there, and retrying the unanswered ones stores each once.",
+    )  # fmt: skip
+
+
+CAMPAIGNS: list[Campaign] = [make_serve()]
