@@ -288,29 +288,33 @@ def make_ingest(plan: IngestPlan | None = None) -> Campaign:
 @dataclass(frozen=True)
 class CompressPlan:
     trials: int = 20
-    sessions: int = 2
+    sessions: int = 3
     """Sessions of LoCoMo conv-30 in the namespace (each chunk outside the episodic window is a call)."""
     chunk_tokens: int = 128
     target_tokens: int = 48
-    llm: str = "llamacpp:smollm2-135m"
-    """A real embedded model, greedy: the same prompt gives the same note in every process."""
+    delay_s: float = 0.2
+    """Latency of each LLM call. The LLM is the deterministic OpenAI-compatible server of the
+    tests on loopback (a prefix of the excerpt as the note; an empty reply, so a rejection,
+    for every fourth excerpt): the same prompt gives the same note in every process, and a
+    run is a few seconds of calls rather than minutes of a local model."""
 
 
 @dataclass
 class CompressContext:
     plan: CompressPlan
     template: Path
-    seconds: float
-    calls: int
+    server: Any
+    seconds: float = 0.0
+    calls: int = 0
     """LLM calls the uninterrupted run made: one per chunk that needed a note."""
-    notes: dict[tuple[str, int], str]
+    notes: dict[tuple[str, int], str] = field(default_factory=dict)
     """The reference's notes by (session, position)."""
-    rejected: int
-    live: list[tuple[str, int, str]]
+    rejected: int = 0
+    live: list[tuple[str, int, str]] = field(default_factory=list)
 
     def argv(self, store: Path) -> list[str]:
         p = self.plan
-        return ["compress", "--store", str(store), "--namespace", "notes", "--llm", p.llm,
+        return ["compress", "--store", str(store), "--namespace", "notes", "--llm", self.server.provider,
                 "--target-tokens", str(p.target_tokens), "--no-progress", "--json"]  # fmt: skip
 
 
@@ -333,16 +337,25 @@ def compress_setup(root: Path, plan: CompressPlan | None = None) -> CompressCont
     if made.failure():
         raise RuntimeError(f"template ingest: {made.failure()}")
     killing.copy_db(template, reference)
-    ctx = CompressContext(plan, template, 0.0, 0, {}, 0, [])
+    from fake_openai import FakeOpenAIServer
+
+    ctx = CompressContext(plan, template, FakeOpenAIServer(delay_s=plan.delay_s).__enter__())
     ref = killing.run(ctx.argv(reference), root, "reference")
     if ref.failure():
+        compress_teardown(ctx)
         raise RuntimeError(f"reference compress: {ref.failure()}")
     report = json.loads(ref.stdout)
     ctx.seconds, ctx.calls, ctx.rejected = ref.seconds, report["calls"], len(report["rejected"])
     ctx.notes, ctx.live = _notes(reference)
-    if ctx.calls < 2 or not ctx.notes:
-        raise RuntimeError(f"the reference compress made {ctx.calls} calls and {len(ctx.notes)} notes; the plan needs more")
+    if ctx.calls < 2 or not ctx.notes or not ctx.rejected:
+        compress_teardown(ctx)
+        raise RuntimeError(f"the reference compress made {ctx.calls} calls, {len(ctx.notes)} notes and {ctx.rejected} "
+                           "rejections; the plan needs all three")  # fmt: skip
     return ctx
+
+
+def compress_teardown(ctx: CompressContext) -> None:
+    ctx.server.__exit__(None, None, None)
 
 
 def compress_trial(index: int, work: Path, rng: random.Random, ctx: CompressContext) -> Trial:
@@ -401,10 +414,10 @@ def make_compress(plan: CompressPlan | None = None) -> Campaign:
     plan = plan or CompressPlan()
     return Campaign(
         name="kill_compress", title="kill -9 of compress", trials=plan.trials,
-        setup=lambda root: compress_setup(root, plan), run=compress_trial,
-        what="kill -9 of `budgetmem compress` (SmolLM2-135M on llama.cpp, greedy) at a random time over its run; "
-        "every note stored is whole and the reference's, and the re-run makes exactly the calls still owed and "
-        "ends with the uninterrupted run's notes.",
+        setup=lambda root: compress_setup(root, plan), teardown=compress_teardown, run=compress_trial,
+        what="kill -9 of `budgetmem compress` (LoCoMo dev, MiniLM token counts, a deterministic OpenAI-compatible server "
+        "on loopback that rejects every fourth note) at a random time over its run; every note stored is whole and "
+        "the reference's, and the re-run makes exactly the calls still owed and ends with the uninterrupted run's notes.",
     )  # fmt: skip
 
 

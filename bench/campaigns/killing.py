@@ -1,14 +1,16 @@
 """The parent side of the kill campaigns: run a budgetmem command, kill -9 it, read what it left.
 
-A command runs as its own process (``killpoints.py``, which is ``python -m budgetmem`` plus
-an event log) in a new session, so that after the kill any process it started and left
-behind can be found, reported and cleaned up.
+A command runs as its own process (forked by ``killpoints.py --forks``, and then what
+``python -m budgetmem`` does plus an event log) in a new session, so that after the kill any
+process it started and left behind can be found, reported and cleaned up.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import select
 import shutil
 import signal
 import sqlite3
@@ -83,6 +85,65 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+class Forks:
+    """The fork server of :mod:`killpoints` (``killpoints.py --forks``): one process that has
+    imported budgetmem and its libraries, and forks a child per command."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(CHILD), "--forks"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=child_env(), cwd=ROOT, bufsize=0)  # fmt: skip
+        self._buffer = b""
+        """Bytes read from its output and not yet taken as a reply (read by hand, so that
+        select() sees every byte not yet read)."""
+
+    def start(self, argv: list[str], cwd: Path, env: dict[str, str], out: Path, err: Path) -> int:
+        assert self.proc.stdin is not None
+        request = {"argv": argv, "cwd": str(cwd), "env": env, "out": str(out), "err": str(err)}
+        self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+        return int(self._reply()["pid"])
+
+    def wait(self, timeout_s: float | None) -> int | None:
+        """The child's status, or None when it has not ended within ``timeout_s``."""
+        assert self.proc.stdout is not None
+        if b"\n" not in self._buffer and timeout_s is not None:
+            if not select.select([self.proc.stdout], [], [], max(0.0, timeout_s))[0]:
+                return None
+        return int(self._reply()["status"])
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        while b"\n" not in self._buffer:
+            data = os.read(self.proc.stdout.fileno(), 65536)
+            if not data:
+                raise RuntimeError(f"the fork server ended (exit {self.proc.wait()})")
+            self._buffer += data
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()  # end of input: it exits
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+_forks: Forks | None = None
+
+
+def forks() -> Forks:
+    """The fork server, started on first use and ended with this process."""
+    global _forks
+    if _forks is None or _forks.proc.poll() is not None:
+        _forks = Forks()
+        atexit.register(_forks.close)
+    return _forks
+
+
 def run(
     argv: list[str], work: Path, name: str, *, kill_after: float | None = None, point: str | None = None,
     timeout_s: float = 900.0,
@@ -93,25 +154,26 @@ def run(
     extra = {"BM_KILL_LOG": str(log)}
     if point:
         extra["BM_KILL_AT"] = point
-    with open(work / f"{name}.out", "wb") as out, open(work / f"{name}.err", "wb") as err:
-        t0 = time.time()
-        proc = subprocess.Popen([sys.executable, str(CHILD), *argv], cwd=work, stdout=out, stderr=err,
-                                env=child_env(extra), start_new_session=True)  # fmt: skip
+    server = forks()
+    t0 = time.time()
+    pid = server.start(argv, work, child_env(extra), work / f"{name}.out", work / f"{name}.err")
+    rc = server.wait(kill_after if kill_after is not None else timeout_s)
+    if rc is None:
         try:
-            proc.wait(kill_after if kill_after is not None else timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)  # kill -9, from outside
-            proc.wait()
-            if kill_after is None:
-                raise TimeoutError(f"budgetmem {' '.join(argv[:1])} ran past {timeout_s:.0f} s") from None
-        seconds = time.time() - t0
-    orphans = reap_session(proc.pid)
+            os.kill(pid, signal.SIGKILL)  # kill -9, from outside
+        except ProcessLookupError:
+            pass  # it ended as the timer fired; its status says how
+        rc = server.wait(None)
+        if kill_after is None:
+            raise TimeoutError(f"budgetmem {' '.join(argv[:1])} ran past {timeout_s:.0f} s")
+    seconds = time.time() - t0
+    orphans = reap_session(pid)
     events = []
     if log.exists():
         for line in log.read_text(encoding="utf-8").splitlines():
             stamp, _, what = line.partition(" ")
             events.append((float(stamp) - t0, what))
-    return Run(argv, proc.returncode, seconds, events, (work / f"{name}.out").read_text(errors="replace"),
+    return Run(argv, rc, seconds, events, (work / f"{name}.out").read_text(errors="replace"),
                (work / f"{name}.err").read_text(errors="replace"), orphans)  # fmt: skip
 
 

@@ -69,7 +69,7 @@ HOOKS: dict[str, list[tuple[str, str, str]]] = {
     ],
     "compress": [
         ("encoder.load", "budgetmem.encoder", "Encoder.load"),
-        ("llm", "budgetmem.llm.llamacpp", "LlamaCppLLM.complete"),
+        ("llm", "budgetmem.llm.openai_compat", "OpenAICompatLLM.complete"),
         ("set_compressed", "budgetmem.store.sqlite_store", "SQLiteStore.set_compressed"),
     ],
 }
@@ -160,9 +160,9 @@ def arm_write_text(n: int, u: float) -> None:
     Path.write_text = write_text  # type: ignore[method-assign]
 
 
-def main() -> None:
+def run_cli(argv: list[str]) -> int:
+    """The CLI on ``argv`` with the hooks of its subcommand and the point of ``$BM_KILL_AT``."""
     global _fd
-    argv = sys.argv[1:]
     log = os.environ.get("BM_KILL_LOG")
     if log:
         _fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -183,7 +183,93 @@ def main() -> None:
 
     code = cli(argv)
     event(f"exit {code}")
-    raise SystemExit(code)
+    return int(code or 0)
+
+
+# ----------------------------------------------------------------------------- fork server
+# A budgetmem command spends most of its CPU importing torch, transformers and budgetmem
+# (7 of 11 CPU seconds for a small ingest), the same in every run. With ``--forks`` this
+# process imports them once and then forks one child per command it reads on stdin: the
+# child is a fresh process with its own pid and session that runs the CLI from the top
+# (settings, encoder load, store, files) and is killed with SIGKILL like any other; only the
+# import of already-imported modules is skipped. Nothing has run torch in this process when
+# it forks, so no thread pool is copied half-alive into a child.
+
+
+def _preload() -> None:
+    import budgetmem.cli.main  # noqa: F401
+    import budgetmem.encoder  # noqa: F401  (sets MKL_CBWR before torch starts MKL)
+
+    # What Encoder._model sets before its import, so the import here sees the same.
+    for key, value in (("HF_HUB_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                       ("TRANSFORMERS_VERBOSITY", "error")):  # fmt: skip
+        os.environ.setdefault(key, value)
+    for name in ("torch", "sentence_transformers", "transformers", "httpx"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    for hooks in HOOKS.values():
+        for _, module, _ in hooks:
+            importlib.import_module(module)
+
+
+def _child(request: dict[str, Any]) -> None:
+    """In the forked child: become the command (its own session, folder, output and
+    environment), run it, and leave without running the parent's exit handlers."""
+    code = 1
+    try:
+        os.setsid()
+        os.chdir(request["cwd"])
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        for fd, path in ((1, request["out"]), (2, request["err"])):
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(target, fd)
+            os.close(target)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        code = run_cli(request["argv"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int) and exc.code is not None:
+            print(exc.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - reported the way the interpreter would, then exit 1
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def forks() -> None:
+    """Read one JSON request per line (argv, cwd, env, out, err); answer ``{"pid": P}`` when
+    the child is started and ``{"status": S}`` when it has ended (S as subprocess reports it:
+    the exit code, or minus the signal that killed it). Ends at end of input."""
+    import json
+
+    _preload()
+    for line in sys.stdin:
+        request = json.loads(line)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(request)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        print(json.dumps({"status": code}), flush=True)
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--forks"]:
+        forks()
+        return
+    raise SystemExit(run_cli(sys.argv[1:]))
 
 
 if __name__ == "__main__":
