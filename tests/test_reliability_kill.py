@@ -96,6 +96,6 @@ def test_train_killed_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
 def test_serve_killed_under_concurrent_adds_keeps_every_acknowledged_add_once(tmp_path):
     import fastapi  # noqa: F401  (the server extra; a missing one fails here)
 
-    t = serve_kill.serve_trial(0, tmp_path, random.Random(2), serve_kill.ServePlan(trials=1, window_s=1.5))
+    t = serve_kill.serve_trial(0, tmp_path, random.Random(2), serve_kill.ServePlan(trials=1, max_acks=10))
     _passed(t)
     assert t.detail["acked"] + t.detail["unanswered"] > 0

@@ -204,7 +204,7 @@ def _preload() -> None:
     for key, value in (("HF_HUB_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
                        ("TRANSFORMERS_VERBOSITY", "error")):  # fmt: skip
         os.environ.setdefault(key, value)
-    for name in ("torch", "sentence_transformers", "transformers", "httpx"):
+    for name in ("torch", "sentence_transformers", "transformers", "httpx", "fastapi", "uvicorn", "budgetmem.server.worker"):
         try:
             importlib.import_module(name)
         except ImportError:

@@ -1,9 +1,11 @@
 """kill -9 of ``budgetmem serve`` while clients add sessions over HTTP.
 
-A trial starts a real server (``python -m budgetmem serve`` on a free loopback port, a key made
-with ``budgetmem keys create --json``, the embedded MiniLM encoder), lets 8 clients add
-sessions concurrently, each with its own session ids, and kills the server with SIGKILL at a
-random moment. It then checks, on the file and through a restarted server:
+A trial starts a real server (``budgetmem serve`` on a free loopback port, a key made with
+``budgetmem keys create --json``, the embedded MiniLM encoder), lets 8 clients add sessions
+concurrently, each with its own session ids, and kills the server with SIGKILL at a random
+moment: once the clients hold a random number of acknowledgements (0 to 40), after a further
+random fraction of a second, so that most kills land with every client mid-request. It then
+checks, on the file and through a restarted server:
 
 - the SQLite file passes ``PRAGMA integrity_check``;
 - every add answered 2xx is there exactly once: its session listed, with as many memories as
@@ -13,13 +15,17 @@ random moment. It then checks, on the file and through a restarted server:
   stored once (a 201 when the kill beat the commit, a 200 "skipped" when it did not).
 
 The server side of the same promise has a unit test (``tests/test_server_crash.py``); this is
-that test repeated at random kill moments, with the figures kept.
+that test repeated at random kill moments, with the figures kept. The server process is
+forked from the campaigns' fork server (:class:`killing.Forks`), which has imported budgetmem,
+torch and uvicorn once: a fresh process each start, killed like any other, without paying the
+imports twice a trial.
 """
 
 from __future__ import annotations
 
+import os
 import random
-import sqlite3
+import signal
 import threading
 import time
 from collections import Counter
@@ -28,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from serving import ServerProcess, make_key
+from serving import free_port, make_key, wait_healthy
 
 from campaigns import killing
 from campaigns.common import Campaign, Trial
@@ -40,8 +46,10 @@ NAMESPACE = "crash"
 class ServePlan:
     trials: int = 20
     clients: int = 8
-    window_s: float = 3.0
-    """The kill lands uniformly in this many seconds after the clients start."""
+    max_acks: int = 40
+    """The kill comes once the clients hold between 0 and this many acknowledgements..."""
+    jitter_s: float = 0.3
+    """...and a further 0 to this many seconds."""
     max_turns: int = 3
     """Each session has 1 to this many turns (so some sessions are several chunks)."""
     chunk_tokens: int = 32
@@ -65,6 +73,43 @@ def session(sid: str) -> dict[str, Any]:
             "messages": [{"speaker": "Ana" if t % 2 == 0 else "Ben",
                           "text": f"Note {t} of {sid}: the parcel for {sid} waits at door {t}. " * (1 + t)}
                          for t in range(turns)]}  # fmt: skip
+
+
+class ForkedServer:
+    """``budgetmem --config C serve --store S --port P`` forked by the fork server; ``kill()`` is
+    a kill -9, ``stop()`` a SIGTERM (uvicorn's graceful shutdown)."""
+
+    def __init__(self, store: Path, config: Path, work: Path, name: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.forks = killing.forks()
+        argv = ["--config", str(config), "serve", "--store", str(store), "--port", str(self.port), "--log-level", "warning"]
+        self.pid = self.forks.start(argv, work, killing.child_env(), work / f"{name}.out", work / f"{name}.log")
+        self.status: int | None = None
+        try:
+            wait_healthy(self.url)
+        except Exception:
+            self.stop()
+            raise
+
+    def _end(self, sig: int) -> None:
+        if self.status is not None:
+            return
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.status = self.forks.wait(60)
+        if self.status is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.status = self.forks.wait(None)
+        killing.reap_session(self.pid)
+
+    def kill(self) -> None:
+        self._end(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._end(signal.SIGTERM)
 
 
 def _config(work: Path, plan: ServePlan) -> Path:
@@ -106,7 +151,7 @@ def serve_trial(index: int, work: Path, rng: random.Random, plan: ServePlan) -> 
     key = make_key(store, NAMESPACE, "read,write")
     headers = {"Authorization": f"Bearer {key}"}
     tally, stop = _Tally(), threading.Event()
-    server = ServerProcess(store, work / "first.log", config=cfg)
+    server = ForkedServer(store, cfg, work, "first")
     try:
         url = f"{server.url}/v1/namespaces/{NAMESPACE}/memories"
         warm = httpx.post(url, json=session("warm"), headers=headers, timeout=120)  # loads the encoder
@@ -116,8 +161,12 @@ def serve_trial(index: int, work: Path, rng: random.Random, plan: ServePlan) -> 
         threads = [threading.Thread(target=_client, args=(i, url, headers, stop, tally)) for i in range(plan.clients)]
         for th in threads:
             th.start()
-        after = rng.uniform(0.0, plan.window_s)
-        time.sleep(after)
+        target, jitter = rng.randint(0, plan.max_acks), rng.uniform(0.0, plan.jitter_s)
+        started, deadline = time.monotonic(), time.monotonic() + 120
+        while len(tally.acked) - 1 < target and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(jitter)
+        after = time.monotonic() - started
         server.kill()  # SIGKILL: no shutdown, no checkpoint, mid-request for most clients
         stop.set()
         for th in threads:
@@ -125,7 +174,7 @@ def serve_trial(index: int, work: Path, rng: random.Random, plan: ServePlan) -> 
     finally:
         stop.set()
         server.stop()
-    t.detail = {"kill_after_s": round(after, 2), "acked": len(tally.acked) - 1, "unanswered": len(tally.unanswered),
+    t.detail = {"kill_after_s": round(after, 2), "ack_target": target, "acked": len(tally.acked) - 1, "unanswered": len(tally.unanswered),
                 "refused": len(tally.refused)}  # fmt: skip
     if tally.refused:
         t.failures.append(f"{len(tally.refused)} add(s) refused before the kill, first {tally.refused[0]}")
@@ -133,7 +182,7 @@ def serve_trial(index: int, work: Path, rng: random.Random, plan: ServePlan) -> 
     if ok != "ok":
         t.failures.append(f"integrity_check after the kill: {ok}")
 
-    again = ServerProcess(store, work / "second.log", config=cfg)
+    again = ForkedServer(store, cfg, work, "second")
     try:
         stored = _stored(again.url, headers)
         per_session = Counter(sid for sid, _ in stored)
@@ -180,8 +229,8 @@ def make_serve(plan: ServePlan | None = None) -> Campaign:
     return Campaign(
         name="kill_serve", title="kill -9 of serve under concurrent adds", trials=plan.trials,
         run=lambda i, work, rng, _: serve_trial(i, work, rng, plan),
-        what=f"kill -9 of `budgetmem serve` (SQLite, MiniLM) {plan.window_s:.0f} s or less after {plan.clients} clients "
-        "start adding sessions over HTTP; after a restart every add answered 2xx is there exactly once, nothing "
+        what=f"kill -9 of `budgetmem serve` (SQLite, MiniLM) while {plan.clients} clients add sessions over HTTP, "
+        f"after 0 to {plan.max_acks} acknowledged adds and 0 to {plan.jitter_s} s more; after a restart every add answered 2xx is there exactly once, nothing "
         "unsent is there, and retrying the unanswered ones stores each once.",
     )  # fmt: skip
 
