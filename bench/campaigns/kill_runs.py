@@ -21,7 +21,7 @@ import json
 import random
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class RunsContext:
     """``Path.write_text`` calls of the uninterrupted run (the torn-write kill's range)."""
     reference: Path | None = None
     """The reference run's directory."""
+    steps: dict[str, int] = field(default_factory=dict)
+    """How many times each aimed-at event happened in the reference run (``row<``: 16)."""
 
     def common(self, work: Path, store: Path) -> list[str]:
         llm = self.server.provider
@@ -101,10 +103,21 @@ def _integrity(t: Trial, work: Path, when: str) -> None:
             t.failures.append(f"integrity_check of {name} {when}: {ok}")
 
 
-def _kill(argv: list[str], work: Path, rng: random.Random, ctx: RunsContext, torn_share: float) -> tuple[str, killing.Run]:
-    if rng.random() < torn_share:
+def _aimed(ref: killing.Run, kinds: tuple[str, ...]) -> dict[str, int]:
+    return {k: ref.count(k) for k in kinds if ref.count(k)}
+
+
+def _kill(argv: list[str], work: Path, rng: random.Random, ctx: RunsContext, torn: float, aimed: float) -> tuple[str, killing.Run]:
+    """A kill inside a file write (share ``torn``), at one step of the run (share ``aimed``: a
+    kind of step drawn first, then which of them, so rare steps such as a checkpoint save get
+    their share), or by a timer over the whole run."""
+    draw = rng.random()
+    if draw < torn:
         n = rng.randint(1, ctx.writes)
         return "torn write", killing.run(argv, work, "killed", point=f"write_text:{n}:{rng.random():.3f}")
+    if draw < torn + aimed:
+        kind = rng.choice(sorted(ctx.steps))
+        return f"at {kind}", killing.run(argv, work, "killed", point=f"event:{kind}:{rng.randint(1, ctx.steps[kind])}")
     return "timer", killing.run(argv, work, "killed", kill_after=rng.uniform(0.0, ctx.seconds))
 
 
@@ -119,8 +132,10 @@ class EvalPlan:
     """Sessions of the conversation stored (None: all 19)."""
     fresh_store: float = 0.3
     """Share of trials that start without the store, so the kill may land in eval's own ingest."""
-    torn_write: float = 0.25
-    """Share of trials killed inside a ``Path.write_text`` rather than by the timer."""
+    torn_write: float = 0.2
+    """Share of trials killed inside a ``Path.write_text``..."""
+    aimed: float = 0.5
+    """...or as an LLM call starts or just after a results row was appended (else by a timer)."""
     delay_s: float = 0.02
     """Latency of the LLM server: time spent waiting on HTTP, as with an API."""
 
@@ -140,6 +155,7 @@ def eval_setup(root: Path, plan: EvalPlan) -> RunsContext:
         _teardown(ctx)
         raise RuntimeError(f"reference eval: {ref.failure()}")
     ctx.seconds, ctx.writes, ctx.reference = ref.seconds, ref.count("write_text<"), work
+    ctx.steps = _aimed(ref, ("llm>", "row<"))
     return ctx
 
 
@@ -157,7 +173,7 @@ def eval_trial(index: int, work: Path, rng: random.Random, ctx: RunsContext, pla
     if not fresh:
         _store_copy(ctx, work / "memory.db")
     argv = eval_argv(ctx, plan, work)
-    mode, r = _kill(argv, work, rng, ctx, plan.torn_write)
+    mode, r = _kill(argv, work, rng, ctx, plan.torn_write, plan.aimed)
     t.detail = {"mode": mode, "fresh_store": fresh, "phase": r.phase if r.killed else "finished first",
                 "at_s": round(r.seconds, 2), "rc": r.rc}  # fmt: skip
     if not r.killed and (mode != "timer" or r.failure()):
@@ -203,7 +219,7 @@ def make_eval(plan: EvalPlan | None = None) -> Campaign:
         setup=lambda root: eval_setup(root, plan), teardown=_teardown,
         run=lambda i, work, rng, ctx: eval_trial(i, work, rng, ctx, plan),
         what=f"kill -9 of `budgetmem eval` ({plan.questions} LoCoMo dev questions, MiniLM, policy high, a deterministic "
-        "OpenAI-compatible server on loopback for the LLM calls) at a random time or inside a file write; the rows "
+        "OpenAI-compatible server on loopback for the LLM calls) at a random time, as an LLM call starts, after a row is written or inside a file write; the rows "
         "left are a prefix of the uninterrupted run's, and the re-run keeps them and ends with exactly its rows "
         "and summary.",
     )  # fmt: skip
@@ -225,6 +241,9 @@ class TrainPlan:
     val_questions: int = 2
     sessions: int | None = None
     torn_write: float = 0.2
+    aimed: float = 0.5
+    """Share of trials killed at a step: a PPO update done, a checkpoint save begun, a log line
+    written, an LLM call begun."""
     delay_s: float = 0.02
 
 
@@ -247,6 +266,7 @@ def train_setup(root: Path, plan: TrainPlan) -> RunsContext:
         _teardown(ctx)
         raise RuntimeError(f"reference train: {ref.failure()}")
     ctx.seconds, ctx.writes, ctx.reference = ref.seconds, ref.count("write_text<"), work
+    ctx.steps = _aimed(ref, ("update<", "save>", "log<", "llm>"))
     return ctx
 
 
@@ -286,7 +306,7 @@ def train_trial(index: int, work: Path, rng: random.Random, ctx: RunsContext, pl
     ref = ctx.reference / "run"
     _store_copy(ctx, work / "memory.db")
     argv = train_argv(ctx, plan, work)
-    mode, r = _kill(argv, work, rng, ctx, plan.torn_write)
+    mode, r = _kill(argv, work, rng, ctx, plan.torn_write, plan.aimed)
     t.detail = {"mode": mode, "phase": r.phase if r.killed else "finished first", "at_s": round(r.seconds, 2),
                 "rc": r.rc, "updates_before_kill": r.count("update<")}  # fmt: skip
     if not r.killed and (mode != "timer" or r.failure()):
@@ -344,8 +364,8 @@ def make_train(plan: TrainPlan | None = None) -> Campaign:
         setup=lambda root: train_setup(root, plan), teardown=_teardown,
         run=lambda i, work, rng, ctx: train_trial(i, work, rng, ctx, plan),
         what=f"kill -9 of `budgetmem train` ({plan.steps} PPO updates of {plan.batch_size} LoCoMo dev episodes, "
-        "reasoning strategy, MiniLM, the deterministic loopback LLM server) at a random time or inside a file "
-        "write; the logs hold every update up to the checkpoint once, and the re-run resumes there and ends with "
+        "reasoning strategy, MiniLM, the deterministic loopback LLM server) at a random time, at a step (an "
+        "update done, a checkpoint save begun, a log line written, an LLM call begun) or inside a file write; the logs hold every update up to the checkpoint once, and the re-run resumes there and ends with "
         "the uninterrupted run's logs and weights, bit for bit.",
     )  # fmt: skip
 

@@ -20,6 +20,8 @@ handler or buffered write runs after it, exactly as with a kill -9 from outside:
 - ``store.batch:N``: inside an ingest's store transaction, after the N-th session's rows;
 - ``store.evict:N``: inside the transaction, after N of the evicted chunks moved to the archive;
 - ``store.committed``: right after the transaction committed, before the command reports it;
+- ``event:NAME:N``: at the N-th logged event NAME (``row<``: right after the N-th results row
+  was appended; ``llm>``: as the N-th LLM call starts), for kills aimed at one step of a run;
 - ``write_text:N:U``: inside the N-th ``Path.write_text`` of the run: the file truncated and
   then a prefix of its bytes written, whole 8 KiB buffers only (U in [0, 1) picks how many),
   the state a kill between open(O_TRUNC) and the last write() leaves.
@@ -75,11 +77,19 @@ HOOKS: dict[str, list[tuple[str, str, str]]] = {
 }
 
 _fd: int | None = None
+_target: tuple[str, int] | None = None
+"""The event to die at and at which of its occurrences (``event:NAME:N``)."""
+_count = 0
 
 
 def event(name: str) -> None:
+    global _count
     if _fd is not None:
         os.write(_fd, f"{time.time():.6f} {name}\n".encode())
+    if _target is not None and name == _target[0]:
+        _count += 1
+        if _count == _target[1]:
+            die(f"{name}#{_count}")
 
 
 def die(where: str) -> None:
@@ -162,7 +172,7 @@ def arm_write_text(n: int, u: float) -> None:
 
 def run_cli(argv: list[str]) -> int:
     """The CLI on ``argv`` with the hooks of its subcommand and the point of ``$BM_KILL_AT``."""
-    global _fd
+    global _fd, _target
     log = os.environ.get("BM_KILL_LOG")
     if log:
         _fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -174,6 +184,9 @@ def run_cli(argv: list[str]) -> int:
     if point.startswith("store."):
         kind, _, n = point[len("store.") :].partition(":")
         arm_store(kind, int(n or 0))
+    elif point.startswith("event:"):
+        _, name, n = point.split(":")
+        _target = (name, int(n))
     elif point.startswith("write_text:"):
         _, n, u = point.split(":")
         arm_write_text(int(n), float(u))
