@@ -98,4 +98,4 @@ def test_serve_killed_under_concurrent_adds_keeps_every_acknowledged_add_once(tm
 
     t = serve_kill.serve_trial(0, tmp_path, random.Random(2), serve_kill.ServePlan(trials=1, max_acks=10))
     _passed(t)
-    assert t.detail["acked"] + t.detail["unanswered"] > 0
+    assert t.detail["unanswered"] >= 1 and t.detail["acked"] >= t.detail["ack_target"], t.detail

@@ -63,6 +63,8 @@ class _Tally:
     acked: dict[str, int] = field(default_factory=dict)
     unanswered: list[str] = field(default_factory=list)
     refused: list[tuple[str, int]] = field(default_factory=list)
+    sent: int = 0
+    """Requests begun: the kill waits until every client has begun one."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -123,6 +125,8 @@ def _client(i: int, url: str, headers: dict[str, str], stop: threading.Event, ta
         j = 0
         while not stop.is_set():
             sid = f"c{i}-{j}"
+            with tally.lock:
+                tally.sent += 1
             try:
                 r = http.post(url, json=session(sid))
             except httpx.TransportError:
@@ -163,7 +167,7 @@ def serve_trial(index: int, work: Path, rng: random.Random, plan: ServePlan) -> 
             th.start()
         target, jitter = rng.randint(0, plan.max_acks), rng.uniform(0.0, plan.jitter_s)
         started, deadline = time.monotonic(), time.monotonic() + 120
-        while len(tally.acked) - 1 < target and time.monotonic() < deadline:
+        while (len(tally.acked) - 1 < target or tally.sent < plan.clients) and time.monotonic() < deadline:
             time.sleep(0.005)
         time.sleep(jitter)
         after = time.monotonic() - started
