@@ -3,8 +3,8 @@
 A trial starts a real server (``budgetmem serve`` on a free loopback port, a key made with
 ``budgetmem keys create --json``, the embedded MiniLM encoder), lets 8 clients add sessions
 concurrently, each with its own session ids, and kills the server with SIGKILL at a random
-moment: once the clients hold a random number of acknowledgements (0 to 40), after a further
-random fraction of a second, so that most kills land with every client mid-request. It then
+moment: once every client has begun a request and they hold a random number of
+acknowledgements (0 to 40), after a further random fraction of a second, so that most kills land with every client mid-request. It then
 checks, on the file and through a restarted server:
 
 - the SQLite file passes ``PRAGMA integrity_check``;
