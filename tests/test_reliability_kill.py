@@ -86,7 +86,7 @@ def test_eval_killed_mid_write_resumes_to_the_uninterrupted_rows(tmp_path):
 
 
 def test_train_killed_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
-    plan = kill_runs.TrainPlan(trials=1, steps=3, batch_size=1, eval_every=2, train_questions=2, val_questions=1,
+    plan = kill_runs.TrainPlan(trials=1, steps=2, batch_size=2, eval_every=2, train_questions=2, val_questions=1,
                                sessions=2, torn_write=0.0, aimed=1.0)  # fmt: skip
     t = _runs(kill_runs.train_setup, kill_runs.train_trial, plan, tmp_path, 5)
     _passed(t)
