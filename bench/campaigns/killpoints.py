@@ -229,7 +229,9 @@ def _preload() -> None:
 
 def _child(request: dict[str, Any]) -> None:
     """In the forked child: become the command (its own session, folder, output and
-    environment), run it, and leave without running the parent's exit handlers."""
+    environment), run it, and leave without running the parent's exit handlers. (Skipping
+    them skips budgetmem's too; it registers none on the paths run here: only the service's
+    multi-process workers and the llama.cpp model cache do.)"""
     code = 1
     try:
         os.setsid()
