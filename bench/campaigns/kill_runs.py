@@ -234,12 +234,14 @@ EVAL = make_eval()
 @dataclass(frozen=True)
 class TrainPlan:
     trials: int = 20
-    steps: int = 6
-    batch_size: int = 3
+    steps: int = 4
+    batch_size: int = 2
     eval_every: int = 2
     train_questions: int = 6
     val_questions: int = 2
-    sessions: int | None = None
+    sessions: int | None = 6
+    """Sessions of the conversation stored: a short store keeps each episode, so each trial, a
+    few seconds of work per update on a loaded two-core machine."""
     torn_write: float = 0.2
     aimed: float = 0.5
     """Share of trials killed at a step: a PPO update done, a checkpoint save begun, a log line
