@@ -219,8 +219,8 @@ def make_eval(plan: EvalPlan | None = None) -> Campaign:
         setup=lambda root: eval_setup(root, plan), teardown=_teardown,
         run=lambda i, work, rng, ctx: eval_trial(i, work, rng, ctx, plan),
         what=f"kill -9 of `budgetmem eval` ({plan.questions} LoCoMo dev questions, MiniLM, policy high, a deterministic "
-        "OpenAI-compatible server on loopback for the LLM calls) at a random time, as an LLM call starts, after a row is written or inside a file write; the rows "
-        "left are a prefix of the uninterrupted run's, and the re-run keeps them and ends with exactly its rows "
+        "OpenAI-compatible server on loopback for the LLM calls) at a random time, as an LLM call starts, after a row is written or inside a file "
+        "write; the rows left are a prefix of the uninterrupted run's, and the re-run keeps them and ends with exactly its rows "
         "and summary.",
     )  # fmt: skip
 
@@ -367,8 +367,11 @@ def make_train(plan: TrainPlan | None = None) -> Campaign:
         run=lambda i, work, rng, ctx: train_trial(i, work, rng, ctx, plan),
         what=f"kill -9 of `budgetmem train` ({plan.steps} PPO updates of {plan.batch_size} LoCoMo dev episodes, "
         "reasoning strategy, MiniLM, the deterministic loopback LLM server) at a random time, at a step (an "
-        "update done, a checkpoint save begun, a log line written, an LLM call begun) or inside a file write; the logs hold every update up to the checkpoint once, and the re-run resumes there and ends with "
-        "the uninterrupted run's logs and weights, bit for bit.",
+        "update done, a checkpoint save begun, a log line written, an LLM call begun) or inside a file write; the "
+        "logs hold every update up to the checkpoint once, and the re-run resumes there and ends with the "
+        "uninterrupted run's logs and weights, bit for bit. Found: a kill inside the write of `train.json` left it "
+        "empty and every re-run stopped with a traceback; identity files are now written atomically (trials 2 "
+        "and 3 re-run after the fix).",
     )  # fmt: skip
 
 
