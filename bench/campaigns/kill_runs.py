@@ -219,9 +219,9 @@ def make_eval(plan: EvalPlan | None = None) -> Campaign:
         setup=lambda root: eval_setup(root, plan), teardown=_teardown,
         run=lambda i, work, rng, ctx: eval_trial(i, work, rng, ctx, plan),
         what=f"kill -9 of `budgetmem eval` ({plan.questions} LoCoMo dev questions, MiniLM, policy high, a deterministic "
-        "OpenAI-compatible server on loopback for the LLM calls) at a random time, as an LLM call starts, after a row is written or inside a file "
-        "write; the rows left are a prefix of the uninterrupted run's, and the re-run keeps them and ends with exactly its rows "
-        "and summary.",
+        "OpenAI-compatible server on loopback for the LLM calls) at a random time, as an LLM call starts, after a "
+        "row is written or inside a file write; the rows left are a prefix of the uninterrupted run's, and the "
+        "re-run keeps them and ends with exactly its rows and summary.",
     )  # fmt: skip
 
 
