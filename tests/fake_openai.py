@@ -4,7 +4,8 @@ stand-in for an API backend in the executor tests and ``bench/executors.py``.
 Replies are a deterministic function of the prompt and follow each module's contract
 (scores for the filter, a fact list for the extractors, text for the summary), so the
 pipeline parses them without repair calls; any other prompt (the answer) gets a short
-phrase. Usage is the words of prompt and reply.
+phrase. Usage is the words of prompt and reply. A compression prompt gets a prefix of its
+excerpt as the note, or an empty reply for some excerpts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import re
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,6 +23,12 @@ MODEL = "llama-3.1-8b"
 
 
 def reply_for(prompt: str) -> str:
+    if "Condense the conversation excerpt" in prompt:
+        # A note of the excerpt's first quarter; every fourth excerpt (by content) gets an
+        # empty reply, which compress rejects and tries again on its next run.
+        excerpt = prompt.split("Excerpt:\n", 1)[-1].rsplit("\n\nNote:", 1)[0]
+        words = excerpt.split()
+        return "" if zlib.crc32(excerpt.encode()) % 4 == 0 else " ".join(words[: max(3, len(words) // 4)])
     if "rate how useful each memory is" in prompt:
         n = len(set(re.findall(r'<memory index="(\d+)"', prompt)))
         return "<answer>" + json.dumps([(7 * i + 3) % 11 for i in range(n)]) + "</answer>"
@@ -67,7 +75,14 @@ class FakeOpenAIServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                import sys
+
+                if not isinstance(sys.exc_info()[1], ConnectionError):  # a client killed mid-call: not news
+                    super().handle_error(request, client_address)
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
 

@@ -36,6 +36,7 @@ from budgetmem.executors import ExecutorSettings
 from budgetmem.harness.harness import Harness
 from budgetmem.harness.llms import LLMSource
 from budgetmem.harness.progress import Log
+from budgetmem.harness.rundir import write_atomic
 from budgetmem.harness.workspace import Workspace, WorkspaceSpec
 from budgetmem.pipeline.trace import QueryResult
 from budgetmem.settings import Settings
@@ -243,11 +244,9 @@ def run_eval(
     summary = summarise(rows)
     title = f"{data.dataset} {split.part}: {system.name}"
     notes = _notes(cfg, settings, split, system, rows, time.perf_counter() - started)
-    (cfg.out / "summary.md").write_text(summary_markdown(summary, title, notes), encoding="utf-8")
-    (cfg.out / "summary.csv").write_text(summary_csv(summary), encoding="utf-8")
-    (cfg.out / "summary.json").write_text(
-        json.dumps({"title": title, "identity": identity, "summary": summary}, indent=2) + "\n", encoding="utf-8"
-    )
+    write_atomic(cfg.out / "summary.md", summary_markdown(summary, title, notes))
+    write_atomic(cfg.out / "summary.csv", summary_csv(summary))
+    write_atomic(cfg.out / "summary.json", json.dumps({"title": title, "identity": identity, "summary": summary}, indent=2) + "\n")
     return EvalRun(cfg, split, rows, summary, len(done), time.perf_counter() - started, system.name, cache_totals)
 
 

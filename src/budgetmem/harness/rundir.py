@@ -16,7 +16,7 @@ from typing import Any
 from budgetmem.errors import InputError
 from budgetmem.eval.results import ResultsFile
 
-__all__ = ["RunDir", "append_csv", "read_csv", "trim_csv"]
+__all__ = ["RunDir", "append_csv", "read_csv", "trim_csv", "write_atomic"]
 
 
 class RunDir:
@@ -31,7 +31,13 @@ class RunDir:
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / file
         if path.exists():
-            saved = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                raise InputError(
+                    f"{path} is unreadable, so {self.out} cannot be checked to hold this {what}",
+                    hint="use a new --out directory (or delete the file if the directory holds this very run)",
+                ) from None
             before = saved.get("identity") if extra is not None else saved
             if before != identity:
                 diff = sorted(k for k in identity if (before or {}).get(k) != identity[k])
@@ -40,13 +46,22 @@ class RunDir:
                     hint="use a new --out directory",
                 )
         record = {"identity": identity, **extra} if extra is not None else identity
-        path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_atomic(path, json.dumps(record, indent=2) + "\n")
 
     def results(self, name: str = "results.jsonl") -> tuple[ResultsFile, dict[str, dict[str, Any]], int]:
         """The results file (a torn last line cut), its rows by id, and the bytes cut."""
         results = ResultsFile(self.out / name)
         torn = results.repair()
         return results, {r["id"]: r for r in results.rows()}, torn
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a
+    process killed mid-write leaves the old file (or none), never a truncated one. The
+    identity file is read back by every resume, so a torn one would stop the run for good."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def append_csv(path: Path, fields: list[str], row: dict[str, Any]) -> None:
