@@ -78,6 +78,8 @@ class Reply:
     content_type: str = "application/json"
     cut: float | None = None
     """Send only this share of the body (Content-Length promises all of it), then close."""
+    drip_s: float | None = None
+    """Send the body in 64-byte pieces this many seconds apart (a server that stalls mid-reply)."""
     kind: str = "scripted"
     """A name for the log (the hostile behaviour, or 'ok')."""
     delivered: bool = True
@@ -174,8 +176,12 @@ class FakeOpenAIServer:
             h.send_header("Content-Type", reply.content_type)
             h.send_header("Content-Length", str(len(data)))
             h.end_headers()
-            h.wfile.write(sent)
-            h.wfile.flush()
+            step = 64 if reply.drip_s else max(1, len(sent))
+            for i in range(0, len(sent), step):
+                if i and reply.drip_s:
+                    time.sleep(reply.drip_s)
+                h.wfile.write(sent[i : i + step])
+                h.wfile.flush()
         except OSError:
             return  # the client gave up first (a timeout): nothing reached it, nothing is billed
         if reply.cut is not None:
@@ -226,11 +232,12 @@ def _billed(body: Any) -> tuple[int, int] | None:
 
 # --------------------------------------------------------------------------- hostile replies
 HOSTILE = (
-    "malformed", "empty", "huge", "429", "429-retry-after", "500", "timeout", "drop", "html", "wrong-shape", "garbage",
+    "malformed", "empty", "huge", "429", "429-retry-after", "500", "timeout", "slow-body", "drop", "html",
+    "wrong-shape", "garbage",
 )  # fmt: skip
 """The hostile behaviours :func:`hostile` builds."""
 
-TRANSIENT = frozenset({"429", "429-retry-after", "500", "timeout", "drop"})
+TRANSIENT = frozenset({"429", "429-retry-after", "500", "timeout", "slow-body", "drop"})
 """Behaviours the client's policy retries (statuses 429 / 5xx, timeouts, broken connections)."""
 PAID = frozenset({"ok", "huge", "wrong-shape", "garbage"})
 """Behaviours whose reply carries usage the client receives: it was paid for."""
@@ -261,7 +268,8 @@ def _huge(prompt: str, model: str) -> dict[str, Any]:
 
 def hostile(kind: str, *, retry_after: float = 0.2, sleep_s: float = 1.0) -> Reply:
     """The reply of one hostile behaviour. ``retry_after``: the 429's header; ``sleep_s``: how
-    long a 'timeout' reply sleeps (make it longer than the client's timeout)."""
+    long a 'timeout' reply sleeps before answering, and how long a 'slow-body' reply takes to
+    dribble its body out (make both longer than the client's timeout)."""
     if kind == "ok":
         return Reply(kind="ok")
     if kind == "malformed":
@@ -278,6 +286,10 @@ def hostile(kind: str, *, retry_after: float = 0.2, sleep_s: float = 1.0) -> Rep
         return Reply(500, {"error": {"message": "the model crashed"}}, kind=kind)
     if kind == "timeout":
         return Reply(delay_s=sleep_s, kind=kind, delivered=False)
+    if kind == "slow-body":
+        # Headers at once, then the body a piece at a time, each piece well inside any read
+        # timeout: only a deadline on the whole reply stops it.
+        return Reply(body=completion("x " * 200), drip_s=sleep_s / 8, kind=kind, delivered=False)
     if kind == "drop":
         return Reply(cut=0.5, kind=kind)
     if kind == "html":

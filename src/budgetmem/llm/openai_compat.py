@@ -1,8 +1,10 @@
 """Any OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, Together, vLLM, llama.cpp's server).
 
-Transient failures (429, 5xx gateways, timeouts, refused connections) are retried with
-exponential backoff; everything else fails at once with a one-line error, so a wrong URL
-or key is reported, not retried into a long hang.
+Transient failures (429, 5xx gateways, timeouts, refused or broken connections) are retried
+with exponential backoff; everything else fails at once with a one-line error, so a wrong
+URL or key is reported, not retried into a long hang. ``llm.timeout_s`` bounds each attempt
+from the request to the last byte of the reply, so a server that dribbles its body out
+slowly times out like one that says nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ _SNIPPET = 200
 def _snippet(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= _SNIPPET else flat[:_SNIPPET] + "..."
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt" + ("" if n == 1 else "s")
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -143,7 +149,7 @@ class OpenAICompatLLM(LLM):
         for attempt in range(attempts):
             wait = self.settings.backoff_s * (2**attempt)
             try:
-                response = self._client.post(self.url, json=body)
+                response = self._send(body)
             except (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 failure = exc
             else:
@@ -159,6 +165,25 @@ class OpenAICompatLLM(LLM):
                 time.sleep(min(wait, MAX_BACKOFF_S))
         raise self._final_error(failure, attempts)
 
+    def _send(self, body: dict[str, Any]) -> httpx.Response:
+        """One attempt, read in full before ``timeout_s`` has passed since it started.
+
+        httpx's own timeout bounds each network read, not the whole reply: a server that
+        sends a few bytes just inside every read timeout would hold the call for as long as
+        it likes. Reading the raw stream here and checking the clock between pieces keeps
+        the attempt to about ``timeout_s`` (one more read timeout at most)."""
+        deadline = time.monotonic() + self.settings.timeout_s
+        with self._client.stream("POST", self.url, json=body) as streamed:
+            pieces = []
+            for piece in streamed.iter_raw():
+                pieces.append(piece)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the reply outlasted the timeout", request=streamed.request)
+            # A fresh response over the raw bytes decodes them once (gzip included).
+            return httpx.Response(
+                streamed.status_code, headers=streamed.headers, content=b"".join(pieces), request=streamed.request
+            )
+
     def _status_error(self, response: httpx.Response, attempts: int) -> LLMResponseError:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return LLMResponseError(
@@ -171,14 +196,14 @@ class OpenAICompatLLM(LLM):
         if isinstance(failure, httpx.ConnectError):
             return ServerUnavailableError(
                 f"no server at {self.base_url}; start it or fix the base URL",
-                hint=f"{attempts} attempts refused",
+                hint=f"{_attempts(attempts)} refused",
             )
         if isinstance(failure, httpx.TimeoutException):
             return LLMTimeoutError(
-                f"{self.name} did not answer within {self.settings.timeout_s:g} s ({attempts} attempts)",
+                f"{self.name} did not answer within {self.settings.timeout_s:g} s ({_attempts(attempts)})",
                 hint="raise llm.timeout_s or use a faster model",
             )
-        return LLMResponseError(f"{self.name} broke the connection ({attempts} attempts): {failure}")
+        return LLMResponseError(f"{self.name} broke the connection ({_attempts(attempts)}): {failure}")
 
     def _parse(self, response: httpx.Response, latency: float) -> Completion:
         try:
