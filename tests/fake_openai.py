@@ -169,6 +169,10 @@ class FakeOpenAIServer:
             body = completion(reply_for(prompt), prompt, request.get("model", MODEL))
         data = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
         sent = data if reply.cut is None else data[: int(len(data) * reply.cut)]
+        # Booked before the bytes go out: a client may read them and move on before this
+        # thread runs again. A reply cut short or sent after the client gave up bills nothing.
+        billed = _billed(body) if reply.delivered and reply.cut is None else None
+        self._bill(index, billed)
         try:
             h.send_response(reply.status)
             for k, v in reply.headers.items():
@@ -183,19 +187,19 @@ class FakeOpenAIServer:
                 h.wfile.write(sent[i : i + step])
                 h.wfile.flush()
         except OSError:
-            return  # the client gave up first (a timeout): nothing reached it, nothing is billed
+            self._bill(index, None)  # the client hung up first: it never read a usage
+            return
         if reply.cut is not None:
             h.close_connection = True
             try:
                 h.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            return
-        billed = _billed(body) if reply.delivered else None
-        if billed is not None:
-            with self._lock:
-                s = self.served[index]
-                self.served[index] = Served(s.at, s.kind, s.status, s.prompt, s.body, s.headers, billed)
+
+    def _bill(self, index: int, billed: tuple[int, int] | None) -> None:
+        with self._lock:
+            s = self.served[index]
+            self.served[index] = Served(s.at, s.kind, s.status, s.prompt, s.body, s.headers, billed)
 
     # ------------------------------------------------------------------ lifecycle
     @property

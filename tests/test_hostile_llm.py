@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fake_openai import FakeOpenAIServer, hostile
 
-from budgetmem.errors import LLMTimeoutError
+from budgetmem.errors import LLMResponseError, LLMTimeoutError
 from budgetmem.llm import make_llm
 from budgetmem.llm.openai_compat import OpenAICompatLLM
 from budgetmem.settings import LLMSettings, Settings
@@ -53,3 +53,28 @@ def test_a_body_dribbled_out_past_the_timeout_times_out(srv: FakeOpenAIServer) -
     elapsed = time.monotonic() - start
     assert len(srv.served) == 2 and "\n" not in str(info.value)
     assert elapsed < 2 * (2 * TIMEOUT_S) + 0.5, f"two attempts took {elapsed:.2f} s"
+
+
+def billed(srv: FakeOpenAIServer) -> tuple[int, int]:
+    """(prompt, completion) tokens of every reply the server delivered with usage."""
+    got = [s.billed for s in srv.served if s.billed is not None]
+    return sum(p for p, _ in got), sum(c for _, c in got)
+
+
+def spent(calls: Any) -> tuple[int, int]:
+    calls = list(calls)
+    return sum(c.prompt_tokens for c in calls), sum(c.completion_tokens for c in calls)
+
+
+def test_a_paid_reply_of_the_wrong_shape_is_billed_on_the_error(srv: FakeOpenAIServer) -> None:
+    # Regression: the usage of a reply whose text was not where the API puts it was dropped
+    # with the reply, so its tokens, paid at the server, showed up nowhere.
+    srv.push(hostile("wrong-shape"))
+    with pytest.raises(LLMResponseError, match="without message content") as info:
+        client(srv).complete("Question: where is it?")
+    err = info.value
+    assert len(srv.served) == 1 and err.paid is not None  # not retried: the server answered
+    assert (err.paid.prompt_tokens, err.paid.completion_tokens) == billed(srv) != (0, 0)
+    assert err.paid.usd == pytest.approx(sum(billed(srv)) * 0.18 / 1e6)
+    assert str(err).endswith(f"; paid: 1 call, {billed(srv)[0]} prompt + {billed(srv)[1]} completion tokens, ${err.paid.usd:.6f}")
+    assert "\n" not in str(err)

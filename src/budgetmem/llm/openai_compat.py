@@ -210,17 +210,26 @@ class OpenAICompatLLM(LLM):
             data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise LLMResponseError(
-                f"{self.name} answered with a body that is not JSON: {_snippet(response.text)}"
+                f"{self.name} answered with a body that is not JSON: {_snippet(response.text) or '(empty body)'}"
             ) from None
         if not isinstance(data, dict):
             raise LLMResponseError(f"{self.name} answered with JSON that is not an object: {_snippet(response.text)}")
+        # Usage first: a reply that reports it was generated and billed, even when the rest of
+        # it is unusable, and the error carries that cost (nothing paid goes unreported).
+        try:
+            prompt_tokens, completion_tokens = usage_counts(data.get("usage"), self.name)
+            paid: Completion | None = self._completion("", prompt_tokens, completion_tokens, latency, None)
+        except LLMResponseError:
+            paid = None
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise LLMResponseError(f"{self.name} answered without choices: {_snippet(response.text)}")
+            raise LLMResponseError(f"{self.name} answered without choices: {_snippet(response.text)}", paid=paid)
         message = choices[0].get("message")
         text = message.get("content") if isinstance(message, dict) else None
         if not isinstance(text, str):
-            raise LLMResponseError(f"{self.name} answered without message content: {_snippet(response.text)}")
+            raise LLMResponseError(
+                f"{self.name} answered without message content: {_snippet(response.text)}", paid=paid
+            )
         prompt_tokens, completion_tokens = usage_counts(data.get("usage"), self.name)
         finish = choices[0].get("finish_reason")
         finish_reason = finish if isinstance(finish, str) else None
