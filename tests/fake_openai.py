@@ -106,12 +106,15 @@ class FakeOpenAIServer:
     """``with FakeOpenAIServer(delay_s=0.2) as srv: srv.provider`` -> ``openai:llama-3.1-8b@http://...``.
 
     ``srv.push(r1, r2)`` queues replies for the next requests, in arrival order; when the
-    queue is empty every request gets ``default`` (a good completion unless set)."""
+    queue is empty every request gets ``default`` (a good completion unless set). ``srv.rule``,
+    when set, picks the reply from the prompt first (None: go on to the queue): what calls
+    running side by side get cannot depend on which arrives first."""
 
     def __init__(self, delay_s: float = 0.1, script: Iterable[Reply] = (), default: Reply | None = None) -> None:
         self.delay_s = delay_s
         self.default = default or Reply(kind="ok")
         self.served: list[Served] = []
+        self.rule: Callable[[str], Reply | None] | None = None
         self._script: deque[Reply] = deque(script)
         self._lock = threading.Lock()
         outer = self
@@ -147,6 +150,7 @@ class FakeOpenAIServer:
         with self._lock:
             self.served.clear()
             self._script.clear()
+            self.rule = None
             if default is not None:
                 self.default = default
 
@@ -160,7 +164,9 @@ class FakeOpenAIServer:
         request = json.loads(raw or b"{}")
         prompt = "\n".join(m.get("content", "") for m in request.get("messages", []))
         with self._lock:
-            reply = self._script.popleft() if self._script else self.default
+            reply = self.rule(prompt) if self.rule is not None else None
+            if reply is None:
+                reply = self._script.popleft() if self._script else self.default
             index = len(self.served)
             self.served.append(Served(time.monotonic(), reply.kind, reply.status, prompt, request, dict(h.headers), None))
         time.sleep(self.delay_s if reply.delay_s is None else reply.delay_s)  # latency: the thread waits, not the CPU

@@ -11,15 +11,20 @@ server billed.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import FakeOpenAIServer, hostile
+from conftest import EXAMPLE
+from fake_openai import TRANSIENT, FakeOpenAIServer, Reply, hostile
 
-from budgetmem.errors import LLMResponseError, LLMTimeoutError
+from budgetmem.errors import LLMError, LLMResponseError, LLMTimeoutError
+from budgetmem.memory import BudgetMem
 from budgetmem.llm import make_llm
 from budgetmem.llm.openai_compat import OpenAICompatLLM
+from budgetmem.llm.pricing import DEFAULT_PRICES
 from budgetmem.settings import LLMSettings, Settings
 
 TIMEOUT_S = 0.4
@@ -61,6 +66,16 @@ def billed(srv: FakeOpenAIServer) -> tuple[int, int]:
     return sum(p for p, _ in got), sum(c for _, c in got)
 
 
+def billed_usd(srv: FakeOpenAIServer) -> float:
+    """What those replies cost at the default prices of the models they were asked of."""
+    total = 0.0
+    for s in srv.served:
+        if s.billed is not None:
+            price = DEFAULT_PRICES.lookup(s.body["model"])
+            total += s.billed[0] * price.input_per_m / 1e6 + s.billed[1] * price.output_per_m / 1e6
+    return total
+
+
 def spent(calls: Any) -> tuple[int, int]:
     calls = list(calls)
     return sum(c.prompt_tokens for c in calls), sum(c.completion_tokens for c in calls)
@@ -75,6 +90,74 @@ def test_a_paid_reply_of_the_wrong_shape_is_billed_on_the_error(srv: FakeOpenAIS
     err = info.value
     assert len(srv.served) == 1 and err.paid is not None  # not retried: the server answered
     assert (err.paid.prompt_tokens, err.paid.completion_tokens) == billed(srv) != (0, 0)
-    assert err.paid.usd == pytest.approx(sum(billed(srv)) * 0.18 / 1e6)
+    assert err.paid.usd == pytest.approx(billed_usd(srv), rel=1e-9)
     assert str(err).endswith(f"; paid: 1 call, {billed(srv)[0]} prompt + {billed(srv)[1]} completion tokens, ${err.paid.usd:.6f}")
     assert "\n" not in str(err)
+
+
+# --------------------------------------------------------------------------- the pipeline
+QUESTION = "Where did Priya move?"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, minilm_settings: Settings) -> Path:
+    db = tmp_path_factory.mktemp("hostile") / "memory.db"
+    with BudgetMem(db, "demo", settings=minilm_settings) as mem:
+        mem.add(EXAMPLE)
+    return db
+
+
+def memory(store: Path, srv: FakeOpenAIServer, minilm_settings: Settings, policy: str, **pipeline: Any) -> BudgetMem:
+    """The store's namespace with every LLM at the fake server, quick retries, no module cache
+    (a cached step would send no request)."""
+    ladder = tuple(f"openai:{m}@{srv.url}" for m in ("llama-3.2-3b", "llama-3.1-8b", "llama-3.3-70b"))
+    s = minilm_settings.replace(
+        llm__backoff_s=0.01, llm__max_retries=1, llm__timeout_s=TIMEOUT_S,
+        pipeline__module_llm=srv.provider, pipeline__answer_llm=srv.provider, pipeline__ladder=ladder, **pipeline,
+    )  # fmt: skip
+    s = dataclasses.replace(s, pipeline=dataclasses.replace(s.pipeline, cache_path=None))
+    return BudgetMem(store, "demo", settings=s, policy=policy)
+
+
+@pytest.mark.parametrize(
+    ("policy", "strategy", "good", "bad", "concurrent"),
+    [
+        # implementation HIGH: filter, entity, temporal, topic, summary, answer: one call each.
+        pytest.param("high", "implementation", 1, "temporal:500", True, id="extractor-500-side-by-side"),
+        pytest.param("high", "implementation", 5, "wrong-shape", False, id="answer-wrong-shape"),
+        # reasoning HIGH: plan, act, reflect per module; the entity's act fails.
+        pytest.param("high", "reasoning", 4, "malformed", False, id="reflect-act-malformed"),
+        # a huge answer makes the shorten call, which fails after the answer was paid.
+        pytest.param("high", "implementation", 5, "huge+html", False, id="shorten-after-huge-answer"),
+        # escalation on the capacity ladder: the cheap pass (small rung), then the costly pass
+        # (large rung) times out in its second call.
+        pytest.param("escalate:low>high@0.999", "capacity", 8, "timeout", False, id="escalated-pass-timeout"),
+    ],
+)
+def test_a_failed_query_reports_everything_it_paid(
+    srv: FakeOpenAIServer, store: Path, minilm_settings: Settings, policy: str, strategy: str, good: int, bad: str,
+    concurrent: bool,
+) -> None:  # fmt: skip
+    # Regression: an LLM error mid-query lost the ledger, so the calls it had already paid
+    # for (earlier modules, a reflect's plan, the first pass, the answer before a shorten)
+    # were reported nowhere.
+    if bad.startswith("temporal:"):  # the temporal extractor's calls fail, wherever they fall in time
+        srv.rule = lambda prompt: hostile(bad.split(":")[1]) if "list the time facts" in prompt else None
+        replies: list[Reply] = []
+    else:
+        first, *then = bad.split("+")
+        replies = [hostile(first, sleep_s=3 * TIMEOUT_S)] * (2 if first in TRANSIENT else 1)  # max_retries=1
+        replies += [hostile(k) for k in then]
+    srv.push(*[hostile("ok")] * good, *replies)
+    with memory(store, srv, minilm_settings, policy, pipeline__strategy=strategy, pipeline__concurrent=concurrent) as mem:
+        with pytest.raises(LLMError) as info:
+            mem.query(QUESTION)
+    err = info.value
+    p, c = billed(srv)
+    assert err.spent and spent(err.spent) == (p, c) and (p, c) != (0, 0)
+    assert sum(x.usd for x in err.spent) == pytest.approx(billed_usd(srv), rel=1e-9)
+    assert f"; paid: {len(err.spent)} calls, {p} prompt + {c} completion tokens" in str(err) and "\n" not in str(err)
+    # After the error, nothing more was sent: the query stopped where it failed (the
+    # extractors side by side each finish the call they are in).
+    if not concurrent:
+        assert srv.served[-1].kind != "ok"
