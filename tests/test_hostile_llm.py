@@ -12,6 +12,10 @@ server billed.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ import pytest
 from conftest import EXAMPLE
 from fake_openai import TRANSIENT, FakeOpenAIServer, Reply, hostile
 
+from budgetmem.cli.main import main
 from budgetmem.errors import LLMError, LLMResponseError, LLMTimeoutError
 from budgetmem.memory import BudgetMem
 from budgetmem.llm import make_llm
@@ -28,6 +33,7 @@ from budgetmem.llm.pricing import DEFAULT_PRICES
 from budgetmem.settings import LLMSettings, Settings
 
 TIMEOUT_S = 0.4
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def client(srv: FakeOpenAIServer, **llm: Any) -> OpenAICompatLLM:
@@ -161,3 +167,54 @@ def test_a_failed_query_reports_everything_it_paid(
     # extractors side by side each finish the call they are in).
     if not concurrent:
         assert srv.served[-1].kind != "ok"
+
+
+def test_a_reply_with_no_answer_is_a_failed_answer_not_a_blank_one(
+    srv: FakeOpenAIServer, store: Path, minilm_settings: Settings
+) -> None:
+    # Regression: a reply of only tags or whitespace became the answer "" with parse status
+    # "ok": a blank presented as an answer.
+    srv.push(*[hostile("ok")] * 5, hostile("garbage"))
+    with memory(store, srv, minilm_settings, "high", pipeline__concurrent=False) as mem:
+        r = mem.query(QUESTION)
+    assert r.answer == "" and r.answer_step.parse_status == "failed" and "no answer" in (r.answer_step.note or "")
+    assert r.parse_failures == [{"module": "answer", "tier": "-", "fallback": None, "raw_output": "<thinking>\n\n</thinking>"}]
+    p, c = billed(srv)
+    assert (sum(x.prompt_tokens for x in r.all_steps), sum(x.completion_tokens for x in r.all_steps)) == (p, c)
+
+
+# --------------------------------------------------------------------------- the CLI
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cfg") / "budgetmem.toml"
+    path.write_text(f"[llm]\ntimeout_s = {TIMEOUT_S}\nmax_retries = 1\nbackoff_s = 0.01\n", encoding="utf-8")
+    return path
+
+
+def ask_args(srv: FakeOpenAIServer, store: Path, config: Path) -> list[str]:
+    return ["--config", str(config), "ask", QUESTION, "--store", str(store), "--namespace", "demo", "--policy", "high",
+            "--sequential", "--no-cache", "--module-llm", srv.provider, "--answer-llm", srv.provider]  # fmt: skip
+
+
+def test_ask_with_no_answer_says_so_and_exits_1(
+    srv: FakeOpenAIServer, store: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    srv.push(*[hostile("ok")] * 5, hostile("garbage"))
+    assert main(ask_args(srv, store, config)) == 1
+    out = capsys.readouterr().out
+    p, c = billed(srv)
+    assert "A: (none: the answer model's reply held no answer" in out  # not a blank "A:" line
+    assert re.search(r"^answer .* failed$", out, re.M) and re.search(rf"query total\s+{p}\s+{c}\s", out), out
+
+
+def test_ask_in_a_process_fails_on_one_line_with_what_it_paid(srv: FakeOpenAIServer, store: Path, config: Path) -> None:
+    srv.push(*[hostile("ok")] * 5, *[hostile("500")] * 2)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    done = subprocess.run([sys.executable, "-m", "budgetmem", *ask_args(srv, store, config)], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and done.stdout == "", done.stderr[-2000:]
+    p, c = billed(srv)
+    assert done.stderr.startswith("budgetmem: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "answered HTTP 500 after 2 attempts" in done.stderr
+    assert f"; paid: 5 calls, {p} prompt + {c} completion tokens" in done.stderr  # the five modules
+    assert [s.kind for s in srv.served] == ["ok"] * 5 + ["500"] * 2  # max_retries=1: two tries, then the error

@@ -303,7 +303,8 @@ class Pipeline:
         question's kind sets a grammar where the backend takes one, the reply is shaped by the
         rules, and a reply still longer than the style allows is shortened by a second, cheap
         call on the answer model (a ``shorten`` line in the same step's ledger). The raw reply
-        is kept in ``raw_output``. ``cited``: the reply ends with ``[CITE: ...]`` markers
+        is kept in ``raw_output``; a reply with no answer in it gives ``""`` with
+        ``parse_status="failed"`` (it is in ``QueryResult.parse_failures``). ``cited``: the reply ends with ``[CITE: ...]`` markers
         (packed-rag), which the grammar then leaves room for; ``clean`` removes them before
         the answer is read."""
         from budgetmem.pipeline.prompts import extract_answer
@@ -343,6 +344,11 @@ class Pipeline:
                 notes.append("the shorten call gave nothing shorter; the long answer is kept")
         record.raw_output = raw
         record.parse_status = "ok"
+        if not answer.strip():
+            # A reply with no answer in it (only tags, only whitespace) is a failure the ledger
+            # shows, never a blank presented as the answer.
+            record.parse_status = "failed"
+            notes.append("the reply held no answer")
         record.note = "; ".join(notes)
         return answer, record
 
