@@ -148,7 +148,7 @@ class FakeOpenAIServer:
     def reset(self, default: Reply | None = None) -> None:
         """Forget the log and the queued replies (one server, many trials)."""
         with self._lock:
-            self.served.clear()
+            self.served = []  # a new list: a reply of the last trial still being sent books into the old one
             self._script.clear()
             self.rule = None
             if default is not None:
@@ -167,8 +167,8 @@ class FakeOpenAIServer:
             reply = self.rule(prompt) if self.rule is not None else None
             if reply is None:
                 reply = self._script.popleft() if self._script else self.default
-            index = len(self.served)
-            self.served.append(Served(time.monotonic(), reply.kind, reply.status, prompt, request, dict(h.headers), None))
+            log, index = self.served, len(self.served)
+            log.append(Served(time.monotonic(), reply.kind, reply.status, prompt, request, dict(h.headers), None))
         time.sleep(self.delay_s if reply.delay_s is None else reply.delay_s)  # latency: the thread waits, not the CPU
         body = reply.body(prompt, request.get("model", MODEL)) if callable(reply.body) else reply.body
         if body is None:
@@ -178,7 +178,7 @@ class FakeOpenAIServer:
         # Booked before the bytes go out: a client may read them and move on before this
         # thread runs again. A reply cut short or sent after the client gave up bills nothing.
         billed = _billed(body) if reply.delivered and reply.cut is None else None
-        self._bill(index, billed)
+        self._bill(log, index, billed)
         try:
             h.send_response(reply.status)
             for k, v in reply.headers.items():
@@ -193,7 +193,7 @@ class FakeOpenAIServer:
                 h.wfile.write(sent[i : i + step])
                 h.wfile.flush()
         except OSError:
-            self._bill(index, None)  # the client hung up first: it never read a usage
+            self._bill(log, index, None)  # the client hung up first: it never read a usage
             return
         if reply.cut is not None:
             h.close_connection = True
@@ -202,10 +202,10 @@ class FakeOpenAIServer:
             except OSError:
                 pass
 
-    def _bill(self, index: int, billed: tuple[int, int] | None) -> None:
+    def _bill(self, log: list[Served], index: int, billed: tuple[int, int] | None) -> None:
         with self._lock:
-            s = self.served[index]
-            self.served[index] = Served(s.at, s.kind, s.status, s.prompt, s.body, s.headers, billed)
+            s = log[index]
+            log[index] = Served(s.at, s.kind, s.status, s.prompt, s.body, s.headers, billed)
 
     # ------------------------------------------------------------------ lifecycle
     @property

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import EXAMPLE
-from fake_openai import TRANSIENT, FakeOpenAIServer, Reply, hostile
+from fake_openai import HOSTILE, TRANSIENT, FakeOpenAIServer, Reply, hostile
 
 from budgetmem.cli.main import main
 from budgetmem.errors import LLMError, LLMResponseError, LLMTimeoutError
@@ -64,6 +64,60 @@ def test_a_body_dribbled_out_past_the_timeout_times_out(srv: FakeOpenAIServer) -
     elapsed = time.monotonic() - start
     assert len(srv.served) == 2 and "\n" not in str(info.value)
     assert elapsed < 2 * (2 * TIMEOUT_S) + 0.5, f"two attempts took {elapsed:.2f} s"
+
+
+# What one call makes of one hostile reply followed by good ones: the error it raises (None:
+# it succeeds) and whether the failed reply's usage is on the error.
+OUTCOME: dict[str, tuple[type[Exception] | None, bool]] = {
+    "malformed": (LLMResponseError, False), "empty": (LLMResponseError, False), "html": (LLMResponseError, False),
+    "wrong-shape": (LLMResponseError, True), "huge": (None, False), "garbage": (None, False),
+    **{k: (None, False) for k in TRANSIENT},
+}  # fmt: skip
+FOREVER: dict[str, type[Exception]] = {
+    "429": LLMResponseError, "429-retry-after": LLMResponseError, "500": LLMResponseError, "drop": LLMResponseError,
+    "timeout": LLMTimeoutError, "slow-body": LLMTimeoutError,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_each_hostile_reply_once(srv: FakeOpenAIServer, kind: str) -> None:
+    srv.push(hostile(kind, retry_after=0.3, sleep_s=3 * TIMEOUT_S))
+    error, paid = OUTCOME[kind]
+    llm = client(srv)
+    if error is None:
+        out = llm.complete("Question: where is it?")
+        assert (out.prompt_tokens, out.completion_tokens) == billed(srv)  # exactly what the server billed
+        assert len(srv.served) == (2 if kind in TRANSIENT else 1)  # a transient failure is retried once, then ok
+    else:
+        with pytest.raises(error) as info:
+            llm.complete("Question: where is it?")
+        assert len(srv.served) == 1 and "\n" not in str(info.value)  # an answer of garbage is not retried
+        assert (info.value.paid is not None) == paid and ("; paid: 1 call" in str(info.value)) == paid
+    if kind == "429-retry-after":  # the header's 0.3 s wins over the 0.01 s backoff
+        assert srv.served[1].at - srv.served[0].at >= 0.3
+
+
+@pytest.mark.parametrize("kind", sorted(FOREVER))
+def test_a_transient_failure_that_persists_is_tried_max_retries_plus_one_times(srv: FakeOpenAIServer, kind: str) -> None:
+    srv.push(*[hostile(kind, retry_after=0.05, sleep_s=3 * TIMEOUT_S)] * 3, hostile("ok"))
+    with pytest.raises(FOREVER[kind], match="3 attempts") as info:
+        client(srv, max_retries=2).complete("hi")
+    assert [s.kind for s in srv.served] == [kind] * 3 and "\n" not in str(info.value)
+    gaps = [b.at - a.at for a, b in zip(srv.served, srv.served[1:])]
+    assert gaps[0] >= 0.01 and gaps[1] >= 0.02  # exponential backoff: 0.01 s, then 0.02 s
+    if kind == "429-retry-after":
+        assert min(gaps) >= 0.05
+
+
+def test_complete_fails_on_one_line_with_what_it_paid(
+    srv: FakeOpenAIServer, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    srv.push(hostile("wrong-shape"))
+    assert main(["--config", str(config), "complete", "Question: where is it?", "--provider", srv.provider]) == 2
+    captured = capsys.readouterr()
+    p, c = billed(srv)
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("budgetmem: error: ") and f"; paid: 1 call, {p} prompt + {c} completion tokens" in captured.err
 
 
 def billed(srv: FakeOpenAIServer) -> tuple[int, int]:
