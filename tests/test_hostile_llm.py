@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import EXAMPLE
-from fake_openai import HOSTILE, TRANSIENT, FakeOpenAIServer, Reply, hostile
+from fake_openai import HOSTILE, HUGE_WORDS, TRANSIENT, FakeOpenAIServer, Reply, hostile
 
 from budgetmem.cli.main import main
 from budgetmem.errors import LLMError, LLMResponseError, LLMTimeoutError
@@ -235,6 +235,20 @@ def test_a_reply_with_no_answer_is_a_failed_answer_not_a_blank_one(
     assert r.parse_failures == [{"module": "answer", "tier": "-", "fallback": None, "raw_output": "<thinking>\n\n</thinking>"}]
     p, c = billed(srv)
     assert (sum(x.prompt_tokens for x in r.all_steps), sum(x.completion_tokens for x in r.all_steps)) == (p, c)
+
+
+def test_a_runaway_answer_is_not_paid_again_in_full_by_the_shorten_call(
+    srv: FakeOpenAIServer, store: Path, minilm_settings: Settings
+) -> None:
+    # Regression: the shorten call was shown the whole long answer, so a reply far past
+    # max_tokens (a server that ignores it) was paid a second time as the shorten prompt.
+    srv.push(*[hostile("ok")] * 5, hostile("huge"))
+    with memory(store, srv, minilm_settings, "high", pipeline__concurrent=False) as mem:
+        r = mem.query(QUESTION)
+    first, shorten = r.answer_step.calls
+    assert (first.purpose, shorten.purpose) == ("answer", "shorten") and first.completion_tokens == HUGE_WORDS
+    assert shorten.prompt_tokens < 600 and r.answer and r.answer_step.parse_status == "ok"
+    assert (sum(x.prompt_tokens for x in r.all_steps), sum(x.completion_tokens for x in r.all_steps)) == billed(srv)
 
 
 # --------------------------------------------------------------------------- the CLI
