@@ -276,8 +276,9 @@ def _huge(prompt: str, model: str) -> dict[str, Any]:
     return completion(text, prompt, model)
 
 
-def hostile(kind: str, *, retry_after: float = 0.2, sleep_s: float = 1.0) -> Reply:
-    """The reply of one hostile behaviour. ``retry_after``: the 429's header; ``sleep_s``: how
+def hostile(kind: str, *, retry_after: float | str = 0.2, sleep_s: float = 1.0) -> Reply:
+    """The reply of one hostile behaviour. ``retry_after``: the 429's header, seconds (a
+    number) or sent as given (a string, e.g. an HTTP date); ``sleep_s``: how
     long a 'timeout' reply sleeps before answering, and how long a 'slow-body' reply takes to
     dribble its body out (make both longer than the client's timeout)."""
     if kind == "ok":
@@ -291,7 +292,7 @@ def hostile(kind: str, *, retry_after: float = 0.2, sleep_s: float = 1.0) -> Rep
     if kind == "429":
         return Reply(429, {"error": {"message": "rate limited"}}, kind=kind)
     if kind == "429-retry-after":
-        return Reply(429, {"error": {"message": "rate limited"}}, {"Retry-After": f"{retry_after:g}"}, kind=kind)
+        return Reply(429, {"error": {"message": "rate limited"}}, {"Retry-After": retry_after if isinstance(retry_after, str) else f"{retry_after:g}"}, kind=kind)
     if kind == "500":
         return Reply(500, {"error": {"message": "the model crashed"}}, kind=kind)
     if kind == "timeout":
