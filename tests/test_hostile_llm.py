@@ -286,3 +286,24 @@ def test_ask_in_a_process_fails_on_one_line_with_what_it_paid(srv: FakeOpenAISer
     assert "answered HTTP 500 after 2 attempts" in done.stderr
     assert f"; paid: 5 calls, {p} prompt + {c} completion tokens" in done.stderr  # the five modules
     assert [s.kind for s in srv.served] == ["ok"] * 5 + ["500"] * 2  # max_retries=1: two tries, then the error
+
+
+def test_retried_failures_show_in_the_trace(srv: FakeOpenAIServer, store: Path, minilm_settings: Settings, capsys) -> None:
+    # Regression: a call that recovered from a 429, a timeout or a cut connection looked in
+    # the trace exactly like one that never failed; the failures were visible nowhere.
+    srv.push(hostile("429", retry_after=0.01), hostile("drop"), hostile("ok"))
+    out = client(srv).complete("hi")
+    assert out.retries == ("HTTP 429", "connection broken") and out.to_dict()["retries"] == ["HTTP 429", "connection broken"]
+    srv.reset()
+    # implementation HIGH: filter, entity, temporal, topic, summary, answer; the summary's call times out once.
+    srv.push(*[hostile("ok")] * 4, hostile("timeout", sleep_s=3 * TIMEOUT_S))
+    with memory(store, srv, minilm_settings, "high", pipeline__concurrent=False) as mem:
+        r = mem.query(QUESTION)
+    retried = {s.module: list(c.retries) for s in r.all_steps for c in s.calls if c.retries}
+    assert retried == {"summary": ["timeout"]}
+    assert [list(c["retries"]) for s in r.to_dict()["steps"] for c in s["calls"]] == [[], [], [], [], ["timeout"]]
+    assert "retried after timeout" in r.table()
+    srv.reset()
+    srv.push(hostile("500"), hostile("ok"))
+    assert main(["complete", "hi", "--provider", srv.provider]) == 0
+    assert "[retried] after HTTP 500" in capsys.readouterr().out

@@ -48,4 +48,6 @@ def run(args: argparse.Namespace) -> int:
         f"{out.latency_s:.2f} s, ${out.usd:.8f}\n[price] ${out.price.input_per_m}/${out.price.output_per_m} "
         f"per 1M in/out tokens: {out.price.source}"
     )
+    if out.retries:
+        print(f"[retried] after {', '.join(out.retries)}")
     return 0

@@ -9,6 +9,7 @@ slowly times out like one that says nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import os
@@ -55,6 +56,17 @@ def _retry_after(response: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _failed_attempt(failure: Exception | httpx.Response) -> str:
+    """One retried attempt, as the trace names it."""
+    if isinstance(failure, httpx.Response):
+        return f"HTTP {failure.status_code}"
+    if isinstance(failure, httpx.ConnectError):
+        return "connection refused"
+    if isinstance(failure, httpx.TimeoutException):
+        return "timeout"
+    return "connection broken"
 
 
 class OpenAICompatLLM(LLM):
@@ -138,14 +150,16 @@ class OpenAICompatLLM(LLM):
         if grammar is not None:
             body["grammar"] = grammar  # llama.cpp's server extension
         start = time.perf_counter()
-        response = self._post(body)
+        response, retries = self._post(body)
         latency = time.perf_counter() - start
-        return self._parse(response, latency)
+        return dataclasses.replace(self._parse(response, latency), retries=retries)
 
-    def _post(self, body: dict[str, Any]) -> httpx.Response:
-        """POST with retries; returns a 2xx response or raises the matching LLMError."""
+    def _post(self, body: dict[str, Any]) -> tuple[httpx.Response, tuple[str, ...]]:
+        """POST with retries; returns a 2xx response and what each failed attempt before it
+        got, or raises the matching LLMError."""
         attempts = self.settings.max_retries + 1
         failure: Exception | httpx.Response | None = None
+        retries: list[str] = []
         for attempt in range(attempts):
             wait = self.settings.backoff_s * (2**attempt)
             try:
@@ -154,13 +168,14 @@ class OpenAICompatLLM(LLM):
                 failure = exc
             else:
                 if response.status_code < 400:
-                    return response
+                    return response, tuple(retries)
                 if response.status_code not in RETRY_STATUSES:
                     raise self._status_error(response, attempt + 1)
                 failure = response
                 after = _retry_after(response)
                 if after is not None:
                     wait = max(wait, after)
+            retries.append(_failed_attempt(failure))
             if attempt + 1 < attempts:
                 time.sleep(min(wait, MAX_BACKOFF_S))
         raise self._final_error(failure, attempts)

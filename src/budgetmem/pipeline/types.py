@@ -108,12 +108,14 @@ class CallRecord:
     price_source: str
     mean_logprob: float | None = None
     """The reply's mean token log-probability, where it was asked for (the answer call)."""
+    retries: tuple[str, ...] = ()
+    """Failed attempts the backend retried before this reply ('HTTP 429', 'timeout', ...)."""
 
     @classmethod
     def from_completion(cls, purpose: str, out: Completion) -> CallRecord:
         """The ledger line of one finished call (module steps, the answer, the judge)."""
         return cls(purpose, out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source,
-                   out.mean_logprob)  # fmt: skip
+                   out.mean_logprob, tuple(out.retries))  # fmt: skip
 
 
 class CallTotals:
