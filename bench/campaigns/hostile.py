@@ -71,6 +71,11 @@ MESSAGE = {
     "malformed": "not JSON", "empty": "(empty body)", "html": "not JSON", "wrong-shape": "without message content",
 }  # fmt: skip
 """What the one-line error says for a call whose last attempt got this reply."""
+RETRIED = {
+    "429": "HTTP 429", "429-retry-after": "HTTP 429", "500": "HTTP 500", "timeout": "timeout", "slow-body": "timeout",
+    "drop": "connection broken",
+}  # fmt: skip
+"""How the trace names a retried attempt that got this reply (``CallRecord.retries``)."""
 _PAID = re.compile(r"; paid: (\d+) calls?, (\d+) prompt \+ (\d+) completion tokens, \$([0-9.]+)")
 
 
@@ -135,6 +140,8 @@ class Expected:
     usd: float = 0.0
     broken: list[str] = field(default_factory=list)
     """Retry-policy violations seen in the log alone."""
+    retried: list[str] = field(default_factory=list)
+    """The failed attempts of the calls that succeeded, as the trace must show them."""
 
 
 def expect(served: list[Served], knobs: Knobs) -> Expected:
@@ -159,6 +166,8 @@ def expect(served: list[Served], knobs: Knobs) -> Expected:
                 out.broken.append(f"{len(calls) - n - 1} more calls after a call failed on {last}")
             break
     for call in calls:
+        if call[-1].kind not in TRANSIENT and call[-1].kind not in FAILS_AT_ONCE:
+            out.retried += [RETRIED[s.kind] for s in call[:-1]]
         for j in range(1, len(call)):
             gap = call[j].at - call[j - 1].at
             least, most = knobs.wait(j, call[j - 1])
@@ -197,6 +206,8 @@ class Outcome:
     answer_failed: bool = False
     shown: int = 0
     """Module steps whose ledger line shows a reply that did not parse."""
+    retries: list[str] | None = None
+    """The retried attempts the trace shows (None: not visible on this path, a CLI error)."""
     problems: list[str] = field(default_factory=list)
     """Broken promises seen in the operation's own output (a traceback, a wrong exit status)."""
 
@@ -214,7 +225,7 @@ def _settings(shared: Shared, knobs: Knobs, strategy: str) -> Settings:
 def _from_error(exc: LLMError) -> Outcome:
     calls = exc.spent or ([exc.paid] if exc.paid is not None else [])
     return Outcome(error=str(exc), paid=(sum(c.prompt_tokens for c in calls), sum(c.completion_tokens for c in calls)),
-                   usd=sum(c.usd for c in calls))  # fmt: skip
+                   usd=sum(c.usd for c in calls), retries=[r for c in calls for r in c.retries])  # fmt: skip
 
 
 def run_complete(shared: Shared, knobs: Knobs, prompt: str) -> Outcome:
@@ -225,7 +236,7 @@ def run_complete(shared: Shared, knobs: Knobs, prompt: str) -> Outcome:
         return _from_error(exc)
     finally:
         llm.close()  # type: ignore[attr-defined]
-    return Outcome(paid=(out.prompt_tokens, out.completion_tokens), usd=out.usd)
+    return Outcome(paid=(out.prompt_tokens, out.completion_tokens), usd=out.usd, retries=list(out.retries))
 
 
 def run_query(shared: Shared, knobs: Knobs, policy: str, strategy: str) -> Outcome:
@@ -239,6 +250,7 @@ def run_query(shared: Shared, knobs: Knobs, policy: str, strategy: str) -> Outco
         paid=(sum(s.prompt_tokens for s in steps), sum(s.completion_tokens for s in steps)), usd=r.total_usd,
         answer=r.answer, answer_failed=r.answer_step.parse_status == "failed",
         shown=sum(1 for s in steps if s.module != "answer" and (s.parse_status in ("repaired", "failed") or s.raw_output)),
+        retries=[r for s in steps for c in s.calls for r in c.retries],
     )  # fmt: skip
 
 
@@ -274,7 +286,7 @@ def run_cli_complete(shared: Shared, knobs: Knobs, prompt: str, work: Path) -> O
     out = _from_child(done, (0,))
     if done.returncode == 0 and not out.problems:
         c = json.loads(done.stdout)
-        out.paid, out.usd = (c["prompt_tokens"], c["completion_tokens"]), c["usd"]
+        out.paid, out.usd, out.retries = (c["prompt_tokens"], c["completion_tokens"]), c["usd"], c["retries"]
     return out
 
 
@@ -295,6 +307,8 @@ def run_cli_ask(shared: Shared, knobs: Knobs, policy: str, strategy: str, work: 
         out.answer_failed = r["answer_step"]["parse_status"] == "failed"
         steps = [s for p in [r, *r["passes"]] for s in p["steps"]]
         out.shown = sum(1 for s in steps if s["parse_status"] in ("repaired", "failed") or s["raw_output"])
+        answers = [p["answer_step"] for p in [r, *r["passes"]]]
+        out.retries = [x for s in [*steps, *answers] for c in s["calls"] for x in c["retries"]]
         if (done.returncode == 1) != (not r["answer"].strip()):
             out.problems.append(f"exit {done.returncode} with the answer {r['answer'][:60]!r}")
     return out
@@ -313,6 +327,8 @@ def judge(op: str, exp: Expected, got: Outcome, served: list[Served]) -> list[st
             bad.append(f"{op}: the error for {exp.failed} does not say {MESSAGE[exp.failed]!r}: {got.error[:200]}")
         if "\n" in got.error.strip():
             bad.append(f"{op}: the error is not one line")
+    if got.retries is not None and sorted(got.retries) != sorted(exp.retried):
+        bad.append(f"{op}: the trace shows retries after {sorted(got.retries)}, the server's log {sorted(exp.retried)}")
     if got.paid != exp.billed:
         bad.append(f"{op}: reported {got.paid[0]}+{got.paid[1]} tokens paid, the server billed {exp.billed[0]}+{exp.billed[1]}")
     elif abs(got.usd - exp.usd) > 1e-6 + 1e-6 * exp.usd:  # the paid clause prints 6 decimals

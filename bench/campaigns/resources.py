@@ -9,7 +9,7 @@ or moment:
 
 - ``disk_full``: ``budgetmem ingest`` of 1-3 generated documents of random length (a third of
   the trials under a write budget, so the ingest also evicts) with a random room left: a
-  file size limit of 4-160 KiB, or a tmpfs a few pages larger than the store where the
+  file size limit of 4-96 KiB, or a tmpfs a few pages larger than the store where the
   machine lets us mount one. It must either succeed (everything stored once) or fail with one
   line, and then the store must pass ``integrity_check`` with exactly its previous rows.
   The same ingest is then repeated with room: it must store the rest, nothing twice.
@@ -162,7 +162,7 @@ def run_disk_full(index: int, work: Path, rng: random.Random, shared: Shared) ->
     source = _documents(rng, work, f"t{index}")
     budget = rng.choice([None, None, "0.5", "0.7"])
     tmpfs = shared.can_mount and rng.random() < 0.5
-    room = rng.randint(1, 40) * 4096 + (0 if tmpfs else rng.randint(0, 4095))
+    room = rng.randint(1, 24) * 4096 + (0 if tmpfs else rng.randint(0, 4095))
     trial = Trial(index=index, detail={"how": "tmpfs" if tmpfs else "ulimit -f", "room_bytes": room, "budget": budget,
                                        "input_bytes": sum(p.stat().st_size for p in ([source] if source.is_file() else source.iterdir()))})  # fmt: skip
     if tmpfs:
@@ -316,16 +316,16 @@ def run_future(index: int, work: Path, rng: random.Random, shared: Shared) -> Tr
 
 CAMPAIGNS = [
     Campaign(
-        name="disk_full", title="Full disk during ingest", trials=10, run=run_disk_full, setup=setup,
+        name="disk_full", title="Full disk during ingest", trials=8, run=run_disk_full, setup=setup,
         what=(
-            "budgetmem ingest of 1-3 generated documents (some under a write budget, so it evicts) with 4-160 KiB "
+            "budgetmem ingest of 1-3 generated documents (some under a write budget, so it evicts) with 4-96 KiB "
             "of room: a file size limit (ulimit -f) or a small tmpfs; it must succeed or fail with one line, the "
             "store passing integrity_check with exactly its previous rows; the same ingest with room then stores "
             "the rest, nothing twice."
         ),
     ),
     Campaign(
-        name="store_readonly", title="Read-only store", trials=6, run=run_readonly, setup=setup,
+        name="store_readonly", title="Read-only store", trials=5, run=run_readonly, setup=setup,
         what=(
             "two of ingest / forget a session / forget the namespace, and one of stats / namespaces, on a chmod 444 "
             "store (sometimes in a read-only folder; root's override dropped): writes fail with one line, reads "
@@ -333,7 +333,7 @@ CAMPAIGNS = [
         ),
     ),
     Campaign(
-        name="store_locked", title="Store locked by another writer", trials=6, run=run_locked, setup=setup,
+        name="store_locked", title="Store locked by another writer", trials=5, run=run_locked, setup=setup,
         what=(
             "another process holds BEGIN IMMEDIATE and lets go at a random moment up to 1.4x the 30 s busy timeout, "
             "or never: stats still reads; an ingest or forget either waits and succeeds (rows exactly right) or "
@@ -341,7 +341,7 @@ CAMPAIGNS = [
         ),
     ),
     Campaign(
-        name="store_future", title="Store from a newer schema", trials=8, run=run_future, setup=setup,
+        name="store_future", title="Store from a newer schema", trials=6, run=run_future, setup=setup,
         what=(
             "three of ingest / forget / stats / search / namespaces on a store whose schema version is raised (a "
             "table this version does not know, WAL, delete or truncate journal): one line naming both versions, "
