@@ -422,7 +422,7 @@ CAMPAIGNS = [
             "random runs of good replies and one of 12 bad ones (malformed, empty, huge, 429, 429 + Retry-After, 500, "
             "timeout, slow body, dropped connection, HTML, wrong shape, unparseable text); each operation is checked "
             "against the server's log: retries and waits as documented, the right one-line error exactly when a call "
-            "failed, the tokens reported paid equal to those the server billed, no blank answer, every unreadable "
+            "failed, every retried attempt listed in the trace, the tokens reported paid equal to those the server billed, no blank answer, every unreadable "
             "module reply shown in the ledger."
         ),
     )
