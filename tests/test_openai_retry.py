@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from typing import Any
 
+import fake_openai
 import pytest
+from fake_openai import FakeOpenAIServer, Reply
 
 from budgetmem.errors import ConfigError, LLMResponseError, LLMTimeoutError, ServerUnavailableError
 from budgetmem.llm import make_llm
@@ -20,86 +19,31 @@ from budgetmem.llm.openai_compat import OpenAICompatLLM
 from budgetmem.settings import LLMSettings, Settings
 
 
-@dataclass(frozen=True)
-class Reply:
-    """One scripted answer of the stub."""
-
-    status: int = 200
-    body: Any = None
-    """dict -> JSON, str -> sent as is, None -> a valid chat completion."""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-
-
 def chat_json(text: str = "hello", prompt: int = 123, completion: int = 45) -> dict[str, Any]:
-    return {
-        "id": "cmpl-1",
-        "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-    }
+    return fake_openai.completion(text, tokens={"prompt_tokens": prompt, "completion_tokens": completion,
+                                                "total_tokens": prompt + completion})  # fmt: skip
 
 
-class ScriptedStubServer:
-    """A scripted stub of an OpenAI-compatible server (NOT a model): it answers the scripted
-    replies in order, repeating the last one, and records every request it receives."""
+class ScriptedStubServer(FakeOpenAIServer):
+    """The shared fake server (tests/fake_openai.py) answering the scripted replies in order,
+    repeating the last one, with no latency of its own; ``requests``, ``headers`` and
+    ``times`` are the request bodies, headers and arrival times it saw."""
 
     def __init__(self, replies: list[Reply]) -> None:
-        self.replies = replies
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.times: list[float] = []
-        self._lock = threading.Lock()
-        stub = self
+        replies = [r if r.body is not None else replace(r, body=chat_json()) for r in replies]
+        super().__init__(delay_s=0.0, script=replies[:-1], default=replies[-1])
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                payload = json.loads(self.rfile.read(length) or b"{}")
-                with stub._lock:
-                    index = len(stub.requests)
-                    stub.requests.append(payload)
-                    stub.headers.append(dict(self.headers))
-                    stub.times.append(time.monotonic())
-                reply = stub.replies[min(index, len(stub.replies) - 1)]
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
-                body = reply.body if reply.body is not None else chat_json()
-                raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                try:
-                    self.send_response(reply.status)
-                    for k, v in reply.headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(raw)))
-                    self.end_headers()
-                    self.wfile.write(raw)
-                except OSError:
-                    pass  # the client gave up (timeout test)
+    @property
+    def requests(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return [s.body for s in self.served]
 
-            def log_message(self, *args: Any) -> None:
-                pass
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        return [s.headers for s in self.served]
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def __enter__(self) -> ScriptedStubServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    @property
+    def times(self) -> list[float]:
+        return [s.at for s in self.served]
 
 
 def client(url: str, model: str = "gpt-oss-120b", **llm: Any) -> OpenAICompatLLM:

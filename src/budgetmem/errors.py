@@ -33,6 +33,13 @@ service's limit (413). The service sends each error as ``{"error": {"type", "mes
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from budgetmem.llm.base import Completion
+    from budgetmem.pipeline.types import CallRecord
+
 __all__ = [
     "BudgetMemError",
     "InputError",
@@ -109,7 +116,46 @@ class NotFoundError(StoreError):
 
 
 class LLMError(BudgetMemError):
-    """An LLM call failed."""
+    """An LLM call failed.
+
+    A failure can still cost money, and the error says how much, so no paid token goes
+    unreported. ``paid``: the failing reply itself when it came with token usage but could
+    not be used (a body of the wrong shape still bills its tokens); set by the backend.
+    ``spent``: the ledger lines of every call the failed operation (one query) paid for,
+    the failing reply included; filled in by the pipeline as the error passes through it,
+    so it is empty for a lone ``complete``. The message ends with their total.
+    """
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, paid: Completion | None = None,
+        spent: Iterable[CallRecord] = (),
+    ) -> None:  # fmt: skip
+        self.paid = paid
+        self.spent: list[CallRecord] = list(spent)
+        super().__init__(message, hint=hint)
+
+    @property
+    def message(self) -> str:
+        return self._message + self._paid_clause()
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._message = value
+
+    def charge(self, calls: Iterable[CallRecord]) -> None:
+        """Add calls paid before the failing one (earlier steps of the same operation)."""
+        self.spent[:0] = list(calls)
+
+    def _paid_clause(self) -> str:
+        calls: list[CallRecord] | list[Completion] = self.spent or ([self.paid] if self.paid is not None else [])
+        if not calls:
+            return ""
+        p, c = sum(x.prompt_tokens for x in calls), sum(x.completion_tokens for x in calls)
+        usd = sum(x.usd for x in calls)
+        return f"; paid: {len(calls)} call{'' if len(calls) == 1 else 's'}, {p} prompt + {c} completion tokens, ${usd:.6f}"
+
+    def __str__(self) -> str:
+        return self.one_line()  # the clause grows as the pipeline charges earlier calls
 
 
 class ServerUnavailableError(LLMError):

@@ -168,9 +168,10 @@ class LLMSettings:
     (its repack crashes); elsewhere per model, kept where child-process checks show it
     safe and faster (checked once per machine, model and llama.cpp build)."""
     timeout_s: float = 60.0
-    """Per-request timeout for HTTP backends."""
+    """Per-attempt timeout for HTTP backends: request to the last byte of the reply."""
     max_retries: int = 3
-    """Retries on 429 / 5xx / timeouts / refused connections, with exponential backoff."""
+    """Retries on 429 / 500 / 502 / 503 / 504, timeouts, refused or broken connections, with
+    exponential backoff (README: OpenAI-compatible endpoints)."""
     backoff_s: float = 0.5
     """First backoff delay; doubles each retry (a Retry-After header wins if longer)."""
     openai_base_url: str | None = None

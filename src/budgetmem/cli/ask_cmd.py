@@ -54,12 +54,12 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if args.json:
         print_json(result.to_dict())
-        return 0
-    print(f"Q: {result.question}\nA: {result.answer}\n")
+        return _status(result)
+    print(f"Q: {result.question}\nA: {_answer(result)}\n")
     print(f"strategy {result.strategy}, policy {result.policy}: " + ", ".join(f"{m} {t}" for m, t in result.tiers.items()))
     _print_routing(result)
     _print_memory_and_ledger(result)
-    return 0
+    return _status(result)
 
 
 def _run_packed(args: argparse.Namespace, store: Store, settings: Settings) -> int:
@@ -71,9 +71,9 @@ def _run_packed(args: argparse.Namespace, store: Store, settings: Settings) -> i
         result = mem.query_packed(args.question, question_date=args.question_date, k=args.top_k)
     if args.json:
         print_json(result.to_dict())
-        return 0
+        return _status(result)
     cites, packing = result.context["citations"], result.context["packing"]
-    print(f"Q: {result.question}\nA: {result.answer}\n")
+    print(f"Q: {result.question}\nA: {_answer(result)}\n")
     verdict = "all valid" if cites["all_valid"] else "none" if not cites["cited"] else "NOT all valid"
     bad = ", ".join(f"{i['id']} ({i['reason']})" for i in cites["invalid"])
     print(f"cited memories: {', '.join(map(str, cites['cited'])) or '-'} ({verdict}{'; ' + bad if bad else ''})")
@@ -83,7 +83,19 @@ def _run_packed(args: argparse.Namespace, store: Store, settings: Settings) -> i
         f"({packing['counted_with']})"
     )
     _print_memory_and_ledger(result)
-    return 0
+    return _status(result)
+
+
+def _status(result: QueryResult) -> int:
+    """1 when the query ran (and was paid) but gave no answer, as ``doctor`` says a problem."""
+    return 0 if result.answer.strip() else 1
+
+
+def _answer(result: QueryResult) -> str:
+    """The answer, or why there is none: a blank line must not read as an answer."""
+    if result.answer.strip():
+        return result.answer
+    return "(none: the answer model's reply held no answer; its raw text is the answer step's raw_output, --json)"
 
 
 def _print_routing(result: QueryResult) -> None:

@@ -42,10 +42,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out.to_dict())
         return 0
-    print(out.text.strip())
+    print(out.text.strip() or "(empty reply)")  # a blank line would read as nothing having come back
     print(
         f"\n[{out.model}] {out.prompt_tokens} prompt + {out.completion_tokens} completion tokens, "
         f"{out.latency_s:.2f} s, ${out.usd:.8f}\n[price] ${out.price.input_per_m}/${out.price.output_per_m} "
         f"per 1M in/out tokens: {out.price.source}"
     )
+    if out.retries:
+        print(f"[retried] after {', '.join(out.retries)}")
     return 0

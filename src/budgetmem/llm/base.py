@@ -58,6 +58,9 @@ class Completion:
     mean_logprob: float | None = None
     """Mean log-probability of the generated tokens under the model, when the call asked for
     it (``logprobs=True``) and the backend can tell; a confidence signal for escalation."""
+    retries: tuple[str, ...] = ()
+    """The failed attempts this reply came after, oldest first ('HTTP 429', 'timeout',
+    'connection broken', ...): transient failures the backend retried, shown in the trace."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the price nested with its source)."""
@@ -75,6 +78,7 @@ class Completion:
             },
             "finish_reason": self.finish_reason,
             "mean_logprob": self.mean_logprob,
+            "retries": list(self.retries),
         }
 
 

@@ -183,11 +183,18 @@ def shape_answer(text: str, kind: AnswerKind) -> str:
     return out[:-1].rstrip() if out.endswith(".") and not out.endswith("..") else out
 
 
+SHORTEN_CHARS = 1500
+"""The most of a long answer the shorten call is shown (the repair call shows as much)."""
+
+
 def build_shorten_prompt(question: str, reply: str, kind: AnswerKind, max_words: int) -> str:
     """The second, cheap call: cut a long reply down to its answer span. The model sees the
     question and its own reply only (not the memory), so the call is short."""
+    shown = reply.strip()
+    if len(shown) > SHORTEN_CHARS:  # a runaway reply: its start holds the answer, the rest only costs
+        shown = shown[:SHORTEN_CHARS] + " ..."
     return (
         "Below is a question and a long answer to it. Rewrite the answer as the short answer "
         f"span only, at most {max_words} words, taken from the long answer. {kind_instruction(kind)}\n\n"
-        f"Question: {question.strip()}\nLong answer: {reply.strip()}\nShort answer:"
+        f"Question: {question.strip()}\nLong answer: {shown}\nShort answer:"
     )

@@ -12,7 +12,8 @@ and only the depth of inference changes with the tier.
   and the reflect prompt extends the act prompt's plan part, so llama.cpp re-reads little.
 
 Parse failures never raise: the outcome says ``failed`` and keeps the raw text, and the
-caller falls back visibly. LLM errors (:class:`~budgetmem.errors.LLMError`) do propagate.
+caller falls back visibly. LLM errors (:class:`~budgetmem.errors.LLMError`) do propagate,
+carrying the calls the step had paid for (``LLMError.spent``).
 
 Repair: when the final reply does not parse, exactly one more call re-asks with the failed
 prompt, the bad reply, the reason, and a strict format demand; on a backend that supports
@@ -33,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from budgetmem.errors import ConfigError
+from budgetmem.errors import ConfigError, LLMError
 from budgetmem.llm.base import LLM, Completion
 from budgetmem.pipeline.outputs import NO_FACTS_SUMMARY, Value
 from budgetmem.pipeline.parsers import ParseError
@@ -46,7 +47,7 @@ from budgetmem.pipeline.prompts import (
     build_repair_prompt,
 )
 from budgetmem.pipeline.stages import Stage, as_stage
-from budgetmem.pipeline.types import CallRecord, CallTotals, ModuleInput
+from budgetmem.pipeline.types import CallRecord, CallTotals, ModuleInput, charge
 
 __all__ = ["LLMOutcome", "run_llm", "BEHAVIOURS", "NO_FACTS_SUMMARY", "budget"]
 
@@ -135,7 +136,11 @@ class _Caller:
         self, purpose: str, prompt: str, max_tokens: int, stop: Sequence[str] | None = None, grammar: str | None = None
     ) -> Completion:
         # temperature 0: module outputs are cached by content, so they must be repeatable.
-        out = self.llm.complete(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop, grammar=grammar)
+        try:
+            out = self.llm.complete(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop, grammar=grammar)
+        except LLMError as exc:
+            charge(exc, self.calls, purpose)  # this step's earlier calls (a reflect's plan) were paid
+            raise
         self.calls.append(CallRecord.from_completion(purpose, out))
         return out
 

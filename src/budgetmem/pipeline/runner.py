@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 from budgetmem.chunk import Chunk
 from budgetmem.encoder import Encoder
-from budgetmem.errors import ConfigError
+from budgetmem.errors import ConfigError, LLMError
 from budgetmem.llm import LLM
 from budgetmem.pipeline.answers import (
     ANSWER_PROMPT_VERSION,
@@ -47,6 +47,8 @@ from budgetmem.pipeline.types import (
     StepRecord,
     SummaryResult,
     Tier,
+    charge,
+    paid_calls,
 )
 from budgetmem.settings import PipelineSettings
 
@@ -169,10 +171,30 @@ class Pipeline:
                 reuse[key] = (result, rec)
             return result, rec
 
+        done: list[tuple[ModuleResult, StepRecord] | None] = [None] * len(group)
+        failed: list[LLMError] = []
+
+        def attempt(k: int) -> None:
+            try:
+                done[k] = one(k)
+            except LLMError as exc:
+                failed.append(exc)
+
         if len(group) > 1 and self.settings.concurrent:
+            # Every sibling runs to its end, so what each paid is known when one fails.
             with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="budgetmem-extract") as pool:
-                return list(pool.map(one, range(len(group))))
-        return [one(k) for k in range(len(group))]
+                list(pool.map(attempt, range(len(group))))
+        else:
+            for k in range(len(group)):
+                attempt(k)
+                if failed:
+                    break
+        if failed:
+            first = failed[0]
+            # The siblings that failed too paid for their calls as well; the first error speaks for all.
+            charge(first, [*paid_calls(r for _, r in filter(None, done)), *(c for e in failed[1:] for c in e.spent)])
+            raise first
+        return done  # type: ignore[return-value]  # no failure: every slot is filled
 
     def run(
         self,
@@ -192,27 +214,31 @@ class Pipeline:
         chunks: tuple[ScoredChunk, ...] = tuple(candidates)
         facts: dict[str, tuple[str, ...]] = {}
         memory = ""
-        for group in _groups(self.table):
-            reads = self.table[group[0]].reads
-            inp = ModuleInput(
-                query, tuple(candidates) if reads == "candidates" else chunks,
-                facts=dict(facts) if reads == "facts" else {}, question_date=question_date,
-            )  # fmt: skip
-            specs = [self._decide(policy, i, inp, cost_weight) for i in group]  # decided in order: reproducible
-            for i, (result, rec) in zip(group, self._run_group(group, specs, inp, reuse)):
-                steps.append(rec)
-                if isinstance(result, FilterResult):  # Eq. 4: the filter refines the candidates
-                    chunks = result.chunks
-                elif isinstance(result, FactsResult):  # Eq. 5: each extractor's facts, by name
-                    facts[self.table[i].name] = result.facts
-                elif isinstance(result, SummaryResult):  # Eq. 6: the summary is the memory m
-                    memory = result.text
+        try:
+            for group in _groups(self.table):
+                reads = self.table[group[0]].reads
+                inp = ModuleInput(
+                    query, tuple(candidates) if reads == "candidates" else chunks,
+                    facts=dict(facts) if reads == "facts" else {}, question_date=question_date,
+                )  # fmt: skip
+                specs = [self._decide(policy, i, inp, cost_weight) for i in group]  # decided in order: reproducible
+                for i, (result, rec) in zip(group, self._run_group(group, specs, inp, reuse)):
+                    steps.append(rec)
+                    if isinstance(result, FilterResult):  # Eq. 4: the filter refines the candidates
+                        chunks = result.chunks
+                    elif isinstance(result, FactsResult):  # Eq. 5: each extractor's facts, by name
+                        facts[self.table[i].name] = result.facts
+                    elif isinstance(result, SummaryResult):  # Eq. 6: the summary is the memory m
+                        memory = result.text
 
-        answer_text, answer_step = (
-            self.answer(query, memory, question_date, sources=[c.chunk for c in candidates], reuse=reuse)
-            if answer
-            else ("", StepRecord("answer", "-", "-", "llm"))
-        )
+            answer_text, answer_step = (
+                self.answer(query, memory, question_date, sources=[c.chunk for c in candidates], reuse=reuse)
+                if answer
+                else ("", StepRecord("answer", "-", "-", "llm"))
+            )
+        except LLMError as exc:
+            charge(exc, paid_calls(steps))  # the steps that finished before the failure were paid
+            raise
         cache = {}
         if self.cache is not None:
             # Counted from this query's own steps, not from the shared cache's counters, which
@@ -277,7 +303,8 @@ class Pipeline:
         question's kind sets a grammar where the backend takes one, the reply is shaped by the
         rules, and a reply still longer than the style allows is shortened by a second, cheap
         call on the answer model (a ``shorten`` line in the same step's ledger). The raw reply
-        is kept in ``raw_output``. ``cited``: the reply ends with ``[CITE: ...]`` markers
+        is kept in ``raw_output``; a reply with no answer in it gives ``""`` with
+        ``parse_status="failed"`` (it is in ``QueryResult.parse_failures``). ``cited``: the reply ends with ``[CITE: ...]`` markers
         (packed-rag), which the grammar then leaves room for; ``clean`` removes them before
         the answer is read."""
         from budgetmem.pipeline.prompts import extract_answer
@@ -297,10 +324,14 @@ class Pipeline:
             long_answer = answer
             short_prompt = build_shorten_prompt(query, long_answer, kind, rules.max_words)
             short_grammar = answer_grammar(kind, rules.max_words) if llm.supports_grammar else None
-            text, second = self.answer_call(
-                short_prompt, version=version, max_tokens=rules.max_tokens, grammar=short_grammar,
-                sources=sources, purpose="shorten", reuse=reuse,
-            )  # fmt: skip
+            try:
+                text, second = self.answer_call(
+                    short_prompt, version=version, max_tokens=rules.max_tokens, grammar=short_grammar,
+                    sources=sources, purpose="shorten", reuse=reuse,
+                )  # fmt: skip
+            except LLMError as exc:
+                charge(exc, paid_calls([record]))
+                raise
             shortened = shape_answer(extract_answer(text, style), kind)
             record.calls.extend(second.calls)
             record.cache_hit = record.cache_hit and second.cache_hit
@@ -313,6 +344,11 @@ class Pipeline:
                 notes.append("the shorten call gave nothing shorter; the long answer is kept")
         record.raw_output = raw
         record.parse_status = "ok"
+        if not answer.strip():
+            # A reply with no answer in it (only tags, only whitespace) is a failure the ledger
+            # shows, never a blank presented as the answer.
+            record.parse_status = "failed"
+            notes.append("the reply held no answer")
         record.note = "; ".join(notes)
         return answer, record
 
@@ -356,10 +392,14 @@ class Pipeline:
             record.calls = [CallRecord(**c) for c in saved["calls"]]
             record.cache_hit = True
         else:
-            if scored:
-                out = llm.complete(prompt, max_tokens=max_tokens, grammar=grammar, logprobs=True)
-            else:
-                out = llm.complete(prompt, max_tokens=max_tokens, grammar=grammar)
+            try:
+                if scored:
+                    out = llm.complete(prompt, max_tokens=max_tokens, grammar=grammar, logprobs=True)
+                else:
+                    out = llm.complete(prompt, max_tokens=max_tokens, grammar=grammar)
+            except LLMError as exc:
+                charge(exc, [], purpose)
+                raise
             text = out.text
             record.calls = [CallRecord.from_completion(purpose, out)]
             if self.cache is not None and key is not None:

@@ -150,6 +150,9 @@ class QueryResult:
         labelled += [(prefix, s) for s in [*self.steps, self.answer_step]]
         for label, s in labelled:
             status = s.parse_status + (f" -> {s.fallback}" if s.fallback else "") + (" (cached)" if s.cache_hit else "")
+            retried = [r for c in s.calls for r in c.retries]
+            if retried and not s.cache_hit:  # transient failures the backend recovered from stay visible
+                status += f"; retried after {', '.join(retried)}"
             rows.append(
                 [label + s.module, s.tier, s.method, s.model or "-", len(s.calls), s.prompt_tokens, s.completion_tokens,
                  f"{s.usd:.6f}", f"{s.wall_s:.2f}", f"{s.cpu_s:.2f}", status]

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from budgetmem.chunk import Chunk
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from budgetmem.errors import LLMError
 
 __all__ = [
     "Tier",
@@ -28,6 +33,8 @@ __all__ = [
     "CallRecord",
     "CallTotals",
     "StepRecord",
+    "charge",
+    "paid_calls",
 ]
 
 
@@ -101,12 +108,14 @@ class CallRecord:
     price_source: str
     mean_logprob: float | None = None
     """The reply's mean token log-probability, where it was asked for (the answer call)."""
+    retries: tuple[str, ...] = ()
+    """Failed attempts the backend retried before this reply ('HTTP 429', 'timeout', ...)."""
 
     @classmethod
     def from_completion(cls, purpose: str, out: Completion) -> CallRecord:
         """The ledger line of one finished call (module steps, the answer, the judge)."""
         return cls(purpose, out.model, out.prompt_tokens, out.completion_tokens, out.usd, out.latency_s, out.price.source,
-                   out.mean_logprob)  # fmt: skip
+                   out.mean_logprob, tuple(out.retries))  # fmt: skip
 
 
 class CallTotals:
@@ -165,3 +174,18 @@ class StepRecord(CallTotals):
             usd_paid=self.usd_paid,
         )
         return d
+
+
+def charge(exc: LLMError, calls: Iterable[CallRecord], purpose: str | None = None) -> None:
+    """Before an LLM error leaves a place that holds paid calls, put them on the error
+    (:attr:`~budgetmem.errors.LLMError.spent`): a failed query still reports what it cost.
+
+    ``purpose``: given where the failing call was made; its own reply, when it came with
+    token usage (``exc.paid``), becomes the last line, under that purpose."""
+    own = [CallRecord.from_completion(purpose, exc.paid)] if purpose is not None and exc.paid is not None else []
+    exc.charge([*calls, *own])
+
+
+def paid_calls(steps: Iterable[StepRecord]) -> list[CallRecord]:
+    """The calls these steps paid for now (a cache hit or a reused step paid nothing)."""
+    return [c for s in steps if not s.cache_hit for c in s.calls]

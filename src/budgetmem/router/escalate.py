@@ -34,10 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from budgetmem.errors import ConfigError, InputError
+from budgetmem.errors import ConfigError, InputError, LLMError
 from budgetmem.pipeline.policy import Policy
 from budgetmem.pipeline.runner import Reuse
 from budgetmem.pipeline.trace import QueryResult
+from budgetmem.pipeline.types import charge, paid_calls
 from budgetmem.router.data_files import packaged, save_json
 
 __all__ = [
@@ -172,7 +173,11 @@ class Escalation:
             first.context["escalation"] = self._note(feats, conf, False)
             first.policy = self.name
             return first
-        final = run_pass(self.costly, reuse)
+        try:
+            final = run_pass(self.costly, reuse)
+        except LLMError as exc:
+            charge(exc, paid_calls(first.all_steps))  # the cheap pass was paid in full
+            raise
         final.passes = [first, *final.passes]
         final.wall_s += first.wall_s
         if first.cache and final.cache:  # the query's cache counts cover both passes

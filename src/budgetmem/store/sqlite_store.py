@@ -49,11 +49,14 @@ from budgetmem.store.records import (
     WriteState,
     row_to_chunk,
 )
+from budgetmem.store.sqlite_errors import store_error
 from budgetmem.store.wipe import secure_connection, wipe
 
 __all__ = ["SQLiteStore", "NamespaceInfo", "SessionBatch", "ArchivedChunk", "WriteState", "Removed", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 2
+BUSY_TIMEOUT_S = 30.0
+"""How long a write waits for another writer's transaction before it gives up."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -149,26 +152,48 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         self._forget_hooks: list[Callable[[], Callable[[str], None] | None]] = []
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
+            # The version is read before anything is written: a store from a newer budgetmem,
+            # a read-only file or one another writer holds is refused with its bytes untouched.
+            version = self._schema_version()
+            if self.journal_mode != "wal":  # a new file, or one an older tool left in rollback mode
+                self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA synchronous=NORMAL")
             secure_connection(self._db)  # deleted rows are zeroed, not just unlinked
-            self._init_schema()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a budgetmem store ({exc})", hint="choose another --store file") from None
+            if version != SCHEMA_VERSION:
+                self._init_schema()
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from None
+            raise
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        return store_error(self.path, exc, busy_timeout_s=BUSY_TIMEOUT_S)
+
+    def _schema_version(self) -> int | None:
+        """The file's schema version, read without writing (None: a new or empty file)."""
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+            return None
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = None if row is None else int(row[0])
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, this budgetmem reads up to {SCHEMA_VERSION}",
+                hint="upgrade budgetmem; the file was not changed",
+            )
+        return version
 
     def _init_schema(self) -> None:
+        """Create the tables of a new file, or upgrade an older one, in one transaction."""
         with self._tx():
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 self._db.execute(stmt)
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = SCHEMA_VERSION if row is None else int(row[0])
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {version}, this budgetmem reads up to {SCHEMA_VERSION}",
-                    hint="upgrade budgetmem",
-                )
+            self._schema_version()  # again inside the lock: another process may have written it meanwhile
             self._upgrade_to_v2()
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
@@ -185,14 +210,26 @@ class SQLiteStore(Store):
     # ------------------------------------------------------------------ plumbing
     @contextmanager
     def _tx(self) -> Iterator[None]:
+        """One write transaction. Any failure, the COMMIT's own included (a full disk shows
+        there), rolls it back and leaves the file as it was; SQLite's errors become a
+        one-line StoreError."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
             try:
                 yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:  # SQLite already rolled back after some I/O errors
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(exc) from None
                 raise
-            self._db.execute("COMMIT")
 
     def side_query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -482,7 +519,10 @@ class SQLiteStore(Store):
         """Rebuild the file and empty its WAL, so deleted rows cannot be read back from either;
         False when a reader's older snapshot blocked the WAL (call again once it is done)."""
         with self._lock:
-            return wipe(self._db, vacuum=vacuum)
+            try:
+                return wipe(self._db, vacuum=vacuum)
+            except sqlite3.Error as exc:  # a VACUUM needs room for a copy of the file
+                raise self._error(exc) from None
 
     def _remove(self, namespace: str, live_where: str, archived_where: str, params: Sequence[object]) -> Taken:
         """Inside a transaction: delete the namespace's live and archived chunks that match."""
@@ -592,7 +632,10 @@ class SQLiteStore(Store):
     def vacuum(self) -> None:
         """Give the space of purged rows back to the file system."""
         with self._lock:
-            self._db.execute("VACUUM")
+            try:
+                self._db.execute("VACUUM")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
 
     def touch(self, namespace: str, ids: Sequence[int]) -> None:
         """Count a retrieval of these chunks (eviction priority mixes access counts in)."""
