@@ -167,6 +167,8 @@ class StepRecord(CallTotals):
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        # JSON has no tuples: a row read back from results.jsonl must equal the one written.
+        d["calls"] = [{**c, "retries": list(c["retries"])} for c in d["calls"]]
         d.update(
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
