@@ -80,6 +80,11 @@ def test_text_folder(tmp_path):
         (lambda p: _write(p / "x.json", '[{"nope": 1}]'), "locomo", "has no 'conversation'"),
         (lambda p: _write(p / "x.json", "[]"), "yaml", "unknown format 'yaml'"),
         (lambda p: _write(p / "bin.txt", b"\xff\xfe\x00bad"), "auto", "not UTF-8"),
+        # Found by fuzzing: json.loads raises RecursionError and a plain ValueError too.
+        (lambda p: _write(p / "deep.json", "[" * 50_000), "auto", "nested too deeply"),
+        (lambda p: _write(p / "deep.jsonl", '{"sessions": ' * 3000), "auto", "nested too deeply"),
+        (lambda p: _write(p / "long.json", "[" + "7" * 5000 + "]"), "locomo", "a number too long to read"),
+        (lambda p: _write(p / "long.jsonl", '{"id": ' + "7" * 5000 + "}"), "jsonl", "a number too long to read"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, make, fmt, message):

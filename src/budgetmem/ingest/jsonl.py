@@ -21,7 +21,22 @@ from typing import Any
 from budgetmem.errors import InputError
 from budgetmem.ingest.history import History, Session, Turn
 
-__all__ = ["JsonlRecord", "parse_jsonl"]
+__all__ = ["JsonlRecord", "parse_jsonl", "decode_json"]
+
+
+def decode_json(text: str, where: str, *, lines: bool = True) -> Any:
+    """``json.loads`` with every way it fails as one :class:`InputError`: bad syntax, but also
+    nesting deeper than the parser recurses (``RecursionError``) and an integer of more
+    digits than Python converts (a plain ``ValueError``, 4,300 digits by default)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = f"line {exc.lineno} column {exc.colno}" if lines else f"column {exc.colno}"
+        raise InputError(f"malformed JSON in {where}: {exc.msg} at {at}") from None
+    except RecursionError:
+        raise InputError(f"malformed JSON in {where}: nested too deeply to read") from None
+    except ValueError as exc:
+        raise InputError(f"malformed JSON in {where}: a number too long to read ({str(exc).split(':')[0]})") from None
 
 
 @dataclass(frozen=True)
@@ -61,10 +76,7 @@ def parse_jsonl(text: str, source: str) -> list[JsonlRecord]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         where = f"{source} line {n}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"malformed JSON in {where}: {exc.msg} at column {exc.colno}") from None
+        raw = decode_json(line, where, lines=False)
         if not isinstance(raw, dict) or not isinstance(raw.get("sessions"), list):
             raise InputError(f"{where}: each line is an object with a 'sessions' list")
         name = str(raw.get("id", f"history-{len(records) + 1}"))
