@@ -91,6 +91,26 @@ def test_jsonl_errors_name_the_problem(tmp_path, content, message):
         load_eval_set("jsonl", path)
 
 
+def test_jsonl_lines_end_at_newline_only(tmp_path):
+    # Found by fuzzing: JSON keeps U+0085, U+2028 and U+001C raw inside strings (json.dumps with
+    # ensure_ascii=False writes them so), and str.splitlines() used to cut the line there.
+    text = "a\x85b\u2028c\x1cd"
+    path = tmp_path / "raw.jsonl"
+    record = {"id": "h", "sessions": [{"turns": [text]}], "questions": [{"question": text, "answer": text}]}
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\r\n", encoding="utf-8")
+    data = load_eval_set("jsonl", path)
+    assert data.histories[0].sessions[0].turns[0].text == text and data.items[0].answers == (text,)
+
+
+def test_results_file_keeps_rows_with_line_separators(tmp_path):
+    from budgetmem.eval.results import ResultsFile
+
+    results = ResultsFile(tmp_path / "results.jsonl")
+    results.append({"id": "q1", "answer": "one\u2028two\x85three"})
+    results.append({"id": "q2", "answer": "x"})
+    assert [r["answer"] for r in results.rows()] == ["one\u2028two\x85three", "x"]
+
+
 def test_loader_errors(tmp_path):
     with pytest.raises(InputError, match="unknown dataset"):
         load_eval_set("squad", tmp_path / "x.json")

@@ -72,7 +72,9 @@ def _session(raw: Any, where: str, j: int) -> Session:
 def parse_jsonl(text: str, source: str) -> list[JsonlRecord]:
     records: list[JsonlRecord] = []
     names: set[str] = set()
-    for n, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (a trailing "\r" is JSON whitespace). str.splitlines() would also
+    # cut at U+2028, U+0085, U+001C..., which json.dumps(ensure_ascii=False) leaves raw in strings.
+    for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         where = f"{source} line {n}"
