@@ -102,6 +102,15 @@ def test_jsonl_lines_end_at_newline_only(tmp_path):
     assert data.histories[0].sessions[0].turns[0].text == text and data.items[0].answers == (text,)
 
 
+def test_question_date_must_be_text(tmp_path):
+    # Found by fuzzing: a list question_date loaded, then broke the temporal module's regexes.
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"sessions": [{"turns": ["hi"]}], "questions": [{"question": "q", "answer": "a",
+                                "question_date": ["2024"]}]}), encoding="utf-8")  # fmt: skip
+    with pytest.raises(InputError, match="question_date must be a string, got list"):
+        load_eval_set("jsonl", path)
+
+
 def test_results_file_keeps_rows_with_line_separators(tmp_path):
     from budgetmem.eval.results import ResultsFile
 

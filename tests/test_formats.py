@@ -95,6 +95,32 @@ def test_bad_input_is_one_clear_line(tmp_path, make, fmt, message):
     assert "\n" not in text
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("x.json", [{"conversation": {"session_1": [{"speaker": ["x"], "text": "hi"}]}}], "speaker must be a string, got list"),
+        ("x.json", [{"conversation": {"session_1": [{"text": "hi"}], "session_1_date_time": {"a": 1}}}], "session_1_date_time must be a string"),
+        ("x.json", [{"conversation": {"session_1": [{"text": "hi", "blip_caption": [1]}]}}], "blip_caption must be a string"),
+        ("x.json", [{"haystack_sessions": [[{"role": {}, "content": "hi"}]]}], "role must be a string, got dict"),
+        ("x.json", [{"haystack_sessions": [[{"role": "user", "content": "hi"}]], "haystack_dates": [[2023]]}], "date of session_1 must be a string"),
+        ("x.jsonl", {"sessions": [{"date": [], "turns": ["hi"]}]}, "date must be a string, got list"),
+        ("x.jsonl", {"sessions": [{"turns": [{"speaker": True, "text": "hi"}]}]}, "speaker must be a string, got bool"),
+    ],
+)
+def test_wrong_field_types_are_input_errors(tmp_path, name, content, message):
+    # Found by fuzzing: these loaded, then crashed the chunker (a list speaker is unhashable)
+    # or the store (a dict date cannot be bound) with a traceback.
+    with pytest.raises(InputError, match=message):
+        load_histories(write_json(tmp_path / name, content))
+
+
+def test_numbers_in_text_fields_are_read_as_text(tmp_path):
+    content = [{"conversation": {"session_1": [{"speaker": 7, "dia_id": 1, "text": "hi"}], "session_1_date_time": 2023}}]
+    (h,) = load_histories(write_json(tmp_path / "x.json", content))
+    (s,) = h.sessions
+    assert (s.date_time, s.turns[0].speaker, s.turns[0].dia_id) == ("2023", "7", "1")
+
+
 def _write(path, content):
     if isinstance(content, bytes):
         path.write_bytes(content)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetmem.errors import InputError
-from budgetmem.ingest.history import History
+from budgetmem.ingest.history import History, optional_text
 from budgetmem.ingest.hotpotqa import parse_hotpotqa, record_name
 from budgetmem.ingest.jsonl import parse_jsonl
 from budgetmem.ingest.load import read_json, read_text
@@ -113,7 +113,8 @@ def _longmemeval(path: Path, adversarial: bool) -> EvalSet:
         items.append(
             EvalItem(
                 id=h.name, history=h.name, question=str(rec["question"]), answers=_answers(rec["answer"]),
-                category=str(rec.get("question_type", "all")), question_date=rec.get("question_date"),
+                category=str(rec.get("question_type", "all")),
+                question_date=optional_text(rec.get("question_date"), f"{path}: {h.name} question_date"),
                 evidence=tuple(str(s) for s in rec.get("answer_session_ids") or ()),
             )
         )  # fmt: skip
@@ -146,7 +147,8 @@ def _jsonl(path: Path, adversarial: bool) -> EvalSet:
             items.append(
                 EvalItem(
                     id=str(q.get("id", f"{r.history.name}:q{j}")), history=r.history.name, question=q["question"],
-                    answers=_answers(gold), category=str(q.get("category", "all")), question_date=q.get("question_date"),
+                    answers=_answers(gold), category=str(q.get("category", "all")),
+                    question_date=optional_text(q.get("question_date"), f"{path} line {r.line}: question {j} question_date"),
                 )
             )  # fmt: skip
     return EvalSet("jsonl", str(path), tuple(r.history for r in records), tuple(items), *DEFAULTS["jsonl"])

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from budgetmem.errors import InputError
-from budgetmem.ingest.history import History, Session, Turn
+from budgetmem.ingest.history import History, Session, Turn, optional_text
 
 __all__ = ["JsonlRecord", "parse_jsonl", "decode_json"]
 
@@ -50,7 +50,7 @@ def _session(raw: Any, where: str, j: int) -> Session:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: session {j} must be an object")
     sid = str(raw.get("id", f"session_{j + 1}"))
-    date = raw.get("date")
+    date = optional_text(raw.get("date"), f"{where}: session {sid} date")
     if raw.get("kind") == "document" or "text" in raw and "turns" not in raw:
         if not isinstance(raw.get("text"), str):
             raise InputError(f"{where}: document session {sid} needs a 'text' string")
@@ -63,7 +63,8 @@ def _session(raw: Any, where: str, j: int) -> Session:
         if isinstance(t, str):
             turns.append(Turn(text=t, dia_id=f"{sid}:{k}"))
         elif isinstance(t, dict) and isinstance(t.get("text"), str):
-            turns.append(Turn(text=t["text"], speaker=t.get("speaker"), dia_id=str(t.get("id", f"{sid}:{k}"))))
+            speaker = optional_text(t.get("speaker"), f"{where}: session {sid} turn {k} speaker")
+            turns.append(Turn(text=t["text"], speaker=speaker, dia_id=str(t.get("id", f"{sid}:{k}"))))
         else:
             raise InputError(f"{where}: session {sid} turn {k} must be a string or an object with 'text'")
     return Session(sid, date, tuple(turns), "chat")

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from budgetmem.errors import InputError
-from budgetmem.ingest.history import History, Session, Turn
+from budgetmem.ingest.history import History, Session, Turn, optional_text
 
 __all__ = ["parse_locomo", "looks_like_locomo"]
 
@@ -27,11 +27,13 @@ def _turn(raw: Any, where: str) -> Turn:
         raise InputError(f"{where}: a turn must be an object with a 'text' string")
     extra = {}
     text = raw["text"]
-    if raw.get("blip_caption"):
+    caption = optional_text(raw.get("blip_caption"), f"{where}: blip_caption")
+    if caption:
         # Images are shared in LoCoMo chats; their caption is the only trace a text memory keeps.
-        extra["image_caption"] = raw["blip_caption"]
-        text = f"{text} [shares an image: {raw['blip_caption']}]"
-    return Turn(text=text, speaker=raw.get("speaker"), dia_id=raw.get("dia_id"), extra=extra)
+        extra["image_caption"] = caption
+        text = f"{text} [shares an image: {caption}]"
+    speaker = optional_text(raw.get("speaker"), f"{where}: speaker")
+    return Turn(text=text, speaker=speaker, dia_id=optional_text(raw.get("dia_id"), f"{where}: dia_id"), extra=extra)
 
 
 def parse_locomo(data: Any, source: str) -> list[History]:
@@ -51,6 +53,7 @@ def parse_locomo(data: Any, source: str) -> list[History]:
                 raise InputError(f"{source}: {name} session_{n} is not a list of turns")
             turns = tuple(_turn(t, f"{source}: {name} session_{n}") for t in turns_raw)
             if turns:
-                sessions.append(Session(f"session_{n}", conv.get(f"session_{n}_date_time"), turns, "chat"))
+                date = optional_text(conv.get(f"session_{n}_date_time"), f"{source}: {name} session_{n}_date_time")
+                sessions.append(Session(f"session_{n}", date, turns, "chat"))
         histories.append(History(name=name, source=source, format="locomo", sessions=tuple(sessions)))
     return histories

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from budgetmem.errors import InputError
-from budgetmem.ingest.history import History, Session, Turn
+from budgetmem.ingest.history import History, Session, Turn, optional_text
 
 __all__ = ["parse_longmemeval", "looks_like_longmemeval"]
 
@@ -39,8 +39,9 @@ def parse_longmemeval(data: Any, source: str) -> list[History]:
                 if not isinstance(t, dict) or not isinstance(t.get("content"), str):
                     raise InputError(f"{source}: {name} session {sid} turn {j} needs 'role' and 'content'")
                 extra = {"has_answer": bool(t["has_answer"])} if "has_answer" in t else {}
-                turns.append(Turn(text=t["content"], speaker=t.get("role"), dia_id=f"{sid}:{j}", extra=extra))
+                role = optional_text(t.get("role"), f"{source}: {name} session {sid} turn {j} role")
+                turns.append(Turn(text=t["content"], speaker=role, dia_id=f"{sid}:{j}", extra=extra))
             if turns:
-                sessions.append(Session(str(sid), date, tuple(turns), "chat"))
+                sessions.append(Session(str(sid), optional_text(date, f"{source}: {name} date of {sid}"), tuple(turns), "chat"))
         histories.append(History(name=name, source=source, format="longmemeval", sessions=tuple(sessions)))
     return histories
