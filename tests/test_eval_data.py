@@ -111,6 +111,21 @@ def test_question_date_must_be_text(tmp_path):
         load_eval_set("jsonl", path)
 
 
+@pytest.mark.parametrize(
+    ("dataset", "content"),
+    [
+        ("locomo", [{"conversation": {"session_1": [{"text": "hi"}]}, "qa": [{"question": "q", "answer": [], "category": 1}]}]),
+        ("hotpotqa", [{"input": "q", "context": "Document 1: x", "answers": []}]),
+    ],
+)
+def test_an_empty_answer_list_is_an_input_error(tmp_path, dataset, content):
+    # Found by fuzzing: LoCoMo's scorer reads answers[0], so the run died at the first score.
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(content), encoding="utf-8")
+    with pytest.raises(InputError, match="empty list of answers"):
+        load_eval_set(dataset, path)
+
+
 def test_results_file_keeps_rows_with_line_separators(tmp_path):
     from budgetmem.eval.results import ResultsFile
 
