@@ -114,6 +114,15 @@ def test_wrong_field_types_are_input_errors(tmp_path, name, content, message):
         load_histories(write_json(tmp_path / name, content))
 
 
+def test_locomo_session_keys_are_read_as_written(tmp_path):
+    # Found by fuzzing: "session_01" (and "session_\u0661", an Arabic-Indic one) parsed as
+    # session 1 and was then looked up as "session_1": KeyError.
+    conv = {"session_01": [{"text": "a"}], "session_01_date_time": "1 May 2023", "session_\u0661": [{"text": "b"}],
+            "session_2": [{"text": "c"}]}  # fmt: skip
+    (h,) = load_histories(write_json(tmp_path / "x.json", [{"conversation": conv}]))
+    assert [(s.session_id, s.date_time) for s in h.sessions] == [("session_01", "1 May 2023"), ("session_2", None)]
+
+
 def test_numbers_in_text_fields_are_read_as_text(tmp_path):
     content = [{"conversation": {"session_1": [{"speaker": 7, "dia_id": 1, "text": "hi"}], "session_1_date_time": 2023}}]
     (h,) = load_histories(write_json(tmp_path / "x.json", content))
