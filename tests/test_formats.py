@@ -114,6 +114,22 @@ def test_wrong_field_types_are_input_errors(tmp_path, name, content, message):
         load_histories(write_json(tmp_path / name, content))
 
 
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"haystack_sessions": [5]}, "session session_1 is not a list of turns"),
+        ({"haystack_sessions": [{"role": "user", "content": "hi"}]}, "is not a list of turns"),
+        ({"haystack_sessions": [[]], "haystack_session_ids": 7}, "must be lists"),
+        ({"haystack_sessions": [[], []], "haystack_dates": "ab"}, "must be lists"),
+    ],
+)
+def test_longmemeval_sessions_must_be_lists(tmp_path, record, message):
+    # Found by fuzzing: a number where a list belongs raised TypeError (not iterable, no
+    # len()), and a string of the right length was read one character per session.
+    with pytest.raises(InputError, match=message):
+        load_histories(write_json(tmp_path / "x.json", [record]), "longmemeval")
+
+
 def test_locomo_session_keys_are_read_as_written(tmp_path):
     # Found by fuzzing: "session_01" (and "session_\u0661", an Arabic-Indic one) parsed as
     # session 1 and was then looked up as "session_1": KeyError.

@@ -30,10 +30,14 @@ def parse_longmemeval(data: Any, source: str) -> list[History]:
         raw_sessions = rec["haystack_sessions"]
         ids = rec.get("haystack_session_ids") or [f"session_{j + 1}" for j in range(len(raw_sessions))]
         dates = rec.get("haystack_dates") or [None] * len(raw_sessions)
+        if not isinstance(ids, list) or not isinstance(dates, list):
+            raise InputError(f"{source}: {name} haystack_session_ids and haystack_dates must be lists")
         if len(ids) != len(raw_sessions) or len(dates) != len(raw_sessions):
             raise InputError(f"{source}: {name} has {len(raw_sessions)} sessions but {len(ids)} ids / {len(dates)} dates")
         sessions = []
         for sid, date, turns_raw in zip(ids, dates, raw_sessions):
+            if not isinstance(turns_raw, list):
+                raise InputError(f"{source}: {name} session {sid} is not a list of turns")
             turns = []
             for j, t in enumerate(turns_raw):
                 if not isinstance(t, dict) or not isinstance(t.get("content"), str):
