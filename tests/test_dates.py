@@ -224,3 +224,14 @@ def test_retrieval_month_with_a_lookalike_letter():
     from budgetmem.retrieval.dates import session_month_year
 
     assert session_month_year("ſep 2023") == (9, 2023)  # was StopIteration
+
+
+@pytest.mark.parametrize("anchor", [date(1, 1, 1), date(1, 1, 2), date(9999, 12, 31)])
+@pytest.mark.parametrize("text", ["monday", "last week", "spring", "May", "next year", "999 weeks ago", "in 999 days",
+                                  "last weekend", "this winter", "the day before yesterday"])  # fmt: skip
+def test_anchors_at_the_ends_of_the_calendar(anchor, text):
+    # Found by fuzzing: parse_session_date("0001-01-01") is a valid anchor, and resolving
+    # from it (or from 9999-12-31) stepped outside date's range: ValueError / OverflowError.
+    res = resolve(text, anchor)
+    assert res is None or res.start <= res.end
+    assert parse_session_date("0001-01-01") == date(1, 1, 1)

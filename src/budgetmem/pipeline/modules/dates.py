@@ -475,7 +475,9 @@ def resolve(expression: str, anchor: date, tense: Tense = None) -> Resolved | No
 
     ``tense`` breaks the tie where the words alone do not say which year or which
     Sunday is meant ("on Sunday", "in June"). None when the expression is no date
-    (a duration, a habit, a clock time, "recently").
+    (a duration, a habit, a clock time, "recently"), or when the date it names falls
+    outside the years 1-9999 that Python's calendar holds ("last week" said on 1 January
+    of year 1: a session stamp can be any string, so the anchor can be that early).
     """
     text = " ".join(fold_lookalikes(expression).strip().rstrip(".,;:!?").split())
     # "in two weeks" is a rule of its own; "in June" is "June" after a preposition.
@@ -483,7 +485,10 @@ def resolve(expression: str, anchor: date, tense: Tense = None) -> Resolved | No
         for _, pattern, resolver in _RULES:
             m = pattern.fullmatch(candidate)
             if m is not None:
-                return resolver(m, anchor, tense) if resolver else None
+                try:
+                    return resolver(m, anchor, tense) if resolver else None
+                except (ValueError, OverflowError):  # date() / timedelta past year 1 or 9999
+                    return None
     return None
 
 
