@@ -300,3 +300,11 @@ def test_grammar_texts() -> None:
     assert "{0,7}" in string_list_grammar(8) and "{0," not in string_list_grammar(1)
     assert string_list_grammar(0) == 'root ::= "<answer>[]</answer>"\n'
     assert text_grammar().startswith('root ::= "<answer>"')
+
+
+@pytest.mark.parametrize("inner", ["[{[1]}]", "[{[]: 1}]", "[" + "7" * 5000 + "]", "[" * 3000 + "]" * 3000])
+def test_string_list_odd_literals_are_parse_errors(inner):
+    # Found by fuzzing: literal_eval raised TypeError (unhashable), json.loads a plain
+    # ValueError (too many digits) and RecursionError, none of them a ParseError.
+    with pytest.raises(ParseError, match="not a JSON array|is not a string|not an array"):
+        parse_string_list(f"<answer>{inner}</answer>", 5)

@@ -105,14 +105,15 @@ def parse_scores(text: str, n: int) -> list[float]:
 def _load_array(inner: str, text: str) -> object:
     try:
         return json.loads(inner)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # bad JSON, a 5,000-digit number, nesting too deep
         pass
     # Small models often write Python-style lists (single quotes, a trailing comma); that is
-    # still an unambiguous array of strings, and literal_eval evaluates no code.
+    # still an unambiguous array of strings, and literal_eval evaluates no code. It raises
+    # TypeError on a set or dict with a list inside ("[{[1]}]": unhashable).
     if inner.startswith("["):
         try:
             return ast.literal_eval(inner)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             pass
     raise ParseError(text, "the answer is not a JSON array")
 
