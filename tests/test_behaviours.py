@@ -244,3 +244,11 @@ def test_plan_tags_are_found_where_lowering_changes_lengths() -> None:
     # cut the text one character late and left "<" of the <answer> tag in the plan.
     assert _plan_text("İ<answer>") == "İ"
     assert _plan_text("İİ <PLAN>step one</plan> İ") == "step one"
+
+
+def test_a_long_repeated_plan_line_is_kept_once() -> None:
+    from budgetmem.pipeline.behaviours import _plan_text
+
+    # Found by fuzzing: lines were compared whole but stored cut to 200 characters, so a
+    # repeated line longer than that (the looping the dedupe is for) was kept again and again.
+    assert _plan_text("<plan>" + ("x" * 300 + "\n") * 3) == "x" * 200

@@ -120,9 +120,9 @@ def _plan_text(text: str) -> str:
     body = body[: end.start()] if end else body
     lines: list[str] = []
     for line in body.splitlines():
-        line = line.strip()
+        line = line.strip()[:200]  # cut before comparing, so a long repeated line is one line
         if line and line not in lines:
-            lines.append(line[:200])
+            lines.append(line)
         if len(lines) == _PLAN_LINES:
             break
     return "\n".join(lines)
