@@ -308,3 +308,19 @@ def test_string_list_odd_literals_are_parse_errors(inner):
     # ValueError (too many digits) and RecursionError, none of them a ParseError.
     with pytest.raises(ParseError, match="not a JSON array|is not a string|not an array"):
         parse_string_list(f"<answer>{inner}</answer>", 5)
+
+
+def test_a_fence_followed_by_a_long_whitespace_run_parses_at_once():
+    import time
+
+    # Found while fuzzing the parsers: the fence regex backtracked cubically, so a model
+    # looping on newlines after ``` (4,000 characters) kept the parser busy for a minute.
+    t0 = time.perf_counter()
+    assert parse_text("<answer>```" + "\n " * 2000 + "x") == "```" + "\n " * 2000 + "x"
+    with pytest.raises(ParseError):
+        parse_string_list("<answer>```json" + " \n" * 2000 + "[", 3)
+    assert time.perf_counter() - t0 < 2.0
+    # What the fence rule keeps doing: the body without its language tag, stripped.
+    assert parse_text("<answer>```text\n  hello \n```</answer>") == "hello"
+    assert parse_string_list('<answer>```json ["a"] ```</answer>', 3) == ["a"]
+    assert parse_scores("<answer>```[1, 2]```</answer>", 2) == [1.0, 2.0]

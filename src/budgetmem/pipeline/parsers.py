@@ -50,7 +50,18 @@ _THINKING = re.compile(r"<thinking>.*?</thinking>", re.IGNORECASE | re.DOTALL)
 _OPEN = re.compile(r"<answer>", re.IGNORECASE)
 _CLOSE = re.compile(r"</answer>", re.IGNORECASE)
 _EMPTY = "the <answer> tags are empty"
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?\s*```$", re.DOTALL)
+_LANGUAGE = re.compile(r"[a-zA-Z]*")
+
+
+def _unfence(inner: str) -> str | None:
+    """The body of a Markdown code fence that is the whole of ``inner`` (already stripped),
+    its language tag dropped; None if it is not one. Plain string work, not one regex: the
+    regex this replaces backtracked cubically on a fence followed by a long run of
+    whitespace (4,000 characters of "\\n " took a minute)."""
+    if len(inner) < 6 or not (inner.startswith("```") and inner.endswith("```")):
+        return None
+    body = inner[3:-3]
+    return body[_LANGUAGE.match(body).end() :].strip()  # type: ignore[union-attr]
 
 
 def answer_body(text: str) -> str:
@@ -62,9 +73,9 @@ def answer_body(text: str) -> str:
     for start in reversed(opens):
         close = _CLOSE.search(body, start)
         inner = body[start : close.start() if close else len(body)].strip()
-        fenced = _FENCE.match(inner)
-        if fenced:
-            inner = fenced.group(1).strip()
+        fenced = _unfence(inner)
+        if fenced is not None:
+            inner = fenced
         if inner:
             return inner
     raise ParseError(text, _EMPTY)
