@@ -141,6 +141,15 @@ def test_complete_errors(tmp_path, capsys):
     assert code == 2 and "unknown provider" in err
 
 
+def test_complete_refuses_a_grammar_file_that_is_not_text(tmp_path, capsys):
+    # Found by the CLI fuzz campaign: a binary --grammar file was a UnicodeDecodeError
+    # traceback (only OSError was caught), before any model was touched.
+    binary = tmp_path / "g.gbnf"
+    binary.write_bytes(bytes(range(256)))
+    code, _, err = _run(capsys, "complete", "hi", "--grammar", str(binary), "--provider", "nonsense")
+    assert code == 2 and err.count("\n") == 1 and "is not UTF-8 text" in err
+
+
 def test_ask_json_with_ledger(store, tmp_path, capsys):
     cfg = tmp_path / "ask.toml"
     cfg.write_text(
