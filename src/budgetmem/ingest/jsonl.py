@@ -14,29 +14,14 @@ starting with ``#`` are skipped. Errors name the line.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from budgetmem.errors import InputError
 from budgetmem.ingest.history import History, Session, Turn, optional_text
+from budgetmem.userfiles import decode_json
 
 __all__ = ["JsonlRecord", "parse_jsonl", "decode_json"]
-
-
-def decode_json(text: str, where: str, *, lines: bool = True) -> Any:
-    """``json.loads`` with every way it fails as one :class:`InputError`: bad syntax, but also
-    nesting deeper than the parser recurses (``RecursionError``) and an integer of more
-    digits than Python converts (a plain ``ValueError``, 4,300 digits by default)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        at = f"line {exc.lineno} column {exc.colno}" if lines else f"column {exc.colno}"
-        raise InputError(f"malformed JSON in {where}: {exc.msg} at {at}") from None
-    except RecursionError:
-        raise InputError(f"malformed JSON in {where}: nested too deeply to read") from None
-    except ValueError as exc:
-        raise InputError(f"malformed JSON in {where}: a number too long to read ({str(exc).split(':')[0]})") from None
 
 
 @dataclass(frozen=True)
