@@ -141,6 +141,15 @@ def test_complete_errors(tmp_path, capsys):
     assert code == 2 and "unknown provider" in err
 
 
+def test_an_option_whose_value_is_a_double_dash_gets_that_string(tmp_path, capsys):
+    # Found by the CLI fuzz campaign: argparse turned `--from=--` into an empty list, and
+    # migrate's Path(args.source) ended in a TypeError traceback.
+    code, _, err = _run(capsys, "migrate", "--from=--", "--to", "postgresql://x@127.0.0.1:9/y")
+    assert code == 2 and err == "budgetmem: error: source store not found: -- (--from names an existing store file)\n"
+    code, _, err = _run(capsys, "search", "q", "--store", str(tmp_path / "s.db"), "--namespace", "n", "--retriever=--")
+    assert code == 2 and err.count("\n") == 1 and "invalid choice: '--'" in err
+
+
 def test_complete_refuses_a_grammar_file_that_is_not_text(tmp_path, capsys):
     # Found by the CLI fuzz campaign: a binary --grammar file was a UnicodeDecodeError
     # traceback (only OSError was caught), before any model was touched.
