@@ -189,3 +189,22 @@ def test_question_level_split_and_split_file(tmp_path):
         make_split(data, "test", split_file=split_file)
     with pytest.raises(InputError, match="unknown split"):
         make_split(data, "dev")
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [(bytes(range(256)), "not UTF-8 text"), (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"), (None, "is a folder")],
+)
+def test_a_split_file_that_cannot_be_read_is_an_input_error(tmp_path, data, match):
+    # Found by the CLI fuzz campaign: `eval --split-file FOLDER` ended in an IsADirectoryError
+    # traceback, and deeply nested JSON in a RecursionError.
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"id": "h", "sessions": [{"turns": ["t"]}], "questions": [{"question": "?", "answer": "a"}]}))
+    split_file = tmp_path / "split.json"
+    if data is None:
+        split_file.mkdir()
+    else:
+        split_file.write_bytes(data)
+    with pytest.raises(InputError, match=match) as err:
+        make_split(load_eval_set("jsonl", path), "test", split_file=split_file)
+    assert "\n" not in str(err.value)
