@@ -242,7 +242,7 @@ def invocation(cmds: list[Command], rng: random.Random) -> tuple[str, list[str]]
     # Settings: mostly a file that parses (and keeps auto_prepare off), never none: the
     # default would download a missing model.
     argv = ["--config", rng.choice(GOOD_CONFIGS if rng.random() < 0.8 else BAD_CONFIGS)]
-    if rng.random() < 0.5 and cmd.words != ("models", "prepare"):  # an empty one: every encoder a fast, clean error
+    if rng.random() < 0.5 and cmd.words[0] != "models":  # an empty one: every encoder a fast, clean error
         argv += ["--models-dir", rng.choice([_p("models-empty")] * 4 + [_p("notes.txt"), _p("missing")])]
     argv += list(cmd.words)
     good_data = cmd.words not in _LONG and rng.random() < 0.6
@@ -250,6 +250,9 @@ def invocation(cmds: list[Command], rng: random.Random) -> tuple[str, list[str]]
     for action in cmd.actions:
         if action.required or rng.random() < 0.3 or _ALWAYS.get(cmd.words) == action.dest:
             parts.append(_tokens(action, rng, good_data=good_data))
+    if cmd.words == ("models", "verify"):  # no name means every model: re-hashing 600 MB is no fuzz case
+        tail = [rng.choice(["all-minilm-l6-v2", "smollm2-135m", "no-such-model", ""]) for _ in range(rng.randint(1, 2))]
+        return " ".join(cmd.words), [*argv, *tail, *(["--bogus"] if rng.random() < 0.2 else [])]
     if cmd.words == ("models", "prepare"):
         # Only names that are ready (a no-op) or unknown, and never none (that means every
         # model): nothing downloads. Broken only by an unknown flag, for the same reason.

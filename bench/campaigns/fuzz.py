@@ -38,7 +38,7 @@ __all__ = ["CAMPAIGNS", "Outcome", "run_invocation", "classify"]
 
 PROPERTY_EXAMPLES = 250
 """Cases per property per trial (the suite runs 200-300 per property in total)."""
-PROPERTY_TRIALS = 40
+PROPERTY_TRIALS = 20
 CLI_PER_TRIAL = 100
 CLI_TRIALS = 100
 CHILD_TIMEOUT_S = 20.0
@@ -216,9 +216,16 @@ def setup_cli(workdir: Path) -> CliShared:
     # Set before anything forks: Hugging Face tokenizers warn on stderr in a forked child
     # unless told parallelism is off, and that warning is not the CLI's.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    import budgetmem  # noqa: F401 - imported once here, so every fork starts with it loaded
-    import budgetmem.cli.main
-    import budgetmem.memory  # noqa: F401 - torch and spaCy come with it: the slow imports
+    import importlib
+
+    # Imported once here, so every fork starts with them loaded: torch and spaCy come with
+    # budgetmem.memory, the MCP SDK, FastAPI and the training code with the others.
+    for name in ("budgetmem.cli.main", "budgetmem.memory", "budgetmem.mcp", "budgetmem.server", "budgetmem.harness",
+                 "budgetmem.training.frontier", "budgetmem.training.writer", "budgetmem.doctor", "budgetmem.eval.report"):  # fmt: skip
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional extra that is not installed: the child reports it
+            pass
 
     pool = cli_cases.make_pool(workdir / "pool")
     env = cli_cases.child_env()
