@@ -150,6 +150,26 @@ def test_an_option_whose_value_is_a_double_dash_gets_that_string(tmp_path, capsy
     assert code == 2 and err.count("\n") == 1 and "invalid choice: '--'" in err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["migrate", "--from", "a" * 3000, "--to", "postgresql://x@127.0.0.1:9/y"],
+        ["stats", "--store", "a" * 3000],
+        ["ingest", "a" * 3000, "--store", "s.db", "--namespace", "n"],
+        ["report", "a" * 3000],
+        ["eval", "--dataset", "jsonl", "--data", "a" * 3000, "--out", "o"],
+    ],
+)
+def test_a_path_longer_than_the_filesystem_allows_is_one_line(argv, tmp_path, monkeypatch, capsys):
+    # Found by the CLI fuzz campaign: on Python 3.11 even Path.exists() raises OSError
+    # (ENAMETOOLONG) for a 3,000-character name, so every command that looked at such a path
+    # ended in a traceback.
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("budgetmem: error: File name too long: aaa") and len(err) < 250
+
+
 def test_complete_refuses_a_grammar_file_that_is_not_text(tmp_path, capsys):
     # Found by the CLI fuzz campaign: a binary --grammar file was a UnicodeDecodeError
     # traceback (only OSError was caught), before any model was touched.

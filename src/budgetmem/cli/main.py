@@ -103,6 +103,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # The system refused a file operation on a path the user gave, in a place the
+        # library does not check beforehand: a name longer than the filesystem allows (even
+        # Path.exists() raises then), a device that is full. Still one line, not a traceback.
+        print(f"budgetmem: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+
+
+def _os_error(exc: OSError) -> str:
+    where = str(exc.filename) if exc.filename is not None else ""
+    if len(where) > 120:
+        where = where[:60] + "..." + where[-40:]
+    reason = exc.strerror or type(exc).__name__
+    return " ".join(f"{reason}: {where}".split()) if where else " ".join(reason.split())
 
 
 if __name__ == "__main__":  # pragma: no cover
