@@ -219,9 +219,12 @@ def setup_cli(workdir: Path) -> CliShared:
     import importlib
 
     # Imported once here, so every fork starts with them loaded: torch and spaCy come with
-    # budgetmem.memory, the MCP SDK, FastAPI and the training code with the others.
+    # budgetmem.memory, the MCP SDK, FastAPI, psycopg and the training code with the others.
+    # (Not sentence-transformers: few invocations load an encoder, and every fork would
+    # copy its pages.)
     for name in ("budgetmem.cli.main", "budgetmem.memory", "budgetmem.mcp", "budgetmem.server", "budgetmem.harness",
-                 "budgetmem.training.frontier", "budgetmem.training.writer", "budgetmem.doctor", "budgetmem.eval.report"):  # fmt: skip
+                 "budgetmem.training.frontier", "budgetmem.training.writer", "budgetmem.doctor", "budgetmem.eval.report",
+                 "budgetmem.store.pg_store", "psycopg", "psycopg_pool"):  # fmt: skip
         try:
             importlib.import_module(name)
         except ImportError:  # an optional extra that is not installed: the child reports it
