@@ -118,6 +118,9 @@ def render() -> None:
                      sum(t.duplicates for t in trials), f"{sum(t.seconds for t in trials):.0f}", e["at"][:10]])  # fmt: skip
         if e.get("what"):
             notes.append(f"- **{e['title']}**: {e['what']}")
+        outcomes = _summed(t.detail.get("outcomes", {}) for t in trials)
+        if outcomes:  # a campaign that classifies its cases publishes the count of each class
+            notes.append("  - by outcome: " + "; ".join(f"{k}: {v:,}" for k, v in sorted(outcomes.items(), key=lambda kv: -kv[1])))
         for t in failed[:5]:
             notes.append(f"  - trial {t.index} failed: {'; '.join(t.failures)[:300]}")
     body = [
@@ -129,6 +132,14 @@ def render() -> None:
         "", *notes,
     ]  # fmt: skip
     write_section(DOC, "reliability", "\n".join(body))
+
+
+def _summed(counts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + int(v)
+    return total
 
 
 def main() -> None:

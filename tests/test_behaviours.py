@@ -235,3 +235,20 @@ def test_grammars_compile_and_constrain_smollm2(smol: LLM) -> None:
         out = smol.complete(ask, max_tokens=60, grammar=grammar)
         assert out.text.startswith("<answer>") and out.text.endswith("</answer>"), out.text
         parse(out.text)
+
+
+def test_plan_tags_are_found_where_lowering_changes_lengths() -> None:
+    from budgetmem.pipeline.behaviours import _plan_text
+
+    # Found by fuzzing: "İ".lower() is two characters, so an index found in text.lower()
+    # cut the text one character late and left "<" of the <answer> tag in the plan.
+    assert _plan_text("İ<answer>") == "İ"
+    assert _plan_text("İİ <PLAN>step one</plan> İ") == "step one"
+
+
+def test_a_long_repeated_plan_line_is_kept_once() -> None:
+    from budgetmem.pipeline.behaviours import _plan_text
+
+    # Found by fuzzing: lines were compared whole but stored cut to 200 characters, so a
+    # repeated line longer than that (the looping the dedupe is for) was kept again and again.
+    assert _plan_text("<plan>" + ("x" * 300 + "\n") * 3) == "x" * 200

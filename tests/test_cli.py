@@ -141,6 +141,44 @@ def test_complete_errors(tmp_path, capsys):
     assert code == 2 and "unknown provider" in err
 
 
+def test_an_option_whose_value_is_a_double_dash_gets_that_string(tmp_path, capsys):
+    # Found by the CLI fuzz campaign: argparse turned `--from=--` into an empty list, and
+    # migrate's Path(args.source) ended in a TypeError traceback.
+    code, _, err = _run(capsys, "migrate", "--from=--", "--to", "postgresql://x@127.0.0.1:9/y")
+    assert code == 2 and err == "budgetmem: error: source store not found: -- (--from names an existing store file)\n"
+    code, _, err = _run(capsys, "search", "q", "--store", str(tmp_path / "s.db"), "--namespace", "n", "--retriever=--")
+    assert code == 2 and err.count("\n") == 1 and "invalid choice: '--'" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["migrate", "--from", "a" * 3000, "--to", "postgresql://x@127.0.0.1:9/y"],
+        ["stats", "--store", "a" * 3000],
+        ["ingest", "a" * 3000, "--store", "s.db", "--namespace", "n"],
+        ["report", "a" * 3000],
+        ["eval", "--dataset", "jsonl", "--data", "a" * 3000, "--out", "o"],
+    ],
+)
+def test_a_path_longer_than_the_filesystem_allows_is_one_line(argv, tmp_path, monkeypatch, capsys):
+    # Found by the CLI fuzz campaign: on Python 3.11 even Path.exists() raises OSError
+    # (ENAMETOOLONG) for a 3,000-character name, so every command that looked at such a path
+    # ended in a traceback.
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("budgetmem: error: File name too long: aaa") and len(err) < 250
+
+
+def test_complete_refuses_a_grammar_file_that_is_not_text(tmp_path, capsys):
+    # Found by the CLI fuzz campaign: a binary --grammar file was a UnicodeDecodeError
+    # traceback (only OSError was caught), before any model was touched.
+    binary = tmp_path / "g.gbnf"
+    binary.write_bytes(bytes(range(256)))
+    code, _, err = _run(capsys, "complete", "hi", "--grammar", str(binary), "--provider", "nonsense")
+    assert code == 2 and err.count("\n") == 1 and "is not UTF-8 text" in err
+
+
 def test_ask_json_with_ledger(store, tmp_path, capsys):
     cfg = tmp_path / "ask.toml"
     cfg.write_text(

@@ -208,3 +208,30 @@ def test_first_date_in_reads_normalised_facts() -> None:
     assert first_date_in("in winter 2022-2023") == date(2022, 12, 1)
     assert first_date_in("on 1 September, no year here") is None
     assert format_day(date(2024, 1, 5)) == "5 January 2024"
+
+
+@pytest.mark.parametrize("text", ["yeſterday", "firſt May 2023", "ſeptember 2023", "paſt week", "tueſday", "ſeven days ago",
+                                  "ſpring", "Aprıl 2023", "AUGUſT 2023", "thIRTY-FİRST of May"])  # fmt: skip
+def test_case_insensitive_lookalike_letters(text):
+    # Found by fuzzing: re.IGNORECASE matches long s, dotless i, dotted capital I and the
+    # Kelvin sign to ASCII letters, but str.lower() keeps them, so the table lookups after a
+    # match raised KeyError / ValueError. They now read as their ASCII letters.
+    assert resolve(text, MON_8_MAY_2023) == resolve(text.replace("ſ", "s").replace("ı", "i").replace("İ", "i"), MON_8_MAY_2023)
+    assert [e.text for e in find_expressions(f"on {text}.")] == [text]
+
+
+def test_retrieval_month_with_a_lookalike_letter():
+    from budgetmem.retrieval.dates import session_month_year
+
+    assert session_month_year("ſep 2023") == (9, 2023)  # was StopIteration
+
+
+@pytest.mark.parametrize("anchor", [date(1, 1, 1), date(1, 1, 2), date(9999, 12, 31)])
+@pytest.mark.parametrize("text", ["monday", "last week", "spring", "May", "next year", "999 weeks ago", "in 999 days",
+                                  "last weekend", "this winter", "the day before yesterday"])  # fmt: skip
+def test_anchors_at_the_ends_of_the_calendar(anchor, text):
+    # Found by fuzzing: parse_session_date("0001-01-01") is a valid anchor, and resolving
+    # from it (or from 9999-12-31) stepped outside date's range: ValueError / OverflowError.
+    res = resolve(text, anchor)
+    assert res is None or res.start <= res.end
+    assert parse_session_date("0001-01-01") == date(1, 1, 1)

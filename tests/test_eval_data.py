@@ -91,6 +91,50 @@ def test_jsonl_errors_name_the_problem(tmp_path, content, message):
         load_eval_set("jsonl", path)
 
 
+def test_jsonl_lines_end_at_newline_only(tmp_path):
+    # Found by fuzzing: JSON keeps U+0085, U+2028 and U+001C raw inside strings (json.dumps with
+    # ensure_ascii=False writes them so), and str.splitlines() used to cut the line there.
+    text = "a\x85b\u2028c\x1cd"
+    path = tmp_path / "raw.jsonl"
+    record = {"id": "h", "sessions": [{"turns": [text]}], "questions": [{"question": text, "answer": text}]}
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\r\n", encoding="utf-8")
+    data = load_eval_set("jsonl", path)
+    assert data.histories[0].sessions[0].turns[0].text == text and data.items[0].answers == (text,)
+
+
+def test_question_date_must_be_text(tmp_path):
+    # Found by fuzzing: a list question_date loaded, then broke the temporal module's regexes.
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"sessions": [{"turns": ["hi"]}], "questions": [{"question": "q", "answer": "a",
+                                "question_date": ["2024"]}]}), encoding="utf-8")  # fmt: skip
+    with pytest.raises(InputError, match="question_date must be a string, got list"):
+        load_eval_set("jsonl", path)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "content"),
+    [
+        ("locomo", [{"conversation": {"session_1": [{"text": "hi"}]}, "qa": [{"question": "q", "answer": [], "category": 1}]}]),
+        ("hotpotqa", [{"input": "q", "context": "Document 1: x", "answers": []}]),
+    ],
+)
+def test_an_empty_answer_list_is_an_input_error(tmp_path, dataset, content):
+    # Found by fuzzing: LoCoMo's scorer reads answers[0], so the run died at the first score.
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(content), encoding="utf-8")
+    with pytest.raises(InputError, match="empty list of answers"):
+        load_eval_set(dataset, path)
+
+
+def test_results_file_keeps_rows_with_line_separators(tmp_path):
+    from budgetmem.eval.results import ResultsFile
+
+    results = ResultsFile(tmp_path / "results.jsonl")
+    results.append({"id": "q1", "answer": "one\u2028two\x85three"})
+    results.append({"id": "q2", "answer": "x"})
+    assert [r["answer"] for r in results.rows()] == ["one\u2028two\x85three", "x"]
+
+
 def test_loader_errors(tmp_path):
     with pytest.raises(InputError, match="unknown dataset"):
         load_eval_set("squad", tmp_path / "x.json")
@@ -145,3 +189,22 @@ def test_question_level_split_and_split_file(tmp_path):
         make_split(data, "test", split_file=split_file)
     with pytest.raises(InputError, match="unknown split"):
         make_split(data, "dev")
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [(bytes(range(256)), "not UTF-8 text"), (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"), (None, "is a folder")],
+)
+def test_a_split_file_that_cannot_be_read_is_an_input_error(tmp_path, data, match):
+    # Found by the CLI fuzz campaign: `eval --split-file FOLDER` ended in an IsADirectoryError
+    # traceback, and deeply nested JSON in a RecursionError.
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"id": "h", "sessions": [{"turns": ["t"]}], "questions": [{"question": "?", "answer": "a"}]}))
+    split_file = tmp_path / "split.json"
+    if data is None:
+        split_file.mkdir()
+    else:
+        split_file.write_bytes(data)
+    with pytest.raises(InputError, match=match) as err:
+        make_split(load_eval_set("jsonl", path), "test", split_file=split_file)
+    assert "\n" not in str(err.value)

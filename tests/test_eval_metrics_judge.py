@@ -56,6 +56,9 @@ def test_parse_judgement(reply, score, why):
         ('{"explanation": "x"}', "no 'score'"),
         ('{"score": true}', "not 0, 0.5 or 1"),
         ('{"score": 1,}', "not valid JSON"),
+        # Found by fuzzing: json.loads raised a plain ValueError / RecursionError on these.
+        ('{"score": ' + "7" * 5000 + "}", "number too long"),
+        ('{"score": 1, "x": ' + "[" * 3000 + "}", "nesting too deep"),
     ],
 )
 def test_parse_judgement_rejects(reply, reason):

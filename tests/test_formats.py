@@ -80,6 +80,11 @@ def test_text_folder(tmp_path):
         (lambda p: _write(p / "x.json", '[{"nope": 1}]'), "locomo", "has no 'conversation'"),
         (lambda p: _write(p / "x.json", "[]"), "yaml", "unknown format 'yaml'"),
         (lambda p: _write(p / "bin.txt", b"\xff\xfe\x00bad"), "auto", "not UTF-8"),
+        # Found by fuzzing: json.loads raises RecursionError and a plain ValueError too.
+        (lambda p: _write(p / "deep.json", "[" * 50_000), "auto", "nested too deeply"),
+        (lambda p: _write(p / "deep.jsonl", '{"sessions": ' * 3000), "auto", "nested too deeply"),
+        (lambda p: _write(p / "long.json", "[" + "7" * 5000 + "]"), "locomo", "a number too long to read"),
+        (lambda p: _write(p / "long.jsonl", '{"id": ' + "7" * 5000 + "}"), "jsonl", "a number too long to read"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, make, fmt, message):
@@ -88,6 +93,57 @@ def test_bad_input_is_one_clear_line(tmp_path, make, fmt, message):
     text = str(err.value)
     assert message in text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("x.json", [{"conversation": {"session_1": [{"speaker": ["x"], "text": "hi"}]}}], "speaker must be a string, got list"),
+        ("x.json", [{"conversation": {"session_1": [{"text": "hi"}], "session_1_date_time": {"a": 1}}}], "session_1_date_time must be a string"),
+        ("x.json", [{"conversation": {"session_1": [{"text": "hi", "blip_caption": [1]}]}}], "blip_caption must be a string"),
+        ("x.json", [{"haystack_sessions": [[{"role": {}, "content": "hi"}]]}], "role must be a string, got dict"),
+        ("x.json", [{"haystack_sessions": [[{"role": "user", "content": "hi"}]], "haystack_dates": [[2023]]}], "date of session_1 must be a string"),
+        ("x.jsonl", {"sessions": [{"date": [], "turns": ["hi"]}]}, "date must be a string, got list"),
+        ("x.jsonl", {"sessions": [{"turns": [{"speaker": True, "text": "hi"}]}]}, "speaker must be a string, got bool"),
+    ],
+)
+def test_wrong_field_types_are_input_errors(tmp_path, name, content, message):
+    # Found by fuzzing: these loaded, then crashed the chunker (a list speaker is unhashable)
+    # or the store (a dict date cannot be bound) with a traceback.
+    with pytest.raises(InputError, match=message):
+        load_histories(write_json(tmp_path / name, content))
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"haystack_sessions": [5]}, "session session_1 is not a list of turns"),
+        ({"haystack_sessions": [{"role": "user", "content": "hi"}]}, "is not a list of turns"),
+        ({"haystack_sessions": [[]], "haystack_session_ids": 7}, "must be lists"),
+        ({"haystack_sessions": [[], []], "haystack_dates": "ab"}, "must be lists"),
+    ],
+)
+def test_longmemeval_sessions_must_be_lists(tmp_path, record, message):
+    # Found by fuzzing: a number where a list belongs raised TypeError (not iterable, no
+    # len()), and a string of the right length was read one character per session.
+    with pytest.raises(InputError, match=message):
+        load_histories(write_json(tmp_path / "x.json", [record]), "longmemeval")
+
+
+def test_locomo_session_keys_are_read_as_written(tmp_path):
+    # Found by fuzzing: "session_01" (and "session_\u0661", an Arabic-Indic one) parsed as
+    # session 1 and was then looked up as "session_1": KeyError.
+    conv = {"session_01": [{"text": "a"}], "session_01_date_time": "1 May 2023", "session_\u0661": [{"text": "b"}],
+            "session_2": [{"text": "c"}]}  # fmt: skip
+    (h,) = load_histories(write_json(tmp_path / "x.json", [{"conversation": conv}]))
+    assert [(s.session_id, s.date_time) for s in h.sessions] == [("session_01", "1 May 2023"), ("session_2", None)]
+
+
+def test_numbers_in_text_fields_are_read_as_text(tmp_path):
+    content = [{"conversation": {"session_1": [{"speaker": 7, "dia_id": 1, "text": "hi"}], "session_1_date_time": 2023}}]
+    (h,) = load_histories(write_json(tmp_path / "x.json", content))
+    (s,) = h.sessions
+    assert (s.date_time, s.turns[0].speaker, s.turns[0].dia_id) == ("2023", "7", "1")
 
 
 def _write(path, content):

@@ -16,7 +16,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "budgetmem"
 
 LAYERS: list[set[str]] = [
-    {"errors", "chunk", "tables", "executors"},
+    {"errors", "chunk", "tables", "executors", "userfiles"},
     {"settings"},
     {"models"},
     {"llm"},

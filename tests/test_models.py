@@ -115,3 +115,17 @@ def test_prepared_models_match_their_pins():
         assert verify(name), name
     spec = replace(get_model("smollm2-135m"), sha256="f" * 64)
     assert status(spec).state != "ready"  # a changed pin invalidates the marker
+
+
+def test_a_models_folder_that_is_a_file_is_a_model_error(tmp_path, wheels):
+    # Found by the CLI fuzz campaign: `--models-dir FILE models prepare NAME` let
+    # mkdir's FileExistsError out as a traceback.
+    spec = _split_spec(hashlib.sha256(b"hello world").hexdigest())
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    with pytest.raises(ModelError, match="cannot use .* as the models folder") as err:
+        prepare(spec, a_file, wheels_dir=wheels, log=lambda m: None)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ModelError, match="as the models folder"):
+        prepare(spec, a_file / "below", wheels_dir=wheels, log=lambda m: None)
+    assert a_file.read_text() == "not a folder"

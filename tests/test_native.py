@@ -238,3 +238,15 @@ def test_verdict_cache_survives_a_damaged_file(tmp_path: Path) -> None:
     assert cache.get("k") is None
     cache.put("k", {"ok": True})
     assert cache.get("k") == {"ok": True}
+
+
+@pytest.mark.parametrize("timeout", ["inf", "nan", "0", "-5"])
+def test_doctor_refuses_a_timeout_it_cannot_wait(timeout, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    # Found by the CLI fuzz campaign: `doctor --timeout inf` reached subprocess.run and ended
+    # in an OverflowError traceback after the first generation.
+    from budgetmem import doctor
+
+    monkeypatch.setattr(doctor, "diagnose", lambda **k: pytest.fail("ran with a timeout it cannot wait"))
+    rc = main(["doctor", "--no-verify", "--timeout", timeout])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--timeout must be a positive number of seconds" in err

@@ -136,3 +136,22 @@ def test_completion_to_dict_is_json() -> None:
     assert data["usd"] == pytest.approx(10 * 0.15e-6 + 2 * 0.6e-6)
     assert data["price"] == {"input_per_m": 0.15, "output_per_m": 0.60, "source": "src"}
     assert data["prompt_tokens"] == 10 and data["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "match"),
+    [
+        ("binary.toml", bytes(range(256)), "not UTF-8 text"),
+        ("deep.json", b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+        ("deep.toml", b"x = " + b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+        ("digits.json", b'{"prices": {"m": {"input": ' + b"7" * 5000 + b"}}}", "number too long"),
+    ],
+)
+def test_load_prices_refuses_what_the_parsers_choke_on(tmp_path: Path, name: str, data: bytes, match: str) -> None:
+    # Found by the CLI fuzz campaign: `complete --prices FILE` with a binary file raised
+    # UnicodeDecodeError, and JSON nested 50,000 deep RecursionError, both as tracebacks.
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=match) as info:
+        load_prices(path)
+    assert "\n" not in str(info.value) and "prices file" in str(info.value)

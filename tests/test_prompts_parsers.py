@@ -300,3 +300,48 @@ def test_grammar_texts() -> None:
     assert "{0,7}" in string_list_grammar(8) and "{0," not in string_list_grammar(1)
     assert string_list_grammar(0) == 'root ::= "<answer>[]</answer>"\n'
     assert text_grammar().startswith('root ::= "<answer>"')
+
+
+@pytest.mark.parametrize("inner", ["[{[1]}]", "[{[]: 1}]", "[" + "7" * 5000 + "]", "[" * 3000 + "]" * 3000])
+def test_string_list_odd_literals_are_parse_errors(inner):
+    # Found by fuzzing: literal_eval raised TypeError (unhashable), json.loads a plain
+    # ValueError (too many digits) and RecursionError, none of them a ParseError.
+    with pytest.raises(ParseError, match="not a JSON array|is not a string|not an array"):
+        parse_string_list(f"<answer>{inner}</answer>", 5)
+
+
+def test_a_fence_followed_by_a_long_whitespace_run_parses_at_once():
+    import time
+
+    # Found while fuzzing the parsers: the fence regex backtracked cubically, so a model
+    # looping on newlines after ``` (4,000 characters) kept the parser busy for a minute.
+    t0 = time.perf_counter()
+    assert parse_text("<answer>```" + "\n " * 2000 + "x") == "```" + "\n " * 2000 + "x"
+    with pytest.raises(ParseError):
+        parse_string_list("<answer>```json" + " \n" * 2000 + "[", 3)
+    assert time.perf_counter() - t0 < 2.0
+    # What the fence rule keeps doing: the body without its language tag, stripped.
+    assert parse_text("<answer>```text\n  hello \n```</answer>") == "hello"
+    assert parse_string_list('<answer>```json ["a"] ```</answer>', 3) == ["a"]
+    assert parse_scores("<answer>```[1, 2]```</answer>", 2) == [1.0, 2.0]
+
+
+def test_a_reply_looping_on_the_thinking_tag_parses_at_once():
+    import re
+    import time
+
+    from budgetmem.pipeline.parsers import strip_thinking
+    from budgetmem.pipeline.prompts import extract_answer
+
+    # Found by the fuzz campaign: <thinking>.*?</thinking> tried each of 3,000 unclosed tags
+    # against the rest of the reply, seconds per parser (83 s for all of them on a busy machine).
+    looping = "<thinking>" * 3000 + "<answer>[1, 2]</answer>"
+    t0 = time.perf_counter()
+    assert parse_scores(looping, 2) == [1.0, 2.0]
+    assert extract_answer(looping, "plain") == "[1, 2]"
+    assert time.perf_counter() - t0 < 1.0
+    # Same result as the regex it replaces, closed, unclosed, nested and mixed-case blocks.
+    reference = re.compile(r"<thinking>.*?</thinking>", re.IGNORECASE | re.DOTALL)
+    for text in ["a<thinking>b</thinking>c", "<THINKING>x</thinking><thinking>y", "<thinking><thinking>z</thinking>w</thinking>",
+                 "no tags", "</thinking><thinking>", "<thinking>1</Thinking>2<thinking>3</thinking>4", ""]:  # fmt: skip
+        assert strip_thinking(text) == reference.sub("", text), text

@@ -169,3 +169,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("budgetmem: error:") and "\n" not in err and says in err, err
+
+
+def test_frontier_refuses_a_bad_dataset_before_announcing_a_router(tmp_path, capsys):
+    # Found by the CLI fuzz campaign: `frontier --data EMPTY.json` printed "frontier:
+    # router-0" and then the error: two lines on stderr for one refused input.
+    from budgetmem.cli.main import main
+
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    code = main(["frontier", "--dataset", "locomo", "--data", str(empty), "--out", str(tmp_path / "out"),
+                 "--cost-weights", "0", "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"budgetmem: error: malformed JSON in {empty}: Expecting value at line 1 column 1\n"
+    assert not (tmp_path / "out").exists()

@@ -372,3 +372,29 @@ def test_family_interpolates_between_neighbouring_lambdas(tmp_path) -> None:  # 
     # knob 0.3 -> position 0.6 between lambda 0 and 0.5: the upper one 60% of the time
     assert set(picks) == {0.0, 0.5}
     assert picks.count(0.5) / len(picks) == pytest.approx(0.6, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (bytes(range(256)), "not UTF-8 text"),
+        (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+        (b'{"format": ' + b"7" * 5000 + b"}", "number too long"),
+        (None, "is a folder|not found"),  # a folder: the rules loader checks is_file() first
+    ],
+)
+def test_a_rules_or_calibration_file_that_cannot_be_read_is_an_input_error(tmp_path, data, match) -> None:  # type: ignore[no-untyped-def]
+    # Found by the CLI fuzz campaign: `ask --policy rules:BINARY` ended in a
+    # UnicodeDecodeError traceback and deeply nested JSON in a RecursionError.
+    from budgetmem.errors import InputError
+    from budgetmem.router.escalate import load_calibration
+
+    path = tmp_path / "policy.json"
+    if data is None:
+        path.mkdir()
+    else:
+        path.write_bytes(data)
+    for load in (load_calibration, load_rule_table):
+        with pytest.raises(InputError, match=match) as err:
+            load(path)
+        assert "\n" not in str(err.value)

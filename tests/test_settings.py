@@ -34,3 +34,16 @@ def test_bad_settings(tmp_path):
         load_settings(tmp_path / "nope.toml")
     with pytest.raises(ConfigError):
         Settings().replace(chunking__max_tokens=2)
+
+
+def test_a_settings_file_that_cannot_be_read_as_text_is_an_input_error(tmp_path):
+    # Found by the CLI fuzz campaign: `--config FOLDER` was an IsADirectoryError and
+    # `--config BINARY` a UnicodeDecodeError, both tracebacks instead of one line.
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(InputError, match="not UTF-8 text") as err:
+        load_settings(binary)
+    assert "\n" not in str(err.value)
+    with pytest.raises(InputError, match="cannot read settings file") as err:
+        load_settings(tmp_path)
+    assert "\n" not in str(err.value)

@@ -428,6 +428,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"settings file not found: {p}", hint="check the --config path") from None
+    except UnicodeDecodeError:
+        raise InputError(f"settings file {p} is not UTF-8 text", hint="--config takes a TOML file") from None
+    except OSError as exc:  # a folder, no permission: nothing TOML can be read from it
+        raise InputError(f"cannot read settings file {p}: {exc.strerror or exc}", hint="--config takes a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"settings file {p} is not valid TOML: {exc}") from None
     kwargs: dict[str, Any] = {}

@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
             grammar = Path(args.grammar).read_text(encoding="utf-8")
         except OSError as exc:
             raise InputError(f"cannot read grammar file {args.grammar}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"grammar file {args.grammar} is not UTF-8 text (byte {exc.start})", hint="GBNF is text") from None
     llm = make_llm(args.provider, settings=settings, models_dir=settings.models_dir)
     out = llm.complete(args.prompt, max_tokens=args.max_tokens, grammar=grammar)
     if args.json:

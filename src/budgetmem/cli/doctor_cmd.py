@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.prompt_tokens < 2 or args.gen_tokens < 1:
         raise InputError("--prompt-tokens must be >= 2 and --gen-tokens >= 1")
+    if not 0 < args.timeout < float("inf"):  # also refuses nan; subprocess cannot wait an infinite time
+        raise InputError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     settings = settings_from(args)
     only = [get_model(n).name for n in args.models] if args.models else None
     quiet = args.json or not sys.stderr.isatty()

@@ -17,6 +17,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> object:
+        # Python 3.11's argparse drops "--" from an option's words even when it is the value
+        # itself (--from=--), which left a list where a string belongs and a TypeError later.
+        # Such a value is the string "--" (what newer Pythons do).
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
 
 def build_parser() -> argparse.ArgumentParser:
     from budgetmem.cli import (
@@ -93,6 +103,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # The system refused a file operation on a path the user gave, in a place the
+        # library does not check beforehand: a name longer than the filesystem allows (even
+        # Path.exists() raises then), a device that is full. Still one line, not a traceback.
+        print(f"budgetmem: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+
+
+def _os_error(exc: OSError) -> str:
+    where = str(exc.filename) if exc.filename is not None else ""
+    if len(where) > 120:
+        where = where[:60] + "..." + where[-40:]
+    reason = exc.strerror or type(exc).__name__
+    return " ".join(f"{reason}: {where}".split()) if where else " ".join(reason.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetmem.errors import InputError
-from budgetmem.ingest.history import History
+from budgetmem.ingest.history import History, optional_text
 from budgetmem.ingest.hotpotqa import parse_hotpotqa, record_name
 from budgetmem.ingest.jsonl import parse_jsonl
 from budgetmem.ingest.load import read_json, read_text
@@ -76,8 +76,12 @@ class EvalSet:
         raise KeyError(name)
 
 
-def _answers(value: Any) -> tuple[str, ...]:
+def _answers(value: Any, where: str) -> tuple[str, ...]:
+    # An empty list would leave LoCoMo's F1 without its reference (answers[0]) and make a
+    # question no answer can get right elsewhere: say so while loading.
     if isinstance(value, list):
+        if not value:
+            raise InputError(f"{where} has an empty list of answers", hint="give at least one gold answer")
         return tuple(str(v) for v in value)
     return (str(value),)
 
@@ -96,7 +100,8 @@ def _locomo(path: Path, adversarial: bool) -> EvalSet:
             gold = q.get("answer", q.get("adversarial_answer", "")) if code != 5 else "Not mentioned in the conversation"
             items.append(
                 EvalItem(
-                    id=f"{h.name}:q{i}", history=h.name, question=str(q["question"]), answers=_answers(gold),
+                    id=f"{h.name}:q{i}", history=h.name, question=str(q["question"]),
+                    answers=_answers(gold, f"{path}: {h.name} question {i}"),
                     category=LOCOMO_CATEGORIES[code], code=code, evidence=tuple(str(e) for e in q.get("evidence") or ()),
                 )
             )  # fmt: skip
@@ -112,8 +117,9 @@ def _longmemeval(path: Path, adversarial: bool) -> EvalSet:
             raise InputError(f"{path}: record {h.name} needs 'question' and 'answer'")
         items.append(
             EvalItem(
-                id=h.name, history=h.name, question=str(rec["question"]), answers=_answers(rec["answer"]),
-                category=str(rec.get("question_type", "all")), question_date=rec.get("question_date"),
+                id=h.name, history=h.name, question=str(rec["question"]), answers=_answers(rec["answer"], f"{path}: {h.name}"),
+                category=str(rec.get("question_type", "all")),
+                question_date=optional_text(rec.get("question_date"), f"{path}: {h.name} question_date"),
                 evidence=tuple(str(s) for s in rec.get("answer_session_ids") or ()),
             )
         )  # fmt: skip
@@ -129,7 +135,7 @@ def _hotpotqa(path: Path, adversarial: bool) -> EvalSet:
             raise InputError(f"{path}: record {i} needs an 'input' question and an 'answers' list")
         name = record_name(rec, i)
         items.append(
-            EvalItem(id=name, history=name, question=rec["input"], answers=_answers(rec["answers"]),
+            EvalItem(id=name, history=name, question=rec["input"], answers=_answers(rec["answers"], f"{path}: record {i}"),
                      category=str(rec.get("type", "all")))
         )  # fmt: skip
     return EvalSet("hotpotqa", str(path), tuple(histories), tuple(items), *DEFAULTS["hotpotqa"])
@@ -146,7 +152,8 @@ def _jsonl(path: Path, adversarial: bool) -> EvalSet:
             items.append(
                 EvalItem(
                     id=str(q.get("id", f"{r.history.name}:q{j}")), history=r.history.name, question=q["question"],
-                    answers=_answers(gold), category=str(q.get("category", "all")), question_date=q.get("question_date"),
+                    answers=_answers(gold, f"{path} line {r.line}: question {j}"), category=str(q.get("category", "all")),
+                    question_date=optional_text(q.get("question_date"), f"{path} line {r.line}: question {j} question_date"),
                 )
             )  # fmt: skip
     return EvalSet("jsonl", str(path), tuple(r.history for r in records), tuple(items), *DEFAULTS["jsonl"])

@@ -79,6 +79,8 @@ def parse_judgement(text: str) -> tuple[float, str]:
         obj = json.loads(found.group(0))
     except json.JSONDecodeError as exc:
         raise JudgeParseError(text, f"not valid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError):  # json.loads' other failures: a 5,000-digit number, deep nesting
+        raise JudgeParseError(text, "not valid JSON: a number too long or nesting too deep") from None
     if not isinstance(obj, dict) or "score" not in obj:
         raise JudgeParseError(text, "the object has no 'score'")
     raw_score = obj["score"]

@@ -38,7 +38,9 @@ class ResultsFile:
         if not self.path.exists():
             return []
         out = []
-        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+        # Split at "\n" only: append() writes with ensure_ascii=False, so a row may hold a raw
+        # U+2028 or U+0085, where str.splitlines() would cut it in two.
+        for n, line in enumerate(self.path.read_text(encoding="utf-8").split("\n"), start=1):
             if not line.strip():
                 continue
             try:

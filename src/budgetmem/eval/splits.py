@@ -13,7 +13,6 @@ Every result written by the evaluator carries the :class:`Split` it came from.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from budgetmem.errors import InputError
 from budgetmem.eval.datasets import EvalItem, EvalSet
+from budgetmem.userfiles import decode_json, read_user_text
 
 __all__ = ["PARTS", "Split", "make_split"]
 
@@ -50,12 +50,7 @@ def _cut(groups: list[str], seed: int, ratios: tuple[float, float, float]) -> di
 
 
 def _from_file(path: Path, items: tuple[EvalItem, ...]) -> dict[str, list[str]]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"split file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON in split file {path}: {exc.msg} at line {exc.lineno}") from None
+    raw = decode_json(read_user_text(path, "split file"), f"split file {path}")
     if not isinstance(raw, dict) or not set(raw) <= {"train", "val", "test"}:
         raise InputError(f"split file {path} must be an object with train / val / test lists")
     known = {i.id for i in items} | {i.history for i in items}

@@ -10,7 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Turn", "Session", "History"]
+from budgetmem.errors import InputError
+
+__all__ = ["Turn", "Session", "History", "optional_text"]
+
+
+def optional_text(value: Any, what: str) -> str | None:
+    """A speaker, date or id read from an input file: a string, a number (written as one) or
+    absent. Anything else is an :class:`InputError` here, not a crash later in the chunker or
+    the store (a list speaker cannot be hashed, a dict date cannot be bound to SQL)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise InputError(f"{what} must be a string, got {type(value).__name__}")
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ starting with ``#`` are skipped. Errors name the line.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from budgetmem.errors import InputError
-from budgetmem.ingest.history import History, Session, Turn
+from budgetmem.ingest.history import History, Session, Turn, optional_text
+from budgetmem.userfiles import decode_json
 
-__all__ = ["JsonlRecord", "parse_jsonl"]
+__all__ = ["JsonlRecord", "parse_jsonl", "decode_json"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def _session(raw: Any, where: str, j: int) -> Session:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: session {j} must be an object")
     sid = str(raw.get("id", f"session_{j + 1}"))
-    date = raw.get("date")
+    date = optional_text(raw.get("date"), f"{where}: session {sid} date")
     if raw.get("kind") == "document" or "text" in raw and "turns" not in raw:
         if not isinstance(raw.get("text"), str):
             raise InputError(f"{where}: document session {sid} needs a 'text' string")
@@ -48,7 +48,8 @@ def _session(raw: Any, where: str, j: int) -> Session:
         if isinstance(t, str):
             turns.append(Turn(text=t, dia_id=f"{sid}:{k}"))
         elif isinstance(t, dict) and isinstance(t.get("text"), str):
-            turns.append(Turn(text=t["text"], speaker=t.get("speaker"), dia_id=str(t.get("id", f"{sid}:{k}"))))
+            speaker = optional_text(t.get("speaker"), f"{where}: session {sid} turn {k} speaker")
+            turns.append(Turn(text=t["text"], speaker=speaker, dia_id=str(t.get("id", f"{sid}:{k}"))))
         else:
             raise InputError(f"{where}: session {sid} turn {k} must be a string or an object with 'text'")
     return Session(sid, date, tuple(turns), "chat")
@@ -57,14 +58,13 @@ def _session(raw: Any, where: str, j: int) -> Session:
 def parse_jsonl(text: str, source: str) -> list[JsonlRecord]:
     records: list[JsonlRecord] = []
     names: set[str] = set()
-    for n, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (a trailing "\r" is JSON whitespace). str.splitlines() would also
+    # cut at U+2028, U+0085, U+001C..., which json.dumps(ensure_ascii=False) leaves raw in strings.
+    for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         where = f"{source} line {n}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"malformed JSON in {where}: {exc.msg} at column {exc.colno}") from None
+        raw = decode_json(line, where, lines=False)
         if not isinstance(raw, dict) or not isinstance(raw.get("sessions"), list):
             raise InputError(f"{where}: each line is an object with a 'sessions' list")
         name = str(raw.get("id", f"history-{len(records) + 1}"))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from budgetmem.errors import InputError
 from budgetmem.ingest.history import History
 from budgetmem.ingest.hotpotqa import looks_like_hotpotqa, parse_hotpotqa
-from budgetmem.ingest.jsonl import parse_jsonl
+from budgetmem.ingest.jsonl import decode_json, parse_jsonl
 from budgetmem.ingest.locomo import looks_like_locomo, parse_locomo
 from budgetmem.ingest.longmemeval import looks_like_longmemeval, parse_longmemeval
 from budgetmem.ingest.text import TEXT_SUFFIXES, parse_text
@@ -33,11 +32,7 @@ def read_text(path: Path) -> str:
 
 
 def read_json(path: Path) -> Any:
-    text = read_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON in {path}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    return decode_json(read_text(path), str(path))
 
 
 def _load_file(path: Path, fmt: str) -> list[History]:

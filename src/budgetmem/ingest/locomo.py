@@ -11,11 +11,11 @@ import re
 from typing import Any
 
 from budgetmem.errors import InputError
-from budgetmem.ingest.history import History, Session, Turn
+from budgetmem.ingest.history import History, Session, Turn, optional_text
 
 __all__ = ["parse_locomo", "looks_like_locomo"]
 
-_SESSION_KEY = re.compile(r"^session_(\d+)$")
+_SESSION_KEY = re.compile(r"session_([0-9]+)")
 
 
 def looks_like_locomo(data: Any) -> bool:
@@ -27,11 +27,13 @@ def _turn(raw: Any, where: str) -> Turn:
         raise InputError(f"{where}: a turn must be an object with a 'text' string")
     extra = {}
     text = raw["text"]
-    if raw.get("blip_caption"):
+    caption = optional_text(raw.get("blip_caption"), f"{where}: blip_caption")
+    if caption:
         # Images are shared in LoCoMo chats; their caption is the only trace a text memory keeps.
-        extra["image_caption"] = raw["blip_caption"]
-        text = f"{text} [shares an image: {raw['blip_caption']}]"
-    return Turn(text=text, speaker=raw.get("speaker"), dia_id=raw.get("dia_id"), extra=extra)
+        extra["image_caption"] = caption
+        text = f"{text} [shares an image: {caption}]"
+    speaker = optional_text(raw.get("speaker"), f"{where}: speaker")
+    return Turn(text=text, speaker=speaker, dia_id=optional_text(raw.get("dia_id"), f"{where}: dia_id"), extra=extra)
 
 
 def parse_locomo(data: Any, source: str) -> list[History]:
@@ -43,14 +45,16 @@ def parse_locomo(data: Any, source: str) -> list[History]:
         if not isinstance(conv, dict):
             raise InputError(f"{source}: sample {i} has no 'conversation' object")
         name = str(sample.get("sample_id", f"sample-{i}"))
-        numbers = sorted(int(m.group(1)) for k in conv if (m := _SESSION_KEY.match(k)))
+        # In numeric order, each read by its own key: "session_01" is not "session_1".
+        keys = sorted((int(m.group(1)), k) for k in conv if (m := _SESSION_KEY.fullmatch(k)))
         sessions = []
-        for n in numbers:
-            turns_raw = conv[f"session_{n}"]
+        for _, key in keys:
+            turns_raw = conv[key]
             if not isinstance(turns_raw, list):
-                raise InputError(f"{source}: {name} session_{n} is not a list of turns")
-            turns = tuple(_turn(t, f"{source}: {name} session_{n}") for t in turns_raw)
+                raise InputError(f"{source}: {name} {key} is not a list of turns")
+            turns = tuple(_turn(t, f"{source}: {name} {key}") for t in turns_raw)
             if turns:
-                sessions.append(Session(f"session_{n}", conv.get(f"session_{n}_date_time"), turns, "chat"))
+                date = optional_text(conv.get(f"{key}_date_time"), f"{source}: {name} {key}_date_time")
+                sessions.append(Session(key, date, turns, "chat"))
         histories.append(History(name=name, source=source, format="locomo", sessions=tuple(sessions)))
     return histories

@@ -8,15 +8,14 @@ price says so in its ``source``. A model with no price is an error, never zero.
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 from budgetmem.errors import ConfigError, InputError, UnknownPriceError
 from budgetmem.llm.base import Price
+from budgetmem.userfiles import decode_json, decode_toml
 
 __all__ = ["PriceTable", "DEFAULT_PRICES", "PAPER_PRICES", "EMBEDDED_EQUIVALENTS", "load_prices"]
 
@@ -148,11 +147,12 @@ def load_prices(path: str | Path, base: PriceTable | None = None) -> PriceTable:
         raise InputError(f"prices file not found: {p}", hint="check the prices_file path") from None
     except OSError as exc:
         raise InputError(f"cannot read prices file {p}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
-        raise InputError(f"prices file {p} is not valid {kind}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"prices file {p} is not UTF-8 text (byte {exc.start})") from None
+    if p.suffix.lower() == ".json":
+        data = decode_json(text, f"prices file {p}")
+    else:
+        data = decode_toml(text, f"prices file {p}")
     if not isinstance(data, dict) or not isinstance(data.get("prices"), dict):
         raise ConfigError(
             f"prices file {p} has no 'prices' table", hint='expected {"prices": {"model": {"input": .., "output": ..}}}'

@@ -213,7 +213,13 @@ def prepare(
     if st.state == "ready" and not force:
         return st.path
     target = st.path
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where the folder should be, no permission, a read-only disk
+        raise ModelError(
+            f"cannot use {target.parent} as the models folder: {exc.strerror or exc}",
+            hint="point --models-dir / models_dir / $BUDGETMEM_MODELS_DIR at a folder you can write",
+        ) from None
     started = time.perf_counter()
 
     search = [p for p in (wheels_dir, os.environ.get(ENV_WHEELS_DIR)) if p]

@@ -30,6 +30,7 @@ usual repair applies to it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -103,23 +104,26 @@ _PLAN_LINES = 4
 """The plan prompt asks for at most four bullet points."""
 
 
+_PLAN_OPEN = re.compile("<plan>", re.IGNORECASE)
+_PLAN_END = re.compile("</plan>|<answer>", re.IGNORECASE)
+
+
 def _plan_text(text: str) -> str:
     """The plan inside <plan> (closing tag optional: generation stops at it), as at most four
     distinct non-empty lines. Small models at temperature 0 often repeat a line until the
     budget runs out; feeding that loop to the act call makes it loop too. Anything from an
     <answer> tag on is dropped: the plan step must not smuggle in an answer."""
-    lower = text.lower()
-    start = lower.find("<plan>")
-    body = text[start + len("<plan>") :] if start >= 0 else text
-    for end_tag in ("</plan>", "<answer>"):
-        cut = body.lower().find(end_tag)
-        if cut >= 0:
-            body = body[:cut]
+    # Tags are found by a case-insensitive search in the text itself: an index found in
+    # text.lower() is off wherever lowering changes a length ("İ" becomes two characters).
+    start = _PLAN_OPEN.search(text)
+    body = text[start.end() :] if start else text
+    end = _PLAN_END.search(body)
+    body = body[: end.start()] if end else body
     lines: list[str] = []
     for line in body.splitlines():
-        line = line.strip()
+        line = line.strip()[:200]  # cut before comparing, so a long repeated line is one line
         if line and line not in lines:
-            lines.append(line[:200])
+            lines.append(line)
         if len(lines) == _PLAN_LINES:
             break
     return "\n".join(lines)

@@ -28,6 +28,7 @@ import re
 __all__ = [
     "ParseError",
     "answer_body",
+    "strip_thinking",
     "parse_scores",
     "parse_string_list",
     "parse_text",
@@ -46,25 +47,53 @@ class ParseError(Exception):
         super().__init__(reason)
 
 
-_THINKING = re.compile(r"<thinking>.*?</thinking>", re.IGNORECASE | re.DOTALL)
+_THINK_OPEN = re.compile(r"<thinking>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</thinking>", re.IGNORECASE)
 _OPEN = re.compile(r"<answer>", re.IGNORECASE)
 _CLOSE = re.compile(r"</answer>", re.IGNORECASE)
 _EMPTY = "the <answer> tags are empty"
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?\s*```$", re.DOTALL)
+_LANGUAGE = re.compile(r"[a-zA-Z]*")
+
+
+def _unfence(inner: str) -> str | None:
+    """The body of a Markdown code fence that is the whole of ``inner`` (already stripped),
+    its language tag dropped; None if it is not one. Plain string work, not one regex: the
+    regex this replaces backtracked cubically on a fence followed by a long run of
+    whitespace (4,000 characters of "\\n " took a minute)."""
+    if len(inner) < 6 or not (inner.startswith("```") and inner.endswith("```")):
+        return None
+    body = inner[3:-3]
+    return body[_LANGUAGE.match(body).end() :].strip()  # type: ignore[union-attr]
+
+
+def strip_thinking(text: str) -> str:
+    """``text`` without its ``<thinking>...</thinking>`` blocks; an unclosed one is kept.
+
+    The same result as ``re.sub(r"<thinking>.*?</thinking>", "", text, flags=I | S)`` in
+    linear time: that regex tries every ``<thinking>`` against the rest of the text, so a
+    small model looping on the tag (3,000 of them, no close) cost seconds per parser. Once
+    one opening tag has no closing tag after it, no later one has either."""
+    kept: list[str] = []
+    pos = 0
+    while (start := _THINK_OPEN.search(text, pos)) and (end := _THINK_CLOSE.search(text, start.end())):
+        kept.append(text[pos : start.start()])
+        pos = end.end()
+    kept.append(text[pos:])
+    return "".join(kept)
 
 
 def answer_body(text: str) -> str:
     """The content of the last non-empty ``<answer>`` block, stripped, fences removed."""
-    body = _THINKING.sub("", text)
+    body = strip_thinking(text)
     opens = [m.end() for m in _OPEN.finditer(body)]
     if not opens:
         raise ParseError(text, "no <answer> tag in the reply")
     for start in reversed(opens):
         close = _CLOSE.search(body, start)
         inner = body[start : close.start() if close else len(body)].strip()
-        fenced = _FENCE.match(inner)
-        if fenced:
-            inner = fenced.group(1).strip()
+        fenced = _unfence(inner)
+        if fenced is not None:
+            inner = fenced
         if inner:
             return inner
     raise ParseError(text, _EMPTY)
@@ -105,14 +134,15 @@ def parse_scores(text: str, n: int) -> list[float]:
 def _load_array(inner: str, text: str) -> object:
     try:
         return json.loads(inner)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # bad JSON, a 5,000-digit number, nesting too deep
         pass
     # Small models often write Python-style lists (single quotes, a trailing comma); that is
-    # still an unambiguous array of strings, and literal_eval evaluates no code.
+    # still an unambiguous array of strings, and literal_eval evaluates no code. It raises
+    # TypeError on a set or dict with a list inside ("[{[1]}]": unhashable).
     if inner.startswith("["):
         try:
             return ast.literal_eval(inner)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             pass
     raise ParseError(text, "the answer is not a JSON array")
 

@@ -24,6 +24,7 @@ from typing import Literal
 
 from budgetmem.errors import ConfigError
 from budgetmem.pipeline.answers import kind_instruction, question_kind
+from budgetmem.pipeline.parsers import strip_thinking
 from budgetmem.pipeline.stages import EXTRACTORS, PROMPT_VERSION, Stage, as_stage
 from budgetmem.pipeline.types import ModuleInput, ScoredChunk
 
@@ -307,7 +308,6 @@ def build_answer_prompt(query: str, memory: str, *, style: AnswerStyle = "locomo
     )
 
 
-_THINKING = re.compile(r"<thinking>.*?</thinking>", re.IGNORECASE | re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
 _LABEL = re.compile(r"^\s*(?:short answer|final answer|answer)\s*:\s*", re.IGNORECASE)
 _ANY_TAG = re.compile(r"</?[a-z_]+>", re.IGNORECASE)
@@ -321,7 +321,7 @@ def extract_answer(text: str, style: AnswerStyle = "locomo") -> str:
     contract asks for a phrase and small models often add an explanation after it;
     ``plain`` keeps the whole reply.
     """
-    body = _THINKING.sub("", text)
+    body = strip_thinking(text)
     found = [a.strip() for a in _ANSWER.findall(body) if a.strip()]
     if found:
         body = found[-1]

@@ -18,7 +18,17 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["DateFilter", "query_dates", "session_month_year"]
+__all__ = ["DateFilter", "query_dates", "session_month_year", "fold_lookalikes"]
+
+# The only non-ASCII letters that Python's case-insensitive regexes match to ASCII ones
+# (dotted capital I, dotless i, long s, Kelvin sign). str.lower() keeps them, so a month
+# that re.I found as "ſep" was then missing from every table keyed by ASCII names.
+_LOOKALIKES = str.maketrans("\u0130\u0131\u017f\u212a", "iisk")
+
+
+def fold_lookalikes(text: str) -> str:
+    """``text`` with those four letters made ASCII; the length and every index stay the same."""
+    return text.translate(_LOOKALIKES)
 
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
            "november", "december")  # fmt: skip
@@ -56,6 +66,7 @@ def query_dates(query: str) -> DateFilter:
 
 @lru_cache(maxsize=4096)  # a namespace has few distinct session dates; a dated query checks ~100 chunks
 def session_month_year(text: str) -> tuple[int | None, int | None]:
+    text = fold_lookalikes(text)
     m = _NUMERIC.search(text)
     if m:
         return int(m.group(2)), int(m.group(1))

@@ -24,7 +24,6 @@ counts both), and ``result.context["escalation"]`` the features, confidence and 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -40,6 +39,7 @@ from budgetmem.pipeline.runner import Reuse
 from budgetmem.pipeline.trace import QueryResult
 from budgetmem.pipeline.types import charge, paid_calls
 from budgetmem.router.data_files import packaged, save_json
+from budgetmem.userfiles import decode_json, read_user_text
 
 __all__ = [
     "CALIBRATION_FORMAT", "FEATURES", "Calibration", "Escalation", "confidence_features", "default_calibration_path",
@@ -100,12 +100,7 @@ def default_calibration_path() -> Path:
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
     p = Path(path) if path is not None else default_calibration_path()
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"calibration file {p} not found") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{p} is not an escalation calibration ({type(exc).__name__})") from None
+    raw = decode_json(read_user_text(p, "calibration file"), f"calibration file {p}")
     if not isinstance(raw, dict) or raw.get("format") != CALIBRATION_FORMAT:
         raise InputError(f"{p} is not a {CALIBRATION_FORMAT} file")
     return Calibration(float(raw["bias"]), {str(k): float(v) for k, v in raw["weights"].items()}, dict(raw.get("fitted") or {}))

@@ -26,7 +26,6 @@ The trace shows the type, how it was decided, and the map row used (``context.ro
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections import OrderedDict
@@ -41,6 +40,7 @@ from budgetmem.pipeline.policy import PolicyState
 from budgetmem.pipeline.stages import MODULES
 from budgetmem.pipeline.types import Tier
 from budgetmem.router.data_files import packaged, save_json
+from budgetmem.userfiles import decode_json, read_user_text
 
 __all__ = [
     "QUESTION_TYPES", "RULES_FORMAT", "Classification", "QuestionClassifier", "RuleRouter", "RuleTable",
@@ -195,10 +195,7 @@ def load_rule_table(path: str | Path | None = None) -> RuleTable:
     p = Path(path) if path is not None else default_rules_path()
     if not p.is_file():
         raise InputError(f"rules file {p} not found", hint="fit one with bench/routing.py --part fit, or use --policy rules")
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{p} is not a rules file ({type(exc).__name__})") from None
+    raw = decode_json(read_user_text(p, "rules file"), f"rules file {p}")
     if not isinstance(raw, dict) or raw.get("format") != RULES_FORMAT:
         raise InputError(f"{p} is not a {RULES_FORMAT} file")
     protos = {str(k): tuple(float(x) for x in v) for k, v in (raw.get("prototypes") or {}).items()}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetmem.errors import ConfigError
+from budgetmem.eval.datasets import load_eval_set
 from budgetmem.eval.summary import summarise
 from budgetmem.executors import ExecutorSettings
 from budgetmem.harness import EvalConfig, LLMSource, run_eval
@@ -109,6 +110,9 @@ def run_frontier(
         raise ConfigError("no cost weights given", hint="e.g. --cost-weights 0,0.1,0.5")
     if any(w < 0 for w in cfg.cost_weights):
         raise ConfigError("cost weights cannot be negative")
+    # Read the dataset before announcing the first router: a file that cannot be loaded is
+    # then the one line the command prints, not an error after "frontier: router-0".
+    load_eval_set(cfg.dataset, cfg.data)
     cfg.out.mkdir(parents=True, exist_ok=True)
 
     def evaluate(policy: str, name: str) -> list[dict[str, Any]]:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from budgetmem.retrieval.dates import fold_lookalikes
+
 __all__ = [
     "Tense",
     "Resolved",
@@ -448,11 +450,12 @@ _LEADING_WORDS = re.compile(r"^(?:on|in|at|during|since|by|until|till|from|aroun
 def find_expressions(text: str) -> list[Expression]:
     """Explicit time expressions in ``text``, left to right, never overlapping."""
     found: list[Expression] = []
+    folded = fold_lookalikes(text)  # the rules' tables are keyed by ASCII words; indices stay
     for kind, pattern, _ in _RULES:
-        for m in pattern.finditer(text):
+        for m in pattern.finditer(folded):
             if m.end() == m.start() or not _on_word_boundary(text, m.start(), m.end()):
                 continue
-            found.append(Expression(m.start(), m.end(), m.group(0).strip(), kind))
+            found.append(Expression(m.start(), m.end(), text[m.start() : m.end()].strip(), kind))
     # Longest first, then leftmost; keep a span only where it overlaps nothing kept.
     kept: list[Expression] = []
     for e in sorted(found, key=lambda e: (-(e.end - e.start), e.start)):
@@ -472,15 +475,20 @@ def resolve(expression: str, anchor: date, tense: Tense = None) -> Resolved | No
 
     ``tense`` breaks the tie where the words alone do not say which year or which
     Sunday is meant ("on Sunday", "in June"). None when the expression is no date
-    (a duration, a habit, a clock time, "recently").
+    (a duration, a habit, a clock time, "recently"), or when the date it names falls
+    outside the years 1-9999 that Python's calendar holds ("last week" said on 1 January
+    of year 1: a session stamp can be any string, so the anchor can be that early).
     """
-    text = " ".join(expression.strip().rstrip(".,;:!?").split())
+    text = " ".join(fold_lookalikes(expression).strip().rstrip(".,;:!?").split())
     # "in two weeks" is a rule of its own; "in June" is "June" after a preposition.
     for candidate in dict.fromkeys((text, _LEADING_WORDS.sub("", text))):
         for _, pattern, resolver in _RULES:
             m = pattern.fullmatch(candidate)
             if m is not None:
-                return resolver(m, anchor, tense) if resolver else None
+                try:
+                    return resolver(m, anchor, tense) if resolver else None
+                except (ValueError, OverflowError):  # date() / timedelta past year 1 or 9999
+                    return None
     return None
 
 
@@ -492,6 +500,7 @@ def parse_session_date(text: str | None) -> date | None:
     "2023/05/20 (Sat) 09:00", ISO "2023-05-20T09:00"; None when no full date is found."""
     if not text:
         return None
+    text = fold_lookalikes(text)
     for _, pattern, resolver in _FULL_DATE_RULES:
         for m in pattern.finditer(text):
             if m.groupdict().get("y") and resolver is not None:
