@@ -459,8 +459,17 @@ def render() -> None:
                                f"{b['dense']['p50_ms'] / a['dense']['p50_ms']:.1f}",
                                f"{b['bm25']['p50_ms'] / a['bm25']['p50_ms']:.1f}"])  # fmt: skip
         if ratios:
-            L += ["PostgreSQL / SQLite, same run:", "",
+            apart = []
+            for size in sorted({int(k.split("/")[0]) for k in scale}):
+                a, b = scale.get(f"{size}/sqlite"), scale.get(f"{size}/postgresql")
+                if a and b and abs((datetime.fromisoformat(a["at"]) - datetime.fromisoformat(b["at"])).total_seconds()) > 3 * 3600:
+                    apart.append(f"{size:,} chunks (SQLite {a['at'][:16]}, PostgreSQL {b['at'][:16]} UTC)")
+            L += ["PostgreSQL / SQLite:", "",
                   table(["chunks", "ingest speed", "dense p50 time", "lexical p50 time"], ratios), ""]  # fmt: skip
+            if apart:
+                L += [f"Not one run: {'; '.join(apart)}. Those rows were measured more than three hours apart, possibly "
+                      "on different hosts (this project's machines vary in CPU: with and without AVX-512); read their "
+                      "ratio with care. The other pairs come from one run on one machine.", ""]
         if not any(k.startswith("1000000/") for k in scale):
             L += ["1,000,000 chunks: not measured yet. PostgreSQL ingested 130-220 chunks/s on this loaded machine "
                   "(HNSW and GIN kept up to date on every insert), about two hours for 1M; "
