@@ -34,11 +34,19 @@ service's limit (413). The service sends each error as ``{"error": {"type", "mes
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from budgetmem.llm.base import Completion
-    from budgetmem.pipeline.types import CallRecord
+
+class Paid(Protocol):
+    """What an error needs of a paid call: a backend's Completion or a ledger CallRecord.
+    A protocol, so this bottom layer imports nothing above it."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
+    @property
+    def usd(self) -> float: ...
 
 __all__ = [
     "BudgetMemError",
@@ -127,11 +135,11 @@ class LLMError(BudgetMemError):
     """
 
     def __init__(
-        self, message: str, *, hint: str | None = None, paid: Completion | None = None,
-        spent: Iterable[CallRecord] = (),
+        self, message: str, *, hint: str | None = None, paid: Paid | None = None,
+        spent: Iterable[Paid] = (),
     ) -> None:  # fmt: skip
         self.paid = paid
-        self.spent: list[CallRecord] = list(spent)
+        self.spent: list[Paid] = list(spent)
         super().__init__(message, hint=hint)
 
     @property
@@ -142,12 +150,12 @@ class LLMError(BudgetMemError):
     def message(self, value: str) -> None:
         self._message = value
 
-    def charge(self, calls: Iterable[CallRecord]) -> None:
+    def charge(self, calls: Iterable[Paid]) -> None:
         """Add calls paid before the failing one (earlier steps of the same operation)."""
         self.spent[:0] = list(calls)
 
     def _paid_clause(self) -> str:
-        calls: list[CallRecord] | list[Completion] = self.spent or ([self.paid] if self.paid is not None else [])
+        calls: list[Paid] = self.spent or ([self.paid] if self.paid is not None else [])
         if not calls:
             return ""
         p, c = sum(x.prompt_tokens for x in calls), sum(x.completion_tokens for x in calls)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from budgetmem.chunk import Chunk
 
@@ -184,7 +184,8 @@ def charge(exc: LLMError, calls: Iterable[CallRecord], purpose: str | None = Non
 
     ``purpose``: given where the failing call was made; its own reply, when it came with
     token usage (``exc.paid``), becomes the last line, under that purpose."""
-    own = [CallRecord.from_completion(purpose, exc.paid)] if purpose is not None and exc.paid is not None else []
+    # A backend sets ``paid`` to its own Completion (errors.py types it by a protocol only).
+    own = [CallRecord.from_completion(purpose, cast("Completion", exc.paid))] if purpose is not None and exc.paid is not None else []
     exc.charge([*calls, *own])
 
 
