@@ -277,6 +277,8 @@ CAMPAIGNS = [
         what=f"each trial runs {CLI_PER_TRIAL} generated `budgetmem` command lines (every subcommand and flag, wrong "
         "types and choices, dropped or repeated arguments, empty, binary, truncated, deeply nested and missing files), "
         f"each a forked process with a {CHILD_TIMEOUT_S:.0f} s limit; each must exit 0, or 2 with one line on stderr, "
-        "never with a traceback",
+        "never with a traceback. The 2026-12-01 run's two failed trials: trial 0 found a traceback on a "
+        "3,000-character path (fixed: an OSError on a path the user gave is one line, exit 2); trial 3 was the "
+        "harness (a child spent its limit importing psycopg at load 18; the parent now imports it before forking)",
     ),
 ]  # fmt: skip
