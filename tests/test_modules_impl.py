@@ -3,8 +3,10 @@ real all-MiniLM-L6-v2 encoder. No LLM may be touched: the context's llm_for rais
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.modules import get_module
 from budgetmem.pipeline.stages import STAGES
 from budgetmem.pipeline.modules.entity import triples
-from budgetmem.pipeline.modules.summary import DIGEST_WORDS
+from budgetmem.pipeline.modules.summary import DIGEST_WORDS, EVIDENCE_WORDS
 from budgetmem.pipeline.modules.text import sentences, split_lines, terms
 from budgetmem.pipeline.stages import MODULES
 from budgetmem.pipeline.types import FactsResult, ModuleInput, ScoredChunk
@@ -240,7 +242,7 @@ def test_temporal_ends_on_a_long_sentence_whose_root_is_not_a_verb(ctx: RunConte
             "one of many events held in Athens, Greece, in August 2004 among teams from the whole world "
             "including Argentina, Italy and the United States of America and several others.")  # fmt: skip
     chunk = Chunk(text=text, n_tokens=len(text.split()), source="test", history="docs", session_id="d1",
-                  session_date="2024-01-01", position=0, kind="doc", dia_ids=(), speakers=())  # fmt: skip
+                  session_date="2024-01-01", position=0, kind="document", dia_ids=(), speakers=())  # fmt: skip
     inp = ModuleInput(query="When was the tournament held?", chunks=(ScoredChunk(chunk, 1.0),))
     done: dict[str, tuple[str, ...]] = {}
 
@@ -313,9 +315,40 @@ def test_summary_mid_template(outputs: dict[tuple[str, str], FactsResult], ctx: 
     positions = [next(i for i, line in enumerate(dated) if key in line) for key in ("March 2023", "7 May 2023", "23 June 2023")]
     assert positions == sorted(positions)
     evidence = mid.split("Most relevant evidence:\n")[1].split("\n")
-    assert len(evidence) == 2
     said = '"Caroline: I went to an LGBTQ support group yesterday and it was so powerful."'
     assert evidence[0] == f"- {said} (session 1, 8 May 2023)"
+    quoted = [line.split('"')[1] for line in evidence]
+    assert len(evidence) >= 2
+    # The budget: every sentence but the last fits in EVIDENCE_WORDS; the last one is the
+    # one that would pass it, so it is not there.
+    assert sum(len(q.split()) for q in quoted) <= EVIDENCE_WORDS
+    sessions = Counter(line.rsplit("(session ", 1)[1].split(",")[0] for line in evidence)
+    assert max(sessions.values()) <= 3, sessions  # each CHUNKS entry is one session
+    for section in ("Key entities", "Timeline:", "Topics:"):
+        block = mid.split(section)[1].split("\n")[1:]
+        bullets = list(itertools.takewhile(lambda line: line.startswith("- "), block))
+        assert 1 <= len(bullets) <= 5, (section, bullets)
+
+
+def test_summary_mid_evidence_names_documents_and_spans_them(ctx: RunContext) -> None:
+    docs = [
+        ("Rivermouth Rowing Club", "Rivermouth Rowing Club is a rowing club on the Tamar estuary. "
+         "The club was founded by the shipwright Ada Penrose. It races in blue and white."),
+        ("Ada Penrose", "Ada Penrose was a Cornish shipwright and boat designer. "
+         "She was born in 1871 in Saltash. She designed the club's first racing four."),
+    ]  # fmt: skip
+    chunks = tuple(
+        ScoredChunk(Chunk(text=f"{title}\n{body}\n", n_tokens=40, source="test", history="docs", session_id=f"doc_{i}",
+                          session_date=None, position=0, kind="document", dia_ids=(), speakers=()), 1.0)
+        for i, (title, body) in enumerate(docs)
+    )  # fmt: skip
+    mid = get_module("summary").encoder(ModuleInput(query="When was the founder of Rivermouth Rowing Club born?",
+                                                    chunks=chunks), ctx).text  # fmt: skip
+    evidence = mid.split("Most relevant evidence:\n")[1].split("\n")
+    sources = [line.rsplit("(from: ", 1)[1].rstrip(")") for line in evidence]
+    assert set(sources) == {"Rivermouth Rowing Club", "Ada Penrose"}  # both hops, titled
+    assert Counter(sources)["Rivermouth Rowing Club"] <= 3
+    assert any("1871" in line for line in evidence)
 
 
 def test_summary_mid_with_no_chunks_and_no_facts(ctx: RunContext) -> None:

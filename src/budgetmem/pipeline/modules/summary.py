@@ -10,8 +10,12 @@ reasoning".
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
+
+from budgetmem.chunk import Chunk
 from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.modules import dates
 from budgetmem.pipeline.modules.text import clip_words, embed, sentences, session_label, tokens, unique
@@ -23,7 +27,17 @@ DIGEST_WORDS = 250
 """Length cap of the LOW digest, in words."""
 _SECTION_ORDER = ("entity", "temporal", "topic")
 _HEADINGS = {"entity": "Entities", "temporal": "Time", "topic": "Topics"}
-_EVIDENCE_SENTENCES = 2
+EVIDENCE_WORDS = 150
+"""Word budget of MID's evidence section. A fixed two sentences lost multi-hop answers on
+document QA (HotpotQA's second document rarely holds the sentence nearest the question)."""
+_MIN_EVIDENCE = 2
+"""Sentences kept whatever their length."""
+_PER_CHUNK = 3
+"""At most this many evidence sentences from one chunk, so the budget spans documents."""
+_SECTION_FACTS = 5
+_FACT_WORDS = 40
+"""MID shows at most this many facts per section, each clipped to this many words: the
+answer model reads the memory, and the paper's MID is a compact template (App. A.4.1)."""
 
 
 def _sections(facts: dict[str, tuple[str, ...]]) -> list[str]:
@@ -100,23 +114,63 @@ def _bullets(facts: Sequence[str]) -> list[str]:
     return [f"- {f}" for f in facts] if facts else ["- (none)"]
 
 
+def _title(chunk: Chunk) -> str | None:
+    """A document chunk's title: its first line (HotpotQA's and our document format's)."""
+    return chunk.text.strip().split("\n", 1)[0].strip() if chunk.kind == "document" else None
+
+
+def _source(chunk: Chunk, session_id: str, session_date: str | None) -> str:
+    """Where an evidence sentence comes from: a document's title, else the session and its date."""
+    title = _title(chunk)
+    if title is not None:
+        return f"from: {clip_words(title, 12)}"
+    day = dates.parse_session_date(session_date)
+    when = dates.format_day(day) if day else (session_date or "date unknown")
+    return f"session {session_label(session_id)}, {when}"
+
+
 def _evidence(inp: ModuleInput, ctx: RunContext) -> list[str]:
-    """The sentences of the filtered chunks closest to the query by embedding."""
+    """The sentences of the filtered chunks closest to the query by embedding, best first,
+    up to ``EVIDENCE_WORDS`` words (at least two sentences, at most three per chunk).
+
+    A sentence is embedded with who said it, or with its document's title: "She was born in
+    1871." is evidence about the founder only once it is known to come from "Ada Penrose"
+    (the bridge of a multi-hop question); the title line itself is not a candidate."""
     chunks = [c.chunk for c in inp.chunks]
-    sents = [s for s in sentences(ctx, chunks) if len(tokens(s.text)) >= 2]  # not "Thanks!"
+    titles = [_title(c) for c in chunks]
+    sents = [
+        s for s in sentences(ctx, chunks)
+        if len(tokens(s.text)) >= 2 and s.text.strip() != titles[s.chunk_index]  # not "Thanks!", not a title
+    ]  # fmt: skip
     if not sents:
         return []
-    texts = [f"{s.speaker}: {s.text}" if s.speaker else s.text for s in sents]
-    q, mat = embed(ctx, inp.query, texts)
-    sims = mat @ q
-    best = sorted(range(len(sents)), key=lambda i: (-float(sims[i]), i))[:_EVIDENCE_SENTENCES]
-    out = []
-    for i in best:
+    shown = [f"{s.speaker}: {s.text}" if s.speaker else s.text for s in sents]
+    keyed = [f"{titles[s.chunk_index]}: {s.text}" if titles[s.chunk_index] else t for s, t in zip(sents, shown, strict=True)]
+    q, mat = embed(ctx, inp.query, keyed)
+    first = int(np.argmax(mat @ q))
+    # Second hop, as multi-hop dense retrieval does (Xiong et al., ICLR 2021): the question
+    # joined to its best sentence finds what that sentence leads to ("founded by Ada Penrose"
+    # -> Ada Penrose's birth). A sentence counts by the better of its two similarities.
+    hop = ctx.encoder.encode([f"{inp.query} {keyed[first]}"])[0]
+    sims = np.maximum(mat @ q, mat @ hop)
+    out: list[str] = []
+    used, per_chunk = 0, Counter[int]()
+    for i in sorted(range(len(sents)), key=lambda i: (-float(sims[i]), i)):
         s = sents[i]
-        day = dates.parse_session_date(s.session_date)
-        when = dates.format_day(day) if day else (s.session_date or "date unknown")
-        out.append(f'"{clip_words(texts[i], 60)}" (session {session_label(s.session_id)}, {when})')
+        text = clip_words(shown[i], 60)
+        n = len(text.split())
+        if per_chunk[s.chunk_index] >= _PER_CHUNK:
+            continue
+        if len(out) >= _MIN_EVIDENCE and used + n > EVIDENCE_WORDS:
+            break
+        out.append(f'"{text}" ({_source(chunks[s.chunk_index], s.session_id, s.session_date)})')
+        used += n
+        per_chunk[s.chunk_index] += 1
     return out
+
+
+def _shown(facts: Sequence[str]) -> list[str]:
+    return [clip_words(f, _FACT_WORDS) for f in facts[:_SECTION_FACTS]]
 
 
 class SummaryModule:
@@ -132,8 +186,9 @@ class SummaryModule:
         return SummaryResult(text)
 
     def encoder(self, inp: ModuleInput, ctx: RunContext) -> SummaryResult:
-        """MID: a fixed template - question focus, key entities, a dated timeline, topics,
-        and the two sentences most similar to the query (one batched encoder call)."""
+        """MID: a fixed template - question focus, key entities, a dated timeline, topics
+        (at most five facts each), and the sentences most similar to the query under a word
+        budget (one batched encoder call)."""
         entity = list(unique(inp.facts.get("entity", ())))
         temporal = timeline(unique(inp.facts.get("temporal", ())))
         topic = list(unique(inp.facts.get("topic", ())))
@@ -141,11 +196,11 @@ class SummaryModule:
         evidence = _evidence(inp, ctx)
         lines = [f"Question focus: {question_focus(inp.query)}"]
         lines.append(f"Key entities: {', '.join(names) if names else '-'}")
-        lines.extend(_bullets(entity))
+        lines.extend(_bullets(_shown(entity)))
         lines.append("Timeline:")
-        lines.extend(_bullets(temporal))
+        lines.extend(_bullets(_shown(temporal)))
         lines.append("Topics:")
-        lines.extend(_bullets(topic))
+        lines.extend(_bullets(_shown(topic)))
         lines.append("Most relevant evidence:")
         lines.extend(_bullets(evidence))
         return SummaryResult("\n".join(lines))
