@@ -7,6 +7,7 @@ import itertools
 import re
 import threading
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from budgetmem.pipeline.modules.entity import triples
 from budgetmem.pipeline.modules.summary import DIGEST_WORDS, EVIDENCE_WORDS
 from budgetmem.pipeline.modules.text import sentences, split_lines, terms
 from budgetmem.pipeline.stages import MODULES
-from budgetmem.pipeline.types import FactsResult, ModuleInput, ScoredChunk
+from budgetmem.pipeline.types import FactsResult, ModuleInput, ScoredChunk, keep_count
 from budgetmem.settings import PipelineSettings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "conversation.json"
@@ -141,8 +142,9 @@ def test_filter_keeps_k_and_ranks_the_answer_first(
     answer = next(c for c in example_chunks if evidence in c.dia_ids)
     others = [c for c in example_chunks if c is not answer][::3][:4]
     inp = ModuleInput(query=query, chunks=tuple(ScoredChunk(c, 0.5) for c in [*others, answer]))
-    low = get_module("filter").rules(inp, ctx)
-    mid = get_module("filter").encoder(inp, ctx)
+    count_only = replace(ctx, settings=replace(ctx.settings, filter_tokens=0))
+    low = get_module("filter").rules(inp, count_only)
+    mid = get_module("filter").encoder(inp, count_only)
     for res in (low, mid):
         assert len(res.chunks) == ctx.settings.filter_keep == 3
         assert res.chunks[0].chunk is answer
@@ -150,6 +152,33 @@ def test_filter_keeps_k_and_ranks_the_answer_first(
         assert scores == sorted(scores, reverse=True)
         assert all(0.0 <= s <= 1.0 for s in scores)
     assert [c.score for c in low.chunks] != pytest.approx([c.score for c in mid.chunks])
+
+
+@pytest.mark.parametrize(
+    ("n_tokens", "keep", "budget", "expected"),
+    [
+        ([256, 256, 256, 256, 256], 3, 768, 3),  # chat chunks: the count decides
+        ([100, 80, 120, 90, 110], 3, 768, 5),  # short paragraphs: all fit in three chunks' worth
+        ([100, 80, 120, 500, 10], 3, 768, 3),  # in rank order: the fourth passes the budget, so it stops
+        ([700, 300, 300], 1, 768, 1),  # the best one always, however long
+        ([10, 10, 10], 3, 0, 3),  # a budget of 0 keeps exactly the count
+        ([10, 10], 3, 768, 2),  # never more than there are
+    ],
+)
+def test_keep_count(n_tokens: list[int], keep: int, budget: int, expected: int) -> None:
+    assert keep_count(n_tokens, keep, budget) == expected
+
+
+def test_filter_keeps_short_documents_whole(ctx: RunContext) -> None:
+    # Five 40-token paragraphs weigh less than filter_tokens: both tiers keep all five, ranked.
+    docs = [Chunk(text=f"Title {i}\nParagraph {i} about rowing clubs and boats.\n", n_tokens=40, source="test",
+                  history="docs", session_id=f"doc_{i}", session_date=None, position=0, kind="document",
+                  dia_ids=(), speakers=()) for i in range(5)]  # fmt: skip
+    inp = ModuleInput(query="Which rowing club?", chunks=tuple(ScoredChunk(c, 0.5) for c in docs))
+    assert 5 * 40 <= ctx.settings.filter_tokens
+    for method in ("rules", "encoder"):
+        res = getattr(get_module("filter"), method)(inp, ctx)
+        assert sorted(c.chunk.session_id for c in res.chunks) == [f"doc_{i}" for i in range(5)]
 
 
 def test_filter_low_ties_keep_the_retrieval_order(ctx: RunContext) -> None:
@@ -362,3 +391,29 @@ def test_tiers_are_deterministic(ctx: RunContext) -> None:
     for tier in ("rules", "encoder"):
         first = getattr(get_module("entity"), tier)(inp, ctx)
         assert getattr(get_module("entity"), tier)(inp, ctx) == first
+
+
+def test_summary_mid_drops_facts_that_repeat_the_evidence(ctx: RunContext) -> None:
+    chunk = Chunk(text="Ada Penrose\nAda Penrose was a Cornish shipwright. She was born in 1871 in Saltash.\n", n_tokens=20,
+                  source="test", history="docs", session_id="doc_0", session_date=None, position=0, kind="document",
+                  dia_ids=(), speakers=())  # fmt: skip
+    repeat = "Ada Penrose: Ada Penrose was a Cornish shipwright."
+    news = "Ada Penrose | designed | the first racing four of the Rivermouth club"
+    resolved = 'Ada went to the regatta: 7 May 1890 ("yesterday", said 8 May 1890)'
+    facts = {"entity": (repeat, news), "temporal": ("Ada Penrose was born in Saltash: 1871", resolved)}
+    inp = ModuleInput(query="Where was Ada Penrose born?", chunks=(ScoredChunk(chunk, 1.0),), facts=facts)
+    mid = get_module("summary").encoder(inp, ctx).text
+    evidence = mid.split("Most relevant evidence:\n")[1]
+    assert "born in 1871 in Saltash" in evidence and "Cornish shipwright" in evidence
+    assert f"- {repeat}" not in mid and "- Ada Penrose was born in Saltash: 1871" not in mid  # said already
+    assert f"- {news}" in mid and f"- {resolved}" in mid  # new words; a resolved date is always news
+
+
+def test_temporal_mid_leaves_an_undated_documents_dates_as_written(ctx: RunContext) -> None:
+    text = "Dirleton Castle\nThe oldest parts of the castle date to 1240, and it was abandoned in 1663.\n"
+    chunk = Chunk(text=text, n_tokens=20, source="test", history="docs", session_id="doc_0", session_date=None,
+                  position=0, kind="document", dia_ids=(), speakers=())  # fmt: skip
+    facts = get_module("temporal").encoder(ModuleInput(query="When was the castle abandoned?",
+                                                       chunks=(ScoredChunk(chunk, 1.0),)), ctx).facts  # fmt: skip
+    assert facts and any(f.endswith(": 1663") for f in facts), facts
+    assert not any("session date" in f or "not normalised" in f for f in facts)

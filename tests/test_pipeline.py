@@ -100,7 +100,8 @@ def test_implementation_mid_uses_no_llm_and_ledger_adds_up(tmp_path, settings, m
 
 def test_implementation_high_flows_through_the_llm(tmp_path, settings, make_mem):
     llms = _fakes()
-    with make_mem(settings.replace(pipeline__concurrent=False), llms, policy="high") as mem:
+    # filter_tokens=0: the filter keeps exactly filter_keep of these short chat chunks
+    with make_mem(settings.replace(pipeline__concurrent=False, pipeline__filter_tokens=0), llms, policy="high") as mem:
         r = mem.query("What did Tomasz name his bakery?")
     assert all(s.method == "llm" and s.parse_status == "ok" and len(s.calls) == 1 for s in r.steps)
     assert "Zakwas" in r.filtered[0].chunk.text and r.filtered[0].score == 1.0

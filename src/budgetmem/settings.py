@@ -195,7 +195,10 @@ class PipelineSettings:
     answer_llm: str = "llamacpp:qwen2.5-coder-1.5b"
     """The model that answers from (query, memory); its cost is counted separately."""
     filter_keep: int = 3
-    """Chunks the filter keeps out of the top-K candidates."""
+    """Chunks the filter keeps out of the top-K candidates, at least."""
+    filter_tokens: int = 768
+    """The filter keeps more than ``filter_keep`` chunks while all it keeps stays within
+    this many tokens (three full 256-token chunks): short documents are kept whole."""
     max_facts: int = 8
     """Most facts an extractor returns."""
     layout: Literal["prefix-first", "instruction-first"] = "prefix-first"
@@ -223,6 +226,8 @@ class PipelineSettings:
             raise ConfigError("the ladder needs exactly three providers (small, medium, large)")
         if self.filter_keep < 1:
             raise ConfigError(f"filter_keep must be >= 1, got {self.filter_keep}")
+        if self.filter_tokens < 0:
+            raise ConfigError(f"filter_tokens must be >= 0, got {self.filter_tokens}")
 
 
 # Salience weights of the hand-weighted write policy, in FEATURES order (selective-write

@@ -21,7 +21,7 @@ from budgetmem.pipeline.types import CallRecord, ModuleInput, ModuleResult, Step
 
 __all__ = ["run_step", "step_key", "IMPLEMENTATION_VERSION"]
 
-IMPLEMENTATION_VERSION = "impl-2"
+IMPLEMENTATION_VERSION = "impl-3"
 """Version of the rules / encoder tiers; part of their cache key (bump when they change)."""
 
 
@@ -47,7 +47,7 @@ def _step_key(stage: Stage, spec: TierSpec, model: str | None, inp: ModuleInput,
     version = stage.version if spec.method == "llm" else IMPLEMENTATION_VERSION
     return cache_key(
         [spec.strategy, spec.module, spec.tier.name, spec.method, spec.behaviour, model, version,
-         s.layout, s.filter_keep, s.max_facts, _input_key(inp)]
+         s.layout, s.filter_keep, s.filter_tokens, s.max_facts, _input_key(inp)]
     )  # fmt: skip
 
 

@@ -24,7 +24,15 @@ from budgetmem.pipeline.parsers import (
     string_list_grammar,
     text_grammar,
 )
-from budgetmem.pipeline.types import FactsResult, FilterResult, ModuleInput, ModuleResult, ScoredChunk, SummaryResult
+from budgetmem.pipeline.types import (
+    FactsResult,
+    FilterResult,
+    ModuleInput,
+    ModuleResult,
+    ScoredChunk,
+    SummaryResult,
+    keep_count,
+)
 
 if TYPE_CHECKING:
     from budgetmem.settings import PipelineSettings
@@ -105,7 +113,7 @@ class _Scores(OutputFormat):
     def to_result(self, value: Any, inp: ModuleInput, settings: PipelineSettings) -> ModuleResult:
         # Scores 0-10 per memory, in order (App. C.5 contract) -> ranked top-k, scores in [0, 1].
         order = sorted(range(len(inp.chunks)), key=lambda i: (-float(value[i]), i))
-        kept = order[: settings.filter_keep]
+        kept = order[: keep_count([inp.chunks[i].chunk.n_tokens for i in order], settings.filter_keep, settings.filter_tokens)]
         return FilterResult(tuple(ScoredChunk(inp.chunks[i].chunk, float(value[i]) / 10.0) for i in kept))
 
     def dump(self, result: Any, inp: ModuleInput) -> dict[str, Any]:

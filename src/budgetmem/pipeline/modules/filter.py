@@ -3,7 +3,7 @@
 Routing paper Appendix A.4.1 (Filter Module): LOW "relies on sparse lexical/pattern
 matching with lightweight heuristic scoring"; MID "introduces representation-based
 relevance (e.g., embedding- and BERT-style similarity)". Both keep the same contract: a
-ranked top-k subset (k = settings.filter_keep) with the module's own scores in [0, 1].
+ranked top-k subset (k from settings.filter_keep and filter_tokens) with the module's own scores in [0, 1].
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.modules.text import cosine_to_unit, embed, idf_table, terms
-from budgetmem.pipeline.types import FilterResult, ModuleInput, ScoredChunk
+from budgetmem.pipeline.types import FilterResult, ModuleInput, ScoredChunk, keep_count
 
 __all__ = ["FilterModule", "lexical_scores"]
 
@@ -46,9 +46,12 @@ def lexical_scores(query: str, texts: Sequence[str]) -> list[float]:
     return scores
 
 
-def _keep(candidates: Sequence[ScoredChunk], scores: Sequence[float], keep: int) -> FilterResult:
-    """The ``keep`` best by score; equal scores keep the retriever's order (stable sort)."""
-    order = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))[:keep]
+def _keep(candidates: Sequence[ScoredChunk], scores: Sequence[float], ctx: RunContext) -> FilterResult:
+    """The best by score (``keep_count`` says how many); equal scores keep the retriever's
+    order (stable sort)."""
+    order = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))
+    s = ctx.settings
+    order = order[: keep_count([candidates[i].chunk.n_tokens for i in order], s.filter_keep, s.filter_tokens)]
     return FilterResult(tuple(ScoredChunk(candidates[i].chunk, float(scores[i])) for i in order))
 
 
@@ -58,7 +61,7 @@ class FilterModule:
     def rules(self, inp: ModuleInput, ctx: RunContext) -> FilterResult:
         """LOW: lexical TF-IDF overlap between the query and each candidate."""
         scores = lexical_scores(inp.query, [c.chunk.text for c in inp.chunks])
-        return _keep(inp.chunks, scores, ctx.settings.filter_keep)
+        return _keep(inp.chunks, scores, ctx)
 
     def encoder(self, inp: ModuleInput, ctx: RunContext) -> FilterResult:
         """MID: cosine between the query embedding and each candidate's embedding."""
@@ -66,4 +69,4 @@ class FilterModule:
             return FilterResult(())
         q, mat = embed(ctx, inp.query, [c.chunk.text for c in inp.chunks])
         scores = cosine_to_unit(mat @ q)
-        return _keep(inp.chunks, [float(s) for s in np.asarray(scores)], ctx.settings.filter_keep)
+        return _keep(inp.chunks, [float(s) for s in np.asarray(scores)], ctx)

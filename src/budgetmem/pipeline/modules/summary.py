@@ -18,7 +18,8 @@ import numpy as np
 from budgetmem.chunk import Chunk
 from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.modules import dates
-from budgetmem.pipeline.modules.text import clip_words, embed, sentences, session_label, tokens, unique
+from budgetmem.pipeline.modules.filter import lexical_scores
+from budgetmem.pipeline.modules.text import clip_words, embed, sentences, session_label, terms, tokens, unique
 from budgetmem.pipeline.types import ModuleInput, SummaryResult
 
 __all__ = ["SummaryModule", "digest", "question_focus", "timeline"]
@@ -35,9 +36,21 @@ _MIN_EVIDENCE = 2
 _PER_CHUNK = 3
 """At most this many evidence sentences from one chunk, so the budget spans documents."""
 _SECTION_FACTS = 5
-_FACT_WORDS = 40
+_FACT_WORDS = 30
 """MID shows at most this many facts per section, each clipped to this many words: the
 answer model reads the memory, and the paper's MID is a compact template (App. A.4.1)."""
+FACT_WORDS = 100
+"""Word budget of MID's entity, time and topic sections together, after the evidence."""
+_SEEN = 0.7
+"""A fact whose content words are this much already shown (in the evidence or an earlier
+fact) adds nothing but length: on HotpotQA most entity and topic facts restated the
+evidence sentence they came from, which made MID's memory longer than the documents."""
+_RESOLVED = re.compile(r'\("[^"]+", said [^)]*\)$')
+"""The temporal module's mark of a relative expression resolved to a date (temporal._mid_fact)."""
+_LEXICAL_WEIGHT = 0.5
+"""Weight of query-term coverage next to embedding similarity when ranking evidence
+sentences: MiniLM alone missed sentences that share the question's rare words
+("borders on the south ... coastal area")."""
 
 
 def _sections(facts: dict[str, tuple[str, ...]]) -> list[str]:
@@ -152,10 +165,19 @@ def _evidence(inp: ModuleInput, ctx: RunContext) -> list[str]:
     # joined to its best sentence finds what that sentence leads to ("founded by Ada Penrose"
     # -> Ada Penrose's birth). A sentence counts by the better of its two similarities.
     hop = ctx.encoder.encode([f"{inp.query} {keyed[first]}"])[0]
-    sims = np.maximum(mat @ q, mat @ hop)
+    sims = np.maximum(mat @ q, mat @ hop) + _LEXICAL_WEIGHT * np.asarray(lexical_scores(inp.query, keyed))
     out: list[str] = []
     used, per_chunk = 0, Counter[int]()
-    for i in sorted(range(len(sents)), key=lambda i: (-float(sims[i]), i)):
+    # Every kept chunk's best sentence first, then every chunk's second best, and so on
+    # (best first within each round): a two-hop answer sits in the bridge document, whose
+    # sentences are rarely the ones nearest the question.
+    by_sim = sorted(range(len(sents)), key=lambda i: (-float(sims[i]), i))
+    rank_in_chunk: dict[int, int] = {}
+    seen_in_chunk = Counter[int]()
+    for i in by_sim:
+        rank_in_chunk[i] = seen_in_chunk[sents[i].chunk_index]
+        seen_in_chunk[sents[i].chunk_index] += 1
+    for i in sorted(by_sim, key=lambda i: (rank_in_chunk[i], -float(sims[i]), i)):
         s = sents[i]
         text = clip_words(shown[i], 60)
         n = len(text.split())
@@ -169,8 +191,32 @@ def _evidence(inp: ModuleInput, ctx: RunContext) -> list[str]:
     return out
 
 
-def _shown(facts: Sequence[str]) -> list[str]:
-    return [clip_words(f, _FACT_WORDS) for f in facts[:_SECTION_FACTS]]
+def _novel_facts(sections: Sequence[Sequence[str]], shown: str, budget: int) -> list[list[str]]:
+    """Each section's facts that say something not yet shown, clipped, under one word budget
+    shared by the sections in order."""
+    seen = set(terms(shown))
+    out: list[list[str]] = []
+    for facts in sections:
+        kept: list[str] = []
+        for fact in facts:
+            if len(kept) >= _SECTION_FACTS:
+                break
+            words = set(terms(fact))
+            # A relative date resolved against its session ('...: 7 May 2023 ("yesterday",
+            # said 8 May 2023)') is news however familiar its words: it is what the
+            # temporal module is for.
+            resolved = _RESOLVED.search(fact) is not None
+            if not words or (not resolved and len(words & seen) >= _SEEN * len(words)):
+                continue
+            text = clip_words(fact, _FACT_WORDS)
+            n = len(text.split())
+            if n > budget:
+                continue
+            kept.append(text)
+            seen |= words
+            budget -= n
+        out.append(kept)
+    return out
 
 
 class SummaryModule:
@@ -194,13 +240,14 @@ class SummaryModule:
         topic = list(unique(inp.facts.get("topic", ())))
         names = _entity_names(entity)
         evidence = _evidence(inp, ctx)
+        entity, temporal, topic = _novel_facts([entity, temporal, topic], " ".join(evidence), FACT_WORDS)
         lines = [f"Question focus: {question_focus(inp.query)}"]
-        lines.append(f"Key entities: {', '.join(names) if names else '-'}")
-        lines.extend(_bullets(_shown(entity)))
+        lines.append(f"Key entities: {', '.join(names[:_SECTION_FACTS]) if names else '-'}")
+        lines.extend(_bullets(entity))
         lines.append("Timeline:")
-        lines.extend(_bullets(_shown(temporal)))
+        lines.extend(_bullets(temporal))
         lines.append("Topics:")
-        lines.extend(_bullets(_shown(topic)))
+        lines.extend(_bullets(topic))
         lines.append("Most relevant evidence:")
         lines.extend(_bullets(evidence))
         return SummaryResult("\n".join(lines))

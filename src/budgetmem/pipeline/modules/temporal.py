@@ -146,6 +146,8 @@ def _mid_fact(anchor: Anchor, question_day: date | None) -> str:
     if sent.speaker and sent.speaker.lower() not in event.lower():
         event = f"{sent.speaker} said: {event}"
     day = dates.parse_session_date(sent.session_date)
+    if day is None and not sent.session_date:
+        return f"{event}: {anchor.expression}"  # a document: its dates stand as written
     if day is None:
         why = f'session date "{sent.session_date}" not understood' if sent.session_date else "session date unknown"
         return f'{event}: "{anchor.expression}" ({why}, not normalised)'
