@@ -113,6 +113,14 @@ def test_limit_extends_and_other_runs_are_refused(data, tmp_path, settings):
         _run(data, out, settings, ScriptedFakeLLM(ANSWER, []), policy="mid")
 
 
+def test_rows_of_an_older_implementation_are_not_resumed(data, tmp_path, settings, monkeypatch):
+    out = tmp_path / "run"
+    _run(data, out, settings, ScriptedFakeLLM(ANSWER, answer_script), limit=2)
+    monkeypatch.setattr("budgetmem.harness.evaluate.IMPLEMENTATION_VERSION", "impl-next")
+    with pytest.raises(InputError, match="holds a different run .*implementation"):
+        _run(data, out, settings, ScriptedFakeLLM(ANSWER, []), limit=4)
+
+
 def test_naive_rag_and_full_context(data, tmp_path, settings):
     llm = ScriptedFakeLLM(ANSWER, answer_script)
     rag = _run(data, tmp_path / "rag", settings, llm, policy="naive-rag")
