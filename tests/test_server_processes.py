@@ -138,6 +138,52 @@ def test_two_processes_share_one_store_jobs_and_metrics(tmp_path):
         server.stop()
 
 
+def test_workers_leave_when_their_supervisor_is_killed(tmp_path):
+    # kill -9 of `serve --processes 2`: its workers must not go on holding the port.
+    config = tmp_path / "c.toml"
+    config.write_text('[encoder]\nname = "all-minilm-l6-v2"\n', encoding="utf-8")
+    server = ServerProcess(tmp_path / "m.db", tmp_path / "s.log", "--processes", "2", config=config)
+    try:
+        deadline = time.monotonic() + 90
+        while len(workers := _children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 2, workers
+        server.kill()
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{w}").exists() and _state(w) != "Z" for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [w for w in workers if Path(f"/proc/{w}").exists() and _state(w) != "Z"], "workers outlived their parent"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{server.url}/healthz", timeout=5)
+        # The port is free again: a new server takes it.
+        again = subprocess.Popen([sys.executable, "-m", "budgetmem", "--config", str(config), "serve", "--store",
+                                  str(tmp_path / "m.db"), "--port", str(server.port)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and again.poll() is None:
+                try:
+                    if httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.3)
+            assert again.poll() is None, "the restarted server could not take the port"
+            assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+        finally:
+            again.terminate()
+            again.wait(30)
+    finally:
+        server.stop()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
 def test_a_job_whose_process_is_gone_is_reported_interrupted(store_address):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
