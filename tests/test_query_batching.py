@@ -291,3 +291,38 @@ def test_the_service_batches_queries_unless_its_settings_say_not(tmp_path, minil
             assert service.memory("ns", create=True).encoder.batch_queries is on
         finally:
             service.close()
+
+
+def test_the_service_lets_every_concurrent_search_join_one_pass(tmp_path, minilm: Encoder) -> None:  # type: ignore[no-untyped-def]
+    """A search holds a request thread while its query waits for a forward pass, so the
+    request pool bounds the passes: with the default pool, 16 searches that arrive while a
+    pass runs all share the next one (with 8 threads they met the encoder 8 at a time)."""
+    from budgetmem.server.service import Service
+    from budgetmem.settings import Settings
+
+    enc = Encoder(minilm.settings)
+    service = Service(tmp_path / "s.db", Settings(encoder=minilm.settings), encoder=enc)
+    try:
+        mem = service.memory("ns", create=True)
+        mem.add_session([("a", "note: the meeting moved to room 4")], session_id="s0")
+        mem.search("warm up", retriever="dense")
+        sizes: list[int] = []
+        inner = enc._encode_queries
+        first = threading.Event()
+
+        def slow_encode(texts):  # type: ignore[no-untyped-def]
+            sizes.append(len(texts))
+            if len(sizes) == 1:  # the first pass lasts until every other search has arrived
+                first.wait(timeout=30)
+            return inner(texts)
+
+        enc._queries = _QueryBatcher(slow_encode)
+        futures = [service.requests.submit(mem.search, f"which room, take {i}?", k=1, retriever="dense") for i in range(17)]
+        deadline = time.monotonic() + 30
+        while len(enc._queries._waiting) < 16 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first.set()
+        assert all(len(f.result(timeout=60)) == 1 for f in futures)
+        assert sizes == [1, 16], sizes
+    finally:
+        service.close()

@@ -303,6 +303,11 @@ class ServerSettings:
     core; a search-heavy service on N cores wants N."""
     workers: int = 2
     """Threads answering queries (the answer pipeline); more queue behind them."""
+    request_threads: int = 32
+    """Threads answering everything else (searches, lists, small adds, deletes). A search
+    holds its thread while its query waits for a forward pass, so this bounds how many
+    searches can share one pass (``batch_queries``): with 8, sixteen concurrent clients met
+    the encoder in passes of at most 8 and the rest queued for a thread."""
     queue: int = 8
     """Queries (and background ingests) that may wait for a worker; past that: 429."""
     timeout_s: float = 120.0
@@ -331,8 +336,8 @@ class ServerSettings:
             raise ConfigError(f"port {self.port} is out of range", hint="use 1-65535")
         if self.processes < 1:
             raise ConfigError("server processes must be >= 1")
-        if self.workers < 1 or self.queue < 0:
-            raise ConfigError("server workers must be >= 1 and queue >= 0")
+        if self.workers < 1 or self.queue < 0 or self.request_threads < 1:
+            raise ConfigError("server workers and request_threads must be >= 1, and queue >= 0")
         if self.timeout_s <= 0 or self.max_body < 1 or self.async_body < 1:
             raise ConfigError("server timeout_s, max_body and async_body must be positive")
 
