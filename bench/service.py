@@ -189,7 +189,7 @@ def main() -> int:
     (tmp / "server.toml").write_text(CONFIG.format(cache=tmp / "server-cache.sqlite"))
     (tmp / "library.toml").write_text(CONFIG.format(cache=tmp / "library-cache.sqlite"))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    key = json.loads(_cli("keys", "create", "--store", str(store), "--namespace", "bench", "--scope", "read,query,write", "--json", env=env))["key"]
+    key = json.loads(_cli("keys", "create", "--store", str(store), "--namespace", "bench", "--scope", "read,query,write,metrics", "--json", env=env))["key"]
     server, url = _start_server(tmp, "server", store, args.clients, env)
     headers = {"Authorization": f"Bearer {key}"}
     results: dict[str, Any] = {"conversation": conv_id, "sessions": len(sessions), "questions": len(questions)}
@@ -234,6 +234,11 @@ def main() -> int:
         for c in clients:
             c.close()
 
+        # A query that timed out above still runs to its end in the server's pool: wait for
+        # them, or the comparison below would share the cores with them.
+        with httpx.Client(headers=headers, timeout=30) as http:
+            results["query_drain_s"] = _wait_idle(http, url, "query", timeout_s=900)
+        log(f"waited {results['query_drain_s']:.0f} s for the query pool to drain")
         # Overhead: the same questions through the server and through the library, in turn.
         # Each side has its own module cache and computes every question afresh (questions
         # the load rows above did not ask); a warm-up question first loads the models.
@@ -546,6 +551,28 @@ def _bootstrap_overhead(pairs: list[tuple[float, float]], rounds: int = 10_000) 
     picks = np.random.default_rng(0).integers(0, len(pairs), size=(rounds, len(pairs)))
     pct = 100.0 * (srv[picks].sum(axis=1) - lib[picks].sum(axis=1)) / lib[picks].sum(axis=1)
     return [float(np.percentile(pct, 2.5)), float(np.percentile(pct, 97.5))]
+
+
+def _in_flight(metrics: str, pool: str) -> float:
+    """Tasks running or waiting in the service's worker ``pool``, from its /metrics text
+    (0 when the gauge has not been set yet)."""
+    for line in metrics.splitlines():
+        if line.startswith("budgetmem_pool_in_flight{") and f'pool="{pool}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _wait_idle(http: httpx.Client, url: str, pool: str, timeout_s: float) -> float:
+    """Wait until the server's ``pool`` has nothing running or waiting (at most
+    ``timeout_s``); the seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout_s:
+        r = http.get(f"{url}/metrics")
+        r.raise_for_status()
+        if _in_flight(r.text, pool) == 0:
+            break
+        time.sleep(1.0)
+    return time.perf_counter() - started
 
 
 def _adder(clients: list[httpx.Client], namespace: str):  # type: ignore[no-untyped-def]
