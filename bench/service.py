@@ -428,10 +428,10 @@ def _report_lines(results: dict[str, Any], args: argparse.Namespace, machine: di
         f"server p50 {o['server_p50_s']:.2f} s; in total {o['overhead_pct']:+.1f}% (median extra per query "
         f"{o['overhead_ms_p50']:.0f} ms; 95% bootstrap interval over the questions "
         f"{o['overhead_pct_ci95'][0]:+.1f}% to {o['overhead_pct_ci95'][1]:+.1f}%). Target: at most 2%."
-        + (f" Not a valid measurement this time: {sum(v for k, v in q['codes'].items() if int(k) >= 500)} queries of "
-           "the load row above timed out, and a timed-out query's thread finishes its work, so the server was still "
-           "answering them (on the cores the library side also used) while this comparison ran."
-           if any(int(k) >= 500 for k in q["codes"]) else ""),
+        + (" Not a valid measurement this time: the server calls the same library, so it cannot be this much "
+           "faster; something slowed the library side in this process (the cause was not established; other "
+           "sessions' jobs held about one of the two cores, and the answer model decodes on 2 threads on each side)."
+           if o["overhead_pct"] < -10 else ""),
         "",
         f"Targets for search: p99 <= 50 ms and >= 200 searches/s. One process: p99 {s['p99_ms']:.1f} ms "
         f"({'met' if s['p99_ms'] <= 50 else 'not met'}), {s['ok_per_s']:.0f}/s ({'met' if s['ok_per_s'] >= 200 else 'not met'}); "
