@@ -172,7 +172,9 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it() -> None:
     assert query_precision("float32", _cpu("avx512_bf16")) == "float32"
     assert query_precision("bfloat16", _cpu("avx2")) == "bfloat16"
     with pytest.raises(ConfigError, match="query_precision"):
-        EncoderSettings(query_precision="int8")  # type: ignore[arg-type]
+        EncoderSettings(query_precision="int4")  # type: ignore[arg-type]
+    assert query_precision("int8", _cpu("avx2")) == "int8"
+    assert "int8" not in {query_precision("auto", _cpu(*f)) for f in [("avx2",), ("avx512_bf16",), ("amx_bf16",)]}
 
 
 def test_bfloat16_queries_match_float32_and_stored_chunks_stay_float32(minilm: Encoder) -> None:
@@ -188,6 +190,23 @@ def test_bfloat16_queries_match_float32_and_stored_chunks_stay_float32(minilm: E
     # Chunks are embedded by the float32 network whatever the query precision.
     assert np.array_equal(half.encode(texts), full.encode(texts))
     np.testing.assert_array_equal(q_full, np.stack([full.encode([t])[0] for t in texts]))
+
+
+def test_int8_queries_stay_close_to_float32_and_stored_chunks_stay_float32(minilm: Encoder) -> None:
+    import torch
+
+    texts = ["When did Caroline go to the LGBTQ support group?", "What does Melanie paint?", "rye flour mill"]
+    small = Encoder(replace(minilm.settings, query_precision="int8"))
+    full = Encoder(replace(minilm.settings, query_precision="float32"))
+    q_small = np.stack([small.encode_query(t) for t in texts])
+    q_full = np.stack([full.encode_query(t) for t in texts])
+    assert q_small.dtype == np.float32 and q_small.shape == (3, minilm.dim)
+    assert not any(type(m) is torch.nn.Linear for m in small._query_model.modules())  # all quantised
+    assert any(type(m) is torch.nn.Linear for m in small._model.modules())  # the original is untouched
+    cos = (q_small * q_full).sum(axis=1)
+    assert 0.9 < cos.min() and cos.max() < 1 - 1e-6, cos  # quantised, yet pointing the same way
+    assert np.array_equal(small.encode(texts), full.encode(texts))
+    np.testing.assert_allclose(np.linalg.norm(q_small, axis=1), 1.0, atol=1e-5)
 
 
 def test_concurrent_searches_of_one_namespace_share_a_forward_pass(tmp_path, minilm: Encoder) -> None:  # type: ignore[no-untyped-def]
@@ -291,3 +310,38 @@ def test_the_service_batches_queries_unless_its_settings_say_not(tmp_path, minil
             assert service.memory("ns", create=True).encoder.batch_queries is on
         finally:
             service.close()
+
+
+def test_the_service_lets_every_concurrent_search_join_one_pass(tmp_path, minilm: Encoder) -> None:  # type: ignore[no-untyped-def]
+    """A search holds a request thread while its query waits for a forward pass, so the
+    request pool bounds the passes: with the default pool, 16 searches that arrive while a
+    pass runs all share the next one (with 8 threads they met the encoder 8 at a time)."""
+    from budgetmem.server.service import Service
+    from budgetmem.settings import Settings
+
+    enc = Encoder(minilm.settings)
+    service = Service(tmp_path / "s.db", Settings(encoder=minilm.settings), encoder=enc)
+    try:
+        mem = service.memory("ns", create=True)
+        mem.add_session([("a", "note: the meeting moved to room 4")], session_id="s0")
+        mem.search("warm up", retriever="dense")
+        sizes: list[int] = []
+        inner = enc._encode_queries
+        first = threading.Event()
+
+        def slow_encode(texts):  # type: ignore[no-untyped-def]
+            sizes.append(len(texts))
+            if len(sizes) == 1:  # the first pass lasts until every other search has arrived
+                first.wait(timeout=30)
+            return inner(texts)
+
+        enc._queries = _QueryBatcher(slow_encode)
+        futures = [service.requests.submit(mem.search, f"which room, take {i}?", k=1, retriever="dense") for i in range(17)]
+        deadline = time.monotonic() + 30
+        while len(enc._queries._waiting) < 16 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first.set()
+        assert all(len(f.result(timeout=60)) == 1 for f in futures)
+        assert sizes == [1, 16], sizes
+    finally:
+        service.close()

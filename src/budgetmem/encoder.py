@@ -158,7 +158,7 @@ class Encoder:
         self._queries = _QueryBatcher(self._encode_queries, max_batch=self.settings.batch_size)
         self.batch_queries = False
         self.query_precision = query_precision(self.settings.query_precision)
-        """``float32`` or ``bfloat16``: what :meth:`encode_query` runs in on this machine."""
+        """``float32``, ``bfloat16`` or ``int8``: what :meth:`encode_query` runs in on this machine."""
 
     # ------------------------------------------------------------------ tokens
     @cached_property
@@ -196,14 +196,25 @@ class Encoder:
 
     @cached_property
     def _query_model(self):  # type: ignore[no-untyped-def]
-        """The network that embeds queries: the float32 one, or a bfloat16 copy of it (half
-        its size again in memory) when :attr:`query_precision` says so."""
+        """The network that embeds queries: the float32 one, or a copy of it in bfloat16 or
+        with int8 linear layers when :attr:`query_precision` says so."""
         if self.query_precision == "float32":
             return self._model
         import copy
 
         import torch
 
+        if self.query_precision == "int8":
+            import warnings
+
+            from torch.ao.quantization import quantize_dynamic
+
+            # Dynamic quantisation: the linear layers' weights are stored as int8 (one scale
+            # per matrix) and each pass quantises its activations on the fly, so no calibration
+            # data is needed. torch marks this API as moving to torchao; it still works.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return quantize_dynamic(copy.deepcopy(self._model), {torch.nn.Linear}, dtype=torch.qint8)
         return copy.deepcopy(self._model).to(torch.bfloat16)
 
     def load(self) -> float:

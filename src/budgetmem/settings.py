@@ -54,21 +54,26 @@ class EncoderSettings:
     window_stride: int = 256
     """Stride (tokens) of the windows that cover a text longer than the encoder reads;
     the window embeddings are mean-pooled, so a 1,024-token chunk is embedded whole."""
-    query_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    query_precision: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
     """Number format of the forward pass that embeds queries (stored chunks are always
     embedded in float32, so a store means the same on every machine). ``auto``: bfloat16
     where the CPU computes it natively (``avx512_bf16`` or ``amx_bf16``), float32 elsewhere,
     where bfloat16 is emulated and slower. On MiniLM a batch of bfloat16 queries costs a third
     of float32's; over the 883 scored LoCoMo dev questions the two embeddings' cosine is at
-    least 0.996 and evidence recall@5 is the same (docs/BENCHMARKS.md, service section)."""
+    least 0.996 and evidence recall@5 is the same (docs/BENCHMARKS.md, service section).
+    ``int8`` (never chosen by ``auto``): the linear layers dynamically quantised to int8, for
+    CPUs without native bfloat16; on an AVX2 EPYC a batch of MiniLM queries costs about 0.65x
+    of float32's. Over the same questions evidence recall@5 was 0.798 against 0.796, but the
+    cosine to the float32 embedding falls to 0.91 at worst (0.96 on average) and only half of
+    the questions keep the exact top 5, so it is a choice to make, not a default."""
     window_tokens: int | None = None
     """Content tokens per window; None reads as many as the encoder can (MPNet 382, MiniLM
     254). A smaller value only makes more windows: tests use it to see the pooling at work."""
 
     def __post_init__(self) -> None:
-        if self.query_precision not in ("auto", "float32", "bfloat16"):
+        if self.query_precision not in ("auto", "float32", "bfloat16", "int8"):
             raise ConfigError(
-                f"unknown encoder query_precision {self.query_precision!r}", hint="use auto, float32 or bfloat16"
+                f"unknown encoder query_precision {self.query_precision!r}", hint="use auto, float32, bfloat16 or int8"
             )
         if self.window_tokens is not None and self.window_tokens < 2:
             raise ConfigError(f"window_tokens must be >= 2, got {self.window_tokens}")
@@ -308,6 +313,11 @@ class ServerSettings:
     core; a search-heavy service on N cores wants N."""
     workers: int = 2
     """Threads answering queries (the answer pipeline); more queue behind them."""
+    request_threads: int = 32
+    """Threads answering everything else (searches, lists, small adds, deletes). A search
+    holds its thread while its query waits for a forward pass, so this bounds how many
+    searches can share one pass (``batch_queries``): with 8, sixteen concurrent clients met
+    the encoder in passes of at most 8 and the rest queued for a thread."""
     queue: int = 8
     """Queries (and background ingests) that may wait for a worker; past that: 429."""
     timeout_s: float = 120.0
@@ -336,8 +346,8 @@ class ServerSettings:
             raise ConfigError(f"port {self.port} is out of range", hint="use 1-65535")
         if self.processes < 1:
             raise ConfigError("server processes must be >= 1")
-        if self.workers < 1 or self.queue < 0:
-            raise ConfigError("server workers must be >= 1 and queue >= 0")
+        if self.workers < 1 or self.queue < 0 or self.request_threads < 1:
+            raise ConfigError("server workers and request_threads must be >= 1, and queue >= 0")
         if self.timeout_s <= 0 or self.max_body < 1 or self.async_body < 1:
             raise ConfigError("server timeout_s, max_body and async_body must be positive")
 

@@ -53,7 +53,7 @@ class Service:
         s = self.settings.server
         self.queries = WorkPool("query", s.workers, s.queue)
         """The answer pipeline: LLM-bound, so few threads and a short queue."""
-        self.requests = WorkPool("request", 8, 64)
+        self.requests = WorkPool("request", s.request_threads, 64)
         """Everything else that blocks (search, list, small adds, deletes): quick work."""
         self.ingests = WorkPool("ingest", 1, s.queue)
         self.jobs = JobBoard(self.ingests, self.store)
