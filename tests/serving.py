@@ -55,8 +55,8 @@ class ServerProcess:
     """``python -m budgetmem [--config C] serve --store S --port P ...`` with its output in a
     log file; ``kill()`` is a kill -9."""
 
-    def __init__(self, store: Path, log: Path, *args: str, config: Path | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, store: Path, log: Path, *args: str, config: Path | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])

@@ -177,12 +177,21 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it() -> None:
     assert "int8" not in {query_precision("auto", _cpu(*f)) for f in [("avx2",), ("avx512_bf16",), ("amx_bf16",)]}
 
 
-def test_bfloat16_queries_match_float32_and_stored_chunks_stay_float32(minilm: Encoder) -> None:
-    texts = ["When did Caroline go to the LGBTQ support group?", "What does Melanie paint?", "rye flour mill"]
-    half = Encoder(replace(minilm.settings, query_precision="bfloat16"))
+_PRECISION_TEXTS = ["When did Caroline go to the LGBTQ support group?", "What does Melanie paint?", "rye flour mill"]
+
+
+def _queries_beside_float32(minilm: Encoder, precision: str) -> tuple[Encoder, Encoder, np.ndarray, np.ndarray]:
+    """An encoder at ``precision`` and a float32 one, with the query embeddings of each."""
+    other = Encoder(replace(minilm.settings, query_precision=precision))
     full = Encoder(replace(minilm.settings, query_precision="float32"))
-    q_half = np.stack([half.encode_query(t) for t in texts])
-    q_full = np.stack([full.encode_query(t) for t in texts])
+    q_other = np.stack([other.encode_query(t) for t in _PRECISION_TEXTS])
+    q_full = np.stack([full.encode_query(t) for t in _PRECISION_TEXTS])
+    return other, full, q_other, q_full
+
+
+def test_bfloat16_queries_match_float32_and_stored_chunks_stay_float32(minilm: Encoder) -> None:
+    texts = _PRECISION_TEXTS
+    half, full, q_half, q_full = _queries_beside_float32(minilm, "bfloat16")
     assert q_half.dtype == np.float32 and q_half.shape == (3, minilm.dim)
     assert not np.array_equal(q_half, q_full)  # it did run in bfloat16
     cos = (q_half * q_full).sum(axis=1)
@@ -195,11 +204,8 @@ def test_bfloat16_queries_match_float32_and_stored_chunks_stay_float32(minilm: E
 def test_int8_queries_stay_close_to_float32_and_stored_chunks_stay_float32(minilm: Encoder) -> None:
     import torch
 
-    texts = ["When did Caroline go to the LGBTQ support group?", "What does Melanie paint?", "rye flour mill"]
-    small = Encoder(replace(minilm.settings, query_precision="int8"))
-    full = Encoder(replace(minilm.settings, query_precision="float32"))
-    q_small = np.stack([small.encode_query(t) for t in texts])
-    q_full = np.stack([full.encode_query(t) for t in texts])
+    texts = _PRECISION_TEXTS
+    small, full, q_small, q_full = _queries_beside_float32(minilm, "int8")
     assert q_small.dtype == np.float32 and q_small.shape == (3, minilm.dim)
     assert not any(type(m) is torch.nn.Linear for m in small._query_model.modules())  # all quantised
     assert any(type(m) is torch.nn.Linear for m in small._model.modules())  # the original is untouched

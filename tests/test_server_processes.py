@@ -150,31 +150,26 @@ def test_workers_leave_when_their_supervisor_is_killed(tmp_path):
         assert len(workers) == 2, workers
         server.kill()
         deadline = time.monotonic() + 30
-        while any(Path(f"/proc/{w}").exists() and _state(w) != "Z" for w in workers) and time.monotonic() < deadline:
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not [w for w in workers if Path(f"/proc/{w}").exists() and _state(w) != "Z"], "workers outlived their parent"
+        assert not [w for w in workers if _running(w)], "workers outlived their parent"
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{server.url}/healthz", timeout=5)
-        # The port is free again: a new server takes it.
-        again = subprocess.Popen([sys.executable, "-m", "budgetmem", "--config", str(config), "serve", "--store",
-                                  str(tmp_path / "m.db"), "--port", str(server.port)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                 env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})  # fmt: skip
+        # The port is free again: a new server takes it (ServerProcess waits for its /healthz
+        # and raises if it exits instead).
+        again = ServerProcess(tmp_path / "m.db", tmp_path / "again.log", config=config, port=server.port)
         try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and again.poll() is None:
-                try:
-                    if httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.3)
-            assert again.poll() is None, "the restarted server could not take the port"
+            assert again.proc.poll() is None, "the restarted server could not take the port"
             assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
         finally:
-            again.terminate()
-            again.wait(30)
+            again.stop()
     finally:
         server.stop()
+
+
+def _running(pid: int) -> bool:
+    """Still a live process (a zombie waiting to be reaped has exited)."""
+    return Path(f"/proc/{pid}").exists() and _state(pid) != "Z"
 
 
 def _state(pid: int) -> str:
