@@ -113,11 +113,12 @@ def test_limit_extends_and_other_runs_are_refused(data, tmp_path, settings):
         _run(data, out, settings, ScriptedFakeLLM(ANSWER, []), policy="mid")
 
 
-def test_rows_of_an_older_implementation_are_not_resumed(data, tmp_path, settings, monkeypatch):
+@pytest.mark.parametrize(("constant", "field"), [("IMPLEMENTATION_VERSION", "implementation"), ("ANSWER_PROMPT_VERSION", "answer_prompt")])
+def test_rows_of_an_older_implementation_are_not_resumed(data, tmp_path, settings, monkeypatch, constant, field):
     out = tmp_path / "run"
     _run(data, out, settings, ScriptedFakeLLM(ANSWER, answer_script), limit=2)
-    monkeypatch.setattr("budgetmem.harness.evaluate.IMPLEMENTATION_VERSION", "impl-next")
-    with pytest.raises(InputError, match="holds a different run .*implementation"):
+    monkeypatch.setattr(f"budgetmem.harness.evaluate.{constant}", "next")
+    with pytest.raises(InputError, match=f"holds a different run .*{field}"):
         _run(data, out, settings, ScriptedFakeLLM(ANSWER, []), limit=4)
 
 

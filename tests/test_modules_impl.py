@@ -20,7 +20,8 @@ from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.modules import get_module
 from budgetmem.pipeline.stages import STAGES
 from budgetmem.pipeline.modules.entity import triples
-from budgetmem.pipeline.modules.summary import DIGEST_WORDS, EVIDENCE_WORDS, asks_for
+from budgetmem.pipeline.modules import dates
+from budgetmem.pipeline.modules.summary import DIGEST_WORDS, EVIDENCE_WORDS, asks_for, timeline
 from budgetmem.pipeline.modules.text import sentences, split_lines, terms
 from budgetmem.pipeline.stages import MODULES
 from budgetmem.pipeline.types import FactsResult, ModuleInput, ScoredChunk, keep_count
@@ -119,6 +120,20 @@ def test_split_lines_keeps_multiline_turns_together() -> None:
     c = _chunk("user: first line\nstill the user\nassistant: a reply", "s", None)
     lines = split_lines(c)
     assert [(line.speaker, line.text) for line in lines] == [("user", "first line\nstill the user"), ("assistant", "a reply")]
+
+
+def test_a_sentence_with_an_open_bracket_runs_on(ctx: RunContext) -> None:
+    text = ("Gerald R. Ford International Airport\nGerald R. Ford International Airport (IATA: GRR, ICAO: KGRR, FAA LID: GRR) "
+            "is a commercial airport near Grand Rapids, Michigan. It is owned by Kent County.\n")  # fmt: skip
+    doc = Chunk(text=text, n_tokens=40, source="test", history="docs", session_id="doc_0", session_date=None,
+                position=0, kind="document", dia_ids=(), speakers=())  # fmt: skip
+    said = [s.text for s in sentences(ctx, [doc])]
+    assert "Gerald R. Ford International Airport (IATA: GRR, ICAO: KGRR, FAA LID: GRR) is a commercial airport near " \
+        "Grand Rapids, Michigan." in said
+    assert said[-1] == "It is owned by Kent County."  # closed brackets end sentences as before
+    # An unclosed bracket at the very end keeps what is there.
+    tail = replace(doc, text="Notes\nThe club (founded 1871. It races on the Tamar.\n")
+    assert " ".join(s.text for s in sentences(ctx, [tail])).endswith("It races on the Tamar.")
 
 
 # ---------------------------------------------------------------- filter
@@ -353,12 +368,14 @@ def test_summary_mid_template(outputs: dict[tuple[str, str], FactsResult], ctx: 
     assert set(heads[2:]) <= {"Entities", "Timeline", "Topics"} and "Timeline" in heads
     assert mid.startswith("The question asks for: a date or time\n")
     assert QUERY not in mid  # the answer prompt has the question already
-    timeline = mid.split("Timeline:\n")[1].split("\n")
-    timeline = list(itertools.takewhile(lambda line: line.startswith("- "), timeline))
-    dated = [line for line in timeline if "said " in line and "not" not in line]
-    # calendar order: March 2023 before 7 May 2023 before the June 2023 events
-    positions = [next(i for i, line in enumerate(dated) if key in line) for key in ("March 2023", "7 May 2023", "23 June 2023")]
-    assert positions == sorted(positions)
+    shown = list(itertools.takewhile(lambda line: line.startswith("- "), mid.split("Timeline:\n")[1].split("\n")))
+    # The fact the question is about, resolved to its date; then the other workshop, in
+    # calendar order. Facts far from the question (Melanie's painting, her charity race)
+    # score under RELEVANCE of the best evidence sentence and are left out.
+    assert shown[0].startswith("- Caroline went to an LGBTQ support group") and "7 May 2023" in shown[0]
+    assert "painted a sunrise" not in mid and "charity race" not in mid
+    dates_shown = [dates.first_date_in(line) for line in shown]
+    assert [d for d in dates_shown if d] == sorted(d for d in dates_shown if d)
     evidence = list(itertools.takewhile(lambda line: line.startswith("- "), mid.split("Most relevant evidence:\n")[1].split("\n")))
     said = '"Caroline: I went to an LGBTQ support group yesterday and it was so powerful."'
     assert evidence[0] == f"- {said} (session 1, 8 May 2023)"
@@ -373,6 +390,34 @@ def test_summary_mid_template(outputs: dict[tuple[str, str], FactsResult], ctx: 
         block = mid.split(section)[1].split("\n")[1:]
         bullets = list(itertools.takewhile(lambda line: line.startswith("- "), block))
         assert 1 <= len(bullets) <= 5, (section, bullets)
+
+
+def test_summary_mid_leaves_chit_chat_out(ctx: RunContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    news = _chunk("Nate: I just got a new addition to the family, this is Max!\nJoanna: Wow, congrats!\n"
+                  "Nate: He is adopted and so full of energy.", "session_12", "1:00 pm on 20 May, 2022")
+    chat = _chunk("Nate: Sounds like a plan!\nJoanna: Thanks for the invite, Nate!\nNate: See you soon!",
+                  "session_11", "2:00 pm on 12 May, 2022")  # fmt: skip
+    inp = ModuleInput(query="Who was the new addition to Nate's family?", chunks=(ScoredChunk(news, 1.0), ScoredChunk(chat, 0.9)))
+
+    def evidence() -> list[str]:
+        mid = get_module("summary").encoder(inp, ctx).text
+        return list(itertools.takewhile(lambda line: line.startswith("- "), mid.split("Most relevant evidence:\n")[1].split("\n")))
+
+    def chit_chat(lines: list[str]) -> int:
+        return sum("session 11" in line for line in lines)
+
+    shown = evidence()
+    assert "this is Max!" in shown[0] and any("adopted" in line for line in shown)
+    # The other chunk's best turn may fill the second of the two sentences always shown, no more.
+    assert chit_chat(shown) <= 1, shown
+    monkeypatch.setattr("budgetmem.pipeline.modules.summary.RELEVANCE", 0.0)  # every chunk's turns in turn, however weak
+    assert chit_chat(evidence()) >= 2
+
+
+def test_timeline_is_in_calendar_order() -> None:
+    facts = ["the workshop: 23 June 2023", "an undated remark", "the painting: March 2023", "the group: 7 May 2023"]
+    assert timeline(facts) == ["the painting: March 2023", "the group: 7 May 2023", "the workshop: 23 June 2023",
+                               "an undated remark"]  # fmt: skip
 
 
 def test_summary_mid_evidence_names_documents_and_spans_them(ctx: RunContext) -> None:
@@ -413,15 +458,17 @@ def test_summary_mid_drops_facts_that_repeat_the_evidence(ctx: RunContext) -> No
                   source="test", history="docs", session_id="doc_0", session_date=None, position=0, kind="document",
                   dia_ids=(), speakers=())  # fmt: skip
     repeat = "Ada Penrose: Ada Penrose was a Cornish shipwright."
-    news = "Ada Penrose | designed | the first racing four of the Rivermouth club"
-    resolved = 'Ada went to the regatta: 7 May 1890 ("yesterday", said 8 May 1890)'
-    facts = {"entity": (repeat, news), "temporal": ("Ada Penrose was born in Saltash: 1871", resolved)}
+    news = "Ada Penrose | was baptised in | St Nicholas church, Saltash"
+    resolved = 'Ada Penrose was born in Saltash: 4 May 1871 ("last week", said 11 May 1871)'
+    far = "Rivermouth Rowing Club | races in | blue and white"
+    facts = {"entity": (repeat, news, far), "temporal": ("Ada Penrose was born in Saltash: 1871", resolved)}
     inp = ModuleInput(query="Where was Ada Penrose born?", chunks=(ScoredChunk(chunk, 1.0),), facts=facts)
     mid = get_module("summary").encoder(inp, ctx).text
     evidence = mid.split("Most relevant evidence:\n")[1].split("\nEntities:")[0].split("\nTimeline:")[0]
     assert "born in 1871 in Saltash" in evidence and "Cornish shipwright" in evidence
     assert f"- {repeat}" not in mid and "- Ada Penrose was born in Saltash: 1871" not in mid  # said already
     assert f"- {news}" in mid and f"- {resolved}" in mid  # new words; a resolved date is always news
+    assert far not in mid  # new, but nowhere near the question
 
 
 def test_temporal_mid_leaves_an_undated_documents_dates_as_written(ctx: RunContext) -> None:

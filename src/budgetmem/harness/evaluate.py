@@ -38,6 +38,7 @@ from budgetmem.harness.llms import LLMSource
 from budgetmem.harness.progress import Log
 from budgetmem.harness.rundir import write_atomic
 from budgetmem.harness.workspace import Workspace, WorkspaceSpec
+from budgetmem.pipeline.answers import ANSWER_PROMPT_VERSION
 from budgetmem.pipeline.executor import IMPLEMENTATION_VERSION
 from budgetmem.pipeline.trace import QueryResult
 from budgetmem.settings import Settings
@@ -173,8 +174,9 @@ def _identity(cfg: EvalConfig, settings: Settings, split: Split, system: System,
         "encoder": settings.encoder.name, "chunk_tokens": settings.chunking.max_tokens,
         "retriever": settings.retrieval.retriever, "top_k": settings.retrieval.top_k, "filter_keep": p.filter_keep,
         "filter_tokens": p.filter_tokens, "layout": p.layout, "n_ctx": settings.llm.n_ctx,
-        # Rows written by an older implementation tier must not mix with this one's on resume.
-        "implementation": IMPLEMENTATION_VERSION,
+        # Rows written by an older implementation tier, or an older answer contract (prompts,
+        # grammars, shaping rules), must not mix with this one's on resume.
+        "implementation": IMPLEMENTATION_VERSION, "answer_prompt": ANSWER_PROMPT_VERSION,
     }  # fmt: skip
     if system.name == "packed-rag":  # only this system reads them; other runs keep their identity
         identity["context"] = dataclasses.asdict(settings.context)

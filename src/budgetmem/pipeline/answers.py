@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from budgetmem.errors import ConfigError
+from budgetmem.pipeline.modules.dates import MONTH_NAMES
 
 __all__ = [
     "ANSWER_PROMPT_VERSION",
@@ -43,7 +44,7 @@ __all__ = [
     "build_shorten_prompt",
 ]
 
-ANSWER_PROMPT_VERSION = "bm-answer-3"
+ANSWER_PROMPT_VERSION = "bm-answer-4"
 """Part of the answer-cache key: bump it when an answer prompt, rule or grammar changes."""
 
 AnswerKind = Literal["yes/no", "date", "phrase", "free"]
@@ -151,6 +152,19 @@ def answer_grammar(kind: AnswerKind, max_words: int, *, cited: bool = False) -> 
     return f"root ::= word{more}{cite}word ::= [^ \\t\\n\\r]+\n"
 
 
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})(?:-(\d{1,2}))?\b")
+
+
+def _spelled_date(found: re.Match[str]) -> str:
+    """``2022-06-04`` as ``4 June 2022`` (``2022-06`` as ``June 2022``); anything that is
+    not a calendar date is left as written."""
+    year, month, day = int(found.group(1)), int(found.group(2)), found.group(3)
+    if not 1 <= month <= 12 or (day is not None and not 1 <= int(day) <= 31):
+        return found.group(0)
+    name = MONTH_NAMES[month - 1]
+    return f"{int(day)} {name} {year}" if day is not None else f"{name} {year}"
+
+
 _LABEL = re.compile(r"^\s*(?:the\s+)?(?:short\s+|final\s+)?answer(?:\s*[:\-]|\s+is\b\s*[:\-]?)\s*", re.IGNORECASE)
 _VERDICT = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:not|never|neither|nor|none)\b|n't\b", re.IGNORECASE)
@@ -165,7 +179,8 @@ def shape_answer(text: str, kind: AnswerKind) -> str:
     """The short answer the rules can take from an extracted reply, without another call.
 
     yes/no: the first "yes" or "no" in the reply; failing that, a reply that negates is
-    "no" and one that affirms ("both", "true") is "yes". Every short kind: a leading
+    "no" and one that affirms ("both", "true") is "yes". date: an ISO date is spelled out
+    the way the memory writes dates ("4 June 2022"). Every short kind: a leading
     "Answer:" / "The answer is" and a final full stop go. Free answers are left alone.
     """
     if kind == "free":
@@ -180,6 +195,10 @@ def shape_answer(text: str, kind: AnswerKind) -> str:
         if _AFFIRM.search(out):
             return "yes"
         return out
+    if kind == "date":
+        # The memory writes dates as "4 June 2022", as LoCoMo's gold answers do; a reply in
+        # ISO form ("2022-06-04") shares no token with them once punctuation is stripped.
+        out = _ISO_DATE.sub(_spelled_date, out)
     return out[:-1].rstrip() if out.endswith(".") and not out.endswith("..") else out
 
 

@@ -21,7 +21,7 @@ from budgetmem.pipeline.types import CallRecord, ModuleInput, ModuleResult, Step
 
 __all__ = ["run_step", "step_key", "IMPLEMENTATION_VERSION"]
 
-IMPLEMENTATION_VERSION = "impl-4"
+IMPLEMENTATION_VERSION = "impl-5"
 """Version of the rules / encoder tiers; part of their cache key (bump when they change)."""
 
 

@@ -12,7 +12,7 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -208,10 +208,27 @@ def sentences(ctx: RunContext, chunks: Sequence[Chunk]) -> list[Sentence]:
     out = []
     for k, (line, doc) in enumerate(zip(lines, docs, strict=True)):
         chunk = chunks[line.chunk_index]
-        for sent in doc.sents:
+        for sent in _whole_sentences(doc):
             if sent.text.strip():
                 out.append(Sentence(line.chunk_index, k, line.speaker, sent, chunk.session_id, chunk.session_date))
     return out
+
+
+def _whole_sentences(doc: Any) -> Iterator[Any]:
+    """spaCy's sentences, except that one leaving a bracket open runs on into the next.
+
+    The parser ends sentences inside parentheses full of colons and abbreviations: "Gerald R.
+    Ford International Airport (IATA: GRR, ICAO: KGRR, FAA LID: GRR) is a commercial airport
+    ..." came out as "... Airport (IATA:" and "KGRR, FAA LID: GRR) is a commercial airport",
+    so the sentence that says where the airport is no longer named it (HotpotQA dev)."""
+    start = None
+    for sent in doc.sents:
+        span = sent if start is None else doc[start : sent.end]
+        if span.text.count("(") > span.text.count(")") and sent.end < len(doc):
+            start = span.start
+            continue
+        start = None
+        yield span
 
 
 def third_person(tokens_: Iterable[Any], speaker: str | None) -> str:
