@@ -182,8 +182,8 @@ def render(datasets: list[str], systems: list[str], args: argparse.Namespace) ->
     head = [
         "## Datasets: LoCoMo, HotpotQA and a LongMemEval-format file, every system",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores), shared with "
-        f"other engineers' jobs (1-minute load average {load[0]:.1f} when this table was written; {args.note}). "
+        f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores); 1-minute load "
+        f"average {load[0]:.1f} when this table was written; what else ran: {args.note}. "
         f"Answer model `{args.answer_llm}` for every system, module LLM `{args.module_llm}`, encoder `{args.encoder}`, "
         f"hybrid top-5; every answer goes through the same short-answer step (prompt per kind of question, "
         f"grammar on llama.cpp, shorten call when still long). {judge} USD is paper-equivalent pricing; "
