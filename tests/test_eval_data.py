@@ -208,3 +208,26 @@ def test_a_split_file_that_cannot_be_read_is_an_input_error(tmp_path, data, matc
     with pytest.raises(InputError, match=match) as err:
         make_split(load_eval_set("jsonl", path), "test", split_file=split_file)
     assert "\n" not in str(err.value)
+
+
+def test_the_benchmarks_longmemeval_format_file_loads(tmp_path):
+    """bench/longmemeval_mini.py writes our six LongMemEval-format questions at run time."""
+    import importlib.util
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "bench" / "longmemeval_mini.py"
+    spec = importlib.util.spec_from_file_location("longmemeval_mini", source)
+    assert spec is not None and spec.loader is not None
+    mini = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mini)
+    path = mini.write(tmp_path / "lme" / "mini.json")
+    data = load_eval_set("longmemeval", path)
+    assert len(data.items) == 6 and data.items[0].answers == ("a border collie",)
+    assert all(data.history(i.history).sessions for i in data.items)
+    # Every question has an answer session among its haystack, marked as LongMemEval marks it.
+    for rec in json.loads(path.read_text(encoding="utf-8")):
+        assert set(rec["answer_session_ids"]) <= set(rec["haystack_session_ids"])
+        assert any(t.get("has_answer") for s in rec["haystack_sessions"] for t in s)
+    stamp = path.stat().st_mtime_ns
+    mini.write(path)  # same content: not rewritten, so a run's data hash and mtime stay put
+    assert path.stat().st_mtime_ns == stamp
