@@ -85,7 +85,8 @@ def test_answer_caps_come_from_the_style_table() -> None:
         ("Answers vary by region", "phrase", "Answers vary by region"),  # not a label
         ("7 May 2023.", "date", "7 May 2023"),
         ("2022-06-04", "date", "4 June 2022"),
-        ("around 2022-06.", "date", "around June 2022"),
+        ("around 2022-06-4.", "date", "around 4 June 2022"),
+        ("2010-11", "date", "2010-11"),  # a season as likely as a month: left as written
         ("2022-13-04", "date", "2022-13-04"),  # no such month: left as written
         ("1984-85", "date", "1984-85"),  # a span of years, not a month
         ("2022-06-04", "phrase", "2022-06-04"),  # only date answers are rewritten

@@ -152,17 +152,16 @@ def answer_grammar(kind: AnswerKind, max_words: int, *, cited: bool = False) -> 
     return f"root ::= word{more}{cite}word ::= [^ \\t\\n\\r]+\n"
 
 
-_ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})(?:-(\d{1,2}))?\b")
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
+"""A full ISO day only: "2010-11" is as likely the 2010-11 season as November 2010."""
 
 
 def _spelled_date(found: re.Match[str]) -> str:
-    """``2022-06-04`` as ``4 June 2022`` (``2022-06`` as ``June 2022``); anything that is
-    not a calendar date is left as written."""
-    year, month, day = int(found.group(1)), int(found.group(2)), found.group(3)
-    if not 1 <= month <= 12 or (day is not None and not 1 <= int(day) <= 31):
+    """``2022-06-04`` as ``4 June 2022``; anything that is not a calendar day is left as written."""
+    year, month, day = (int(g) for g in found.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31):
         return found.group(0)
-    name = MONTH_NAMES[month - 1]
-    return f"{int(day)} {name} {year}" if day is not None else f"{name} {year}"
+    return f"{day} {MONTH_NAMES[month - 1]} {year}"
 
 
 _LABEL = re.compile(r"^\s*(?:the\s+)?(?:short\s+|final\s+)?answer(?:\s*[:\-]|\s+is\b\s*[:\-]?)\s*", re.IGNORECASE)
