@@ -31,7 +31,7 @@ from budgetmem.pipeline.types import (
     ModuleResult,
     ScoredChunk,
     SummaryResult,
-    keep_count,
+    kept_order,
 )
 
 if TYPE_CHECKING:
@@ -112,8 +112,7 @@ class _Scores(OutputFormat):
 
     def to_result(self, value: Any, inp: ModuleInput, settings: PipelineSettings) -> ModuleResult:
         # Scores 0-10 per memory, in order (App. C.5 contract) -> ranked top-k, scores in [0, 1].
-        order = sorted(range(len(inp.chunks)), key=lambda i: (-float(value[i]), i))
-        kept = order[: keep_count([inp.chunks[i].chunk.n_tokens for i in order], settings.filter_keep, settings.filter_tokens)]
+        kept = kept_order(inp.chunks, [float(v) for v in value], settings)
         return FilterResult(tuple(ScoredChunk(inp.chunks[i].chunk, float(value[i]) / 10.0) for i in kept))
 
     def dump(self, result: Any, inp: ModuleInput) -> dict[str, Any]:

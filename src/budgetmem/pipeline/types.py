@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from budgetmem.errors import LLMError
+    from budgetmem.settings import PipelineSettings
 
 __all__ = [
     "Tier",
@@ -29,6 +30,7 @@ __all__ = [
     "ModuleInput",
     "FilterResult",
     "keep_count",
+    "kept_order",
     "FactsResult",
     "SummaryResult",
     "ModuleResult",
@@ -96,6 +98,13 @@ def keep_count(n_tokens: Sequence[int], keep: int, keep_tokens: int) -> int:
             break
         kept += 1
     return kept
+
+
+def kept_order(chunks: Sequence[ScoredChunk], scores: Sequence[float], settings: PipelineSettings) -> list[int]:
+    """Indices of the chunks a filter keeps given its ``scores``: best first (equal scores
+    keep the retriever's order), as many as :func:`keep_count` allows."""
+    order = sorted(range(len(chunks)), key=lambda i: (-scores[i], i))
+    return order[: keep_count([chunks[i].chunk.n_tokens for i in order], settings.filter_keep, settings.filter_tokens)]
 
 
 @dataclass(frozen=True)

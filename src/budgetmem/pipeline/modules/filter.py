@@ -15,7 +15,7 @@ import numpy as np
 
 from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.modules.text import cosine_to_unit, embed, idf_table, terms
-from budgetmem.pipeline.types import FilterResult, ModuleInput, ScoredChunk, keep_count
+from budgetmem.pipeline.types import FilterResult, ModuleInput, ScoredChunk, kept_order
 
 __all__ = ["FilterModule", "lexical_scores"]
 
@@ -47,11 +47,8 @@ def lexical_scores(query: str, texts: Sequence[str]) -> list[float]:
 
 
 def _keep(candidates: Sequence[ScoredChunk], scores: Sequence[float], ctx: RunContext) -> FilterResult:
-    """The best by score (``keep_count`` says how many); equal scores keep the retriever's
-    order (stable sort)."""
-    order = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))
-    s = ctx.settings
-    order = order[: keep_count([candidates[i].chunk.n_tokens for i in order], s.filter_keep, s.filter_tokens)]
+    """The kept candidates (``kept_order``), with this module's scores."""
+    order = kept_order(candidates, scores, ctx.settings)
     return FilterResult(tuple(ScoredChunk(candidates[i].chunk, float(scores[i])) for i in order))
 
 

@@ -149,8 +149,7 @@ def _mid_fact(anchor: Anchor, question_day: date | None) -> str:
     if day is None and not sent.session_date:
         return f"{event}: {anchor.expression}"  # a document: its dates stand as written
     if day is None:
-        why = f'session date "{sent.session_date}" not understood' if sent.session_date else "session date unknown"
-        return f'{event}: "{anchor.expression}" ({why}, not normalised)'
+        return f'{event}: "{anchor.expression}" (session date "{sent.session_date}" not understood, not normalised)'
     res = dates.resolve(anchor.expression, day, _tense(toks))
     said = f"said {dates.format_day(day)}"
     if res is None:
