@@ -6,8 +6,8 @@ Two parts:
   the network's forward pass), with the chunk-embedding cache cold and warm, for each
   encoder, next to the hybrid retrieval of the same query measured in the same run (the
   baseline the ratios are taken against).
-* ``--part frontier``: ``budgetmem frontier`` on the implementation strategy (a router per
-  cost weight, evaluated beside the fixed tiers and naive RAG on the test split), with the
+* ``--part frontier``: ``budgetmem frontier`` on one strategy (``--strategy``, implementation
+  by default; a router per cost weight, evaluated beside the fixed tiers and naive RAG on the test split), with the
   training wall time and module-cache hit rate. Resumable: every router and evaluation is
   a run directory under ``bench/results/router/``.
 
@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
 RESULTS = ROOT / "bench" / "results" / "router"
 EVAL_RESULTS = ROOT / "bench" / "results" / "eval"
+ROUTING_CACHE = ROOT / "bench" / "results" / "routing" / "module-cache.sqlite"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 
 
@@ -198,18 +199,26 @@ def _alignment_reading(out: Path, points: list, logs: dict[str, list[dict[str, s
             if parts else "")
 
 
+def _frontier_dir(strategy: str) -> Path:
+    """Where a strategy's routers and their evaluations live (implementation: ``frontier``)."""
+    return RESULTS / ("frontier" if strategy == "implementation" else f"frontier-{strategy}")
+
+
 def frontier(args: argparse.Namespace) -> str:
     from budgetmem.training.frontier import FrontierConfig, frontier_markdown, run_frontier
     from budgetmem.training.ppo import PPOSettings
 
+    # Reasoning and capacity share the module cache of bench/routing.py, which evaluates the
+    # same strategies' baselines on the same test questions: every LLM step is paid once.
+    cache = RESULTS / "module-cache.sqlite" if args.strategy == "implementation" else ROUTING_CACHE
     base = Settings().replace(
         encoder__name=args.encoder, pipeline__answer_llm=args.answer_llm, pipeline__module_llm=args.module_llm,
-        pipeline__cache_path=RESULTS / "module-cache.sqlite",
+        pipeline__cache_path=cache,
     )  # fmt: skip
     settings = dataset_settings(base, "locomo")
     weights = tuple(float(x) for x in args.cost_weights.split(","))
     cfg = FrontierConfig(
-        dataset="locomo", data=DATA, out=RESULTS / "frontier", strategy="implementation", cost_weights=weights,
+        dataset="locomo", data=DATA, out=_frontier_dir(args.strategy), strategy=args.strategy, cost_weights=weights,
         ppo=PPOSettings().with_budget(args.steps, args.batch_size, args.lr), train_questions=args.train_questions,
         val_questions=args.val_questions, eval_every=args.eval_every, test_questions=args.test_questions,
         align_ablation=args.alignment_ablation, store=RESULTS / "locomo_dev.db",
@@ -225,10 +234,10 @@ def frontier(args: argparse.Namespace) -> str:
         hit = statistics.mean(float(r["cache_hit_rate"]) for r in log_rows)
         train_rows.append([d.name, len(log_rows), f"{wall / 60:.1f}", f"{100 * hit:.0f}%",
                            f"{statistics.mean(float(r['decision_ms']) for r in log_rows):.1f}"])  # fmt: skip
-    (RESULTS / "frontier.json").write_text(json.dumps([p.__dict__ for p in points], indent=2) + "\n", encoding="utf-8")
+    (cfg.out / "points.json" if args.strategy != "implementation" else RESULTS / "frontier.json").write_text(json.dumps([p.__dict__ for p in points], indent=2) + "\n", encoding="utf-8")
     m = machine_info()
     return "\n".join([
-        "## Router: frontier, implementation strategy on LoCoMo dev",
+        f"## Router: frontier, {args.strategy} strategy on LoCoMo dev",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores); "
         f"answer and module LLM `{args.answer_llm}`, encoder `{args.encoder}`; {args.steps} PPO steps of "
@@ -238,7 +247,9 @@ def frontier(args: argparse.Namespace) -> str:
         + (f" Baseline rows reused from the evaluation benchmark (same questions and models): {', '.join(reused)}."
            if reused else ""),
         "",
-        f"Command: `.venv/bin/python bench/router.py --part frontier --cost-weights {args.cost_weights} "
+        f"Command: `.venv/bin/python bench/router.py --part frontier"
+        + ("" if args.strategy == "implementation" else f" --strategy {args.strategy}")
+        + f" --cost-weights {args.cost_weights} "
         f"--steps {args.steps} --batch-size {args.batch_size} --lr {args.lr:g} --eval-every {args.eval_every} "
         f"--train-questions {args.train_questions} --val-questions {args.val_questions} "
         f"--test-questions {args.test_questions}" + (" --alignment-ablation`" if args.alignment_ablation else "`"),
@@ -250,7 +261,7 @@ def frontier(args: argparse.Namespace) -> str:
         *([_alignment_reading(cfg.out, points, logs), ""] if args.alignment_ablation else []),
         table(["router", "steps", "train wall min", "cache hit rate", "decision ms"], train_rows),
         "",
-        " ".join(f"![{n}](../bench/results/router/frontier/{n}.png)"
+        " ".join(f"![{n}](../bench/results/router/{cfg.out.name}/{n}.png)"
                  for n in ("frontier", "tiers", *(["alignment"] if args.alignment_ablation else []))),
     ]) + "\n"  # fmt: skip
 
@@ -260,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--part", choices=["latency", "frontier"], required=True)
     p.add_argument("--questions", type=int, default=20, help="latency: questions timed")
     p.add_argument("--cost-weights", default="0,0.1,0.5")
+    p.add_argument("--strategy", default="implementation", choices=["implementation", "reasoning", "capacity"])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (the paper's 3e-4 assumes 600 x 32 episodes)")
@@ -276,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"LoCoMo dev subset not found at {DATA}", file=sys.stderr)
         return 2
     body = latency(args) if args.part == "latency" else frontier(args)
-    write_section(DOC, f"router-{args.part}", body)
+    strategy = "" if args.part == "latency" or args.strategy == "implementation" else f"-{args.strategy}"
+    write_section(DOC, f"router-{args.part}{strategy}", body)
     return 0
 
 

@@ -16,13 +16,17 @@ module cache, so a system that shares work with another pays for it once):
 * ``--part target``: target-cost mode over the test questions for three targets:
   realised mean extraction cost against the target, F1 at each, and a PNG of the
   running mean over the stream.
+* ``--part walltime``: wall time per routed question on the embedded default LLM (the
+  1.5B model for answers and modules), each policy on a few test questions with a module
+  cache of its own.
 
-    .venv/bin/python bench/routing.py --part runs --systems low,mid,naive-rag,high --questions 100
+    .venv/bin/python bench/routing.py --part runs --systems "low;mid;naive-rag;high" --questions 100
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -56,13 +60,18 @@ def run_name(system: str) -> str:
     return "eval-" + system.replace(":", "-").replace("/", "_").replace(">", "-to-").replace("@", "-at-").replace(",", "+")
 
 
-def evaluate(system: str, strategy: str, args: argparse.Namespace, split: str = "test", limit: int | None = None) -> list:
+def evaluate(
+    system: str, strategy: str, args: argparse.Namespace, split: str = "test", limit: int | None = None,
+    *, root: Path | None = None, settings: Settings | None = None, split_file: Path | None = None,
+) -> list:
+    root = root or RESULTS / strategy
     cfg = EvalConfig(
-        dataset="locomo", data=DATA, out=RESULTS / strategy / (run_name(system) + ("" if split == "test" else f"-{split}")),
+        dataset="locomo", data=DATA, out=root / (run_name(system) + ("" if split == "test" else f"-{split}")),
         split=split, strategy=strategy, policy=system, limit=limit or args.questions, store=RESULTS / "locomo_dev.db",
+        split_file=split_file,
     )  # fmt: skip
     log(f"{strategy}:{system} on {split} ({cfg.limit} questions)")
-    return run_eval(cfg, settings_for(args), progress=False, log=log).rows
+    return run_eval(cfg, settings or settings_for(args), progress=False, log=log).rows
 
 
 def runs(args: argparse.Namespace) -> None:
@@ -123,10 +132,23 @@ def classifier(args: argparse.Namespace) -> str:
     ]) + "\n"  # fmt: skip
 
 
+def fit_sample(items: list, n: int, path: Path) -> Path:
+    """``n`` train questions for the map search and the calibration: the same number of each
+    LoCoMo type, spread evenly over the split (its first questions are one conversation's,
+    and the first 60 hold no single-hop question). Written as a split file."""
+    per = max(1, n // 4)
+    picked = []
+    for kind in ("temporal", "multi-hop", "single-hop", "open-domain"):
+        of = [i for i in items if i.category == kind]
+        picked += [of[int(j * len(of) / per)].id for j in range(min(per, len(of)))]
+    save_json(path, {"train": sorted(picked, key=[i.id for i in items].index)})
+    return path
+
+
 def fit(args: argparse.Namespace) -> str:
     """Fit the rule router (prototypes, offset, tier map by a small search over candidate
-    maps) and escalation's calibration on the first N train questions; write the package's
-    data files."""
+    maps) and escalation's calibration on a typed sample of the train split; write the
+    package's data files."""
     from budgetmem.encoder import Encoder
     from budgetmem.eval.datasets import load_eval_set
     from budgetmem.eval.splits import make_split
@@ -141,15 +163,18 @@ def fit(args: argparse.Namespace) -> str:
     offsets = fit_offsets(train.items, enc.encode, protos, undecided=lambda q: rule_type(q) is None)
     clf = QuestionClassifier(enc, {k: __import__("numpy").asarray(v) for k, v in protos.items()}, offsets)
     candidates = [c.strip() for c in args.candidates.split(";")]
-    runs = {c: evaluate(c, args.strategy, args, split="train", limit=args.train_questions) for c in candidates}
+    sample = fit_sample(list(train.items), args.train_questions, RESULTS / "fit-sample.json")
+    n = len(json.loads(sample.read_text(encoding="utf-8"))["train"])
+    runs = {c: evaluate(c, args.strategy, args, split="train", limit=n, split_file=sample) for c in candidates}
     tiers, record = choose_tier_map(runs, lambda q: clf.classify(q).type, penalty_per_usd=args.penalty)
     fitted = {"prototypes": f"LoCoMo dev train split ({len(train.items)} questions), single- and multi-hop",
-              "map": f"best of {', '.join(candidates)} per type on the first {args.train_questions} train questions",
+              "map": f"best of {', '.join(candidates)} per type on {n} train questions ({n // 4} of each type, "
+                     "spread over the split)",
               "search": record}  # fmt: skip
     RuleTable(settings.encoder.name, {k: tuple(v) for k, v in protos.items()}, tiers, args.strategy, fitted,
               offsets).save(default_rules_path())  # fmt: skip
-    cheap = evaluate(f"escalate:{args.cheap}>{args.costly}@0", args.strategy, args, split="train", limit=args.train_questions)
-    costly = runs.get(args.costly) or evaluate(args.costly, args.strategy, args, split="train", limit=args.train_questions)
+    cheap = evaluate(f"escalate:{args.cheap}>{args.costly}@0", args.strategy, args, split="train", limit=n, split_file=sample)
+    costly = runs.get(args.costly) or evaluate(args.costly, args.strategy, args, split="train", limit=n, split_file=sample)
     cal = calibration_from_rows(cheap, costly)
     cal.save(default_calibration_path())
     from _report import table
@@ -159,11 +184,12 @@ def fit(args: argparse.Namespace) -> str:
     return "\n".join([
         "## Routing baselines: fitted on the train split",
         "",
-        f"Rule map: per question type, train F1 of each candidate map on the first {args.train_questions} train "
-        f"questions and the one chosen (score F1 - {args.penalty:g} x extraction USD). Calibration: "
+        f"Rule map: per question type (as the classifier types them), train F1 of each candidate map on {n} train "
+        f"questions ({n // 4} of each LoCoMo type, spread over the split; `bench/results/routing/fit-sample.json`) and the one chosen (score F1 - {args.penalty:g} x extraction USD). Calibration: "
         f"{cal.fitted}.",
         "",
-        f"Command: `.venv/bin/python bench/routing.py --part fit --train-questions {args.train_questions}`",
+        f"Command: `.venv/bin/python bench/routing.py --part fit --train-questions {args.train_questions} "
+        f"--candidates \"{args.candidates}\" --costly \"{args.costly}\"`",
         "",
         table(["type", "chosen", *candidates], rows),
     ]) + "\n"  # fmt: skip
@@ -185,77 +211,125 @@ def _label(run_dir: Path) -> str:
 
 
 def frontier(args: argparse.Namespace) -> str:
-    """Every system run on the strategy's test questions, on the questions all of them
-    answered; the escalation sweep; paired bootstrap intervals for each learned router
-    minus each baseline; a PNG; each system's wall time per question."""
+    """Every system run on the strategy's test questions; the escalation sweep; paired
+    bootstrap intervals for each learned router minus each baseline; a PNG; each system's
+    wall time per question. Systems that answered all ``--questions`` are compared on the
+    questions they share; a system still short of that (a slow one, resuming) gets its own
+    n, and its paired differences are taken on the questions it shares with the router."""
     import statistics
 
     from budgetmem.eval.metrics import bootstrap_ci
 
     strat = RESULTS / args.strategy
     sweep = [float(t) for t in args.thresholds.split(",")]
-    for t in sweep:  # after mid and high, every step of these is a module-cache hit
+    for t in sweep:  # after the cheap and costly runs, every step of these is a module-cache hit
         evaluate(f"escalate:{args.cheap}>{args.costly}@{t:g}", args.strategy, args)
     runs = {d: _rows_by_id(d) for d in sorted(strat.glob("eval-*")) if not d.name.endswith(("-train",))}
     runs = {d: r for d, r in runs.items() if r}
-    ids = sorted(set.intersection(*(set(r) for r in runs.values())))
-    if not ids:
-        raise SystemExit("no question answered by every system yet")
+    complete = [r for r in runs.values() if len(r) >= args.questions] or list(runs.values())
+    if not complete:
+        raise SystemExit("no question answered by any system yet")
+    common = sorted(set.intersection(*(set(r) for r in complete)))
     points = []
     for d, rows in runs.items():
+        ids = common if len(rows) >= len(common) and set(common) <= set(rows) else sorted(rows)
         f1 = [rows[i]["metrics"]["f1"] for i in ids]
         lo, hi = bootstrap_ci(f1)
-        ext = statistics.mean(rows[i]["cost"]["extraction_usd"] for i in ids)
-        tot = statistics.mean(rows[i]["cost"]["total_usd"] for i in ids)
         # Wall time of the first computation of each question (cache hits would flatter it):
         # rows whose every step was a cache hit are left out.
         walls = [rows[i]["cost"]["wall_s"] for i in ids if rows[i]["trace"].get("cache", {}).get("misses", 1)]
         esc = [rows[i]["trace"]["context"].get("escalation") for i in ids]
-        share = sum(bool(e and e["escalated"]) for e in esc) / len(ids) if any(esc) else None
-        points.append({"label": _label(d), "dir": d, "f1": 100 * statistics.mean(f1), "lo": 100 * lo, "hi": 100 * hi,
-                       "ext": ext * 1e6, "tot": tot * 1e6, "wall": statistics.median(walls) if walls else None,
-                       "escalated": share})  # fmt: skip
-    order = sorted(points, key=lambda p: (p["label"].startswith("escalate"), p["ext"]))
-    rows = [[p["label"], f"{p['f1']:.1f} [{p['lo']:.1f}, {p['hi']:.1f}]", f"{p['ext']:.0f}", f"{p['tot']:.0f}",
+        points.append({
+            "label": _label(d), "dir": d, "n": len(ids), "ids": ids, "f1": 100 * statistics.mean(f1),
+            "lo": 100 * lo, "hi": 100 * hi,
+            "ext": 1e6 * statistics.mean(rows[i]["cost"]["extraction_usd"] for i in ids),
+            "tot": 1e6 * statistics.mean(rows[i]["cost"]["total_usd"] for i in ids),
+            "wall": statistics.median(walls) if walls else None,
+            "escalated": sum(bool(e and e["escalated"]) for e in esc) / len(ids) if any(esc) else None,
+        })  # fmt: skip
+    order = sorted(points, key=lambda p: (p["n"] < len(common), p["label"].startswith("escalate"), p["ext"]))
+    rows = [[p["label"], p["n"], f"{p['f1']:.1f} [{p['lo']:.1f}, {p['hi']:.1f}]", f"{p['ext']:.0f}", f"{p['tot']:.0f}",
              "-" if p["escalated"] is None else f"{100 * p['escalated']:.0f}%",
              "-" if p["wall"] is None else f"{p['wall']:.1f}"] for p in order]  # fmt: skip
     from _report import table
 
     paired = []
-    learned = [p for p in points if p["label"].startswith("router")]
-    for r in learned:
-        for b in points:
+    for r in (p for p in order if p["label"].startswith("router")):
+        for b in order:
             if b["label"].startswith("router") or (b["label"].startswith("escalate") and not b["label"].endswith("@0.5")):
+                continue
+            ids = sorted(set(r["ids"]) & set(b["ids"]))
+            if not ids:
                 continue
             diffs = [runs[r["dir"]][i]["metrics"]["f1"] - runs[b["dir"]][i]["metrics"]["f1"] for i in ids]
             lo, hi = bootstrap_ci(diffs)
-            mean = statistics.mean(diffs)
             verdict = "beats" if lo > 0 else "loses to" if hi < 0 else "not distinguishable from"
-            paired.append([f"{r['label']} - {b['label']}", f"{100 * mean:+.1f} [{100 * lo:.1f}, {100 * hi:.1f}]", verdict])
-    _plot(order, strat / "frontier.png", args)
-    save_json(strat / "frontier.json", [{k: v for k, v in p.items() if k != "dir"} for p in order])
+            ext = statistics.mean(runs[r["dir"]][i]["cost"]["extraction_usd"] - runs[b["dir"]][i]["cost"]["extraction_usd"]
+                                  for i in ids)  # fmt: skip
+            paired.append([f"{r['label']} - {b['label']}", len(ids), f"{100 * statistics.mean(diffs):+.1f} "
+                           f"[{100 * lo:.1f}, {100 * hi:.1f}]", f"{1e6 * ext:+.0f}", verdict])  # fmt: skip
+    _plot([p for p in order if p["n"] == len(common)], strat / "frontier.png", args)
+    save_json(strat / "frontier.json", [{k: v for k, v in p.items() if k not in ("dir", "ids")} for p in order])
     m = machine_info()
     return "\n".join([
         f"## Routing baselines: {args.strategy} frontier on LoCoMo dev",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores) while other "
-        f"engineers' test suites and benchmarks ran on the same cores (load average {os.getloadavg()[0]:.1f} at the end; "
-        f"10-15 during the runs). {len(ids)} questions of the conversation-level test split (seed 0), the questions every "
-        f"system answered; answer and module LLM `{args.answer_llm}`, encoder `{args.encoder}`. Routers: the "
-        "implementation routers of the learned-router benchmark (8 PPO steps of 8 episodes), evaluated here. "
+        f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores); load average "
+        f"{os.getloadavg()[0]:.1f} at the end ({args.note}). The first {len(common)} questions of the conversation-level "
+        f"test split (seed 0), on which the rows with that n are compared; a row with a smaller n is a system still "
+        f"short of them (it resumes), read on its own questions. Answer and module LLM `{args.answer_llm}`, encoder "
+        f"`{args.encoder}`. Routers: the implementation routers of the learned-router benchmark, evaluated here. "
         f"Escalation: `{args.cheap}` first, `{args.costly}` when the confidence is below T. Wall s/q: median over "
         "questions computed (not served from the module cache) in this run.",
         "",
-        f"Command: `.venv/bin/python bench/routing.py --part frontier --strategy {args.strategy} "
+        f"Command: `.venv/bin/python bench/routing.py --part frontier --strategy {args.strategy} --costly \"{args.costly}\" "
         f"--thresholds {args.thresholds}` (after `--part runs`)",
         "",
-        table(["system", "F1 [95% CI]", "extraction µ$/q", "total µ$/q", "escalated", "wall s/q"], rows),
+        table(["system", "n", "F1 [95% CI]", "extraction µ$/q", "total µ$/q", "escalated", "wall s/q"], rows),
         "",
-        "Learned router minus each baseline, paired over the same questions (95% bootstrap):",
+        "Learned router minus each baseline, paired over the questions both answered (95% bootstrap; extraction µ$ "
+        "is the router's extra spend per question):",
         "",
-        table(["difference", "F1 points", "reading"], paired) if paired else "(no learned router run yet)",
+        table(["difference", "n", "F1 points", "extraction µ$", "reading"], paired) if paired else "(no learned router run yet)",
         "",
         f"![{args.strategy} frontier](../bench/results/routing/{args.strategy}/frontier.png)",
+    ]) + "\n"  # fmt: skip
+
+
+def walltime(args: argparse.Namespace) -> str:
+    """Wall time per routed question on the embedded default LLM (``--wall-llm``, answer and
+    module model alike; the encoder stays the routers' own): each policy on the first
+    ``--wall-questions`` test questions with a module cache of its own, so every step of every
+    question is computed, none served from another policy's work."""
+    import statistics
+
+    out = RESULTS / args.strategy / "walltime"
+    rows = []
+    for system in (x.strip() for x in args.systems.split(";")):
+        settings = settings_for(args).replace(
+            pipeline__answer_llm=args.wall_llm, pipeline__module_llm=args.wall_llm,
+            pipeline__cache_path=out / f"cache-{run_name(system)}.sqlite",
+        )  # fmt: skip
+        done = evaluate(system, args.strategy, args, limit=args.wall_questions, root=out, settings=settings)
+        walls = sorted(r["cost"]["wall_s"] for r in done)
+        rows.append([_label(out / run_name(system)), len(done), f"{statistics.median(walls):.1f}", f"{walls[-1]:.1f}",
+                     f"{1e6 * statistics.mean(r['cost']['extraction_usd'] for r in done):.0f}",
+                     "yes" if statistics.median(walls) <= 10 else "no"])  # fmt: skip
+    m = machine_info()
+    from _report import table
+
+    return "\n".join([
+        f"## Routing baselines: wall time per routed question on the embedded default ({args.strategy})",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores); load average "
+        f"{os.getloadavg()[0]:.1f} at the end ({args.note}). Answer and module LLM `{args.wall_llm}` (the embedded "
+        f"default), encoder `{args.encoder}` (the routers' own); the first {args.wall_questions} test questions, each "
+        "policy with a module cache of its own (every step computed). Goal: median <= 10 s.",
+        "",
+        f"Command: `.venv/bin/python bench/routing.py --part walltime --systems \"{args.systems}\" "
+        f"--wall-questions {args.wall_questions}`",
+        "",
+        table(["policy", "questions", "median wall s", "slowest s", "extraction µ$/q", "median <= 10 s"], rows),
     ]) + "\n"  # fmt: skip
 
 
@@ -343,13 +417,14 @@ def target(args: argparse.Namespace) -> str:
     return "\n".join([
         f"## Target-cost mode on LoCoMo dev ({args.strategy})",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores), shared with "
-        f"other engineers' runs (load average {os.getloadavg()[0]:.1f}). Policy `{policy}`; the controller adapts the "
+        f"Measured {time.strftime('%Y-%m-%d')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores); load average "
+        f"{os.getloadavg()[0]:.1f} at the end ({args.note}). Policy `{policy}`; the controller adapts the "
         f"threshold (eta {settings.routing.target_eta:g}); the stream is {args.stream} queries cycling the first "
         f"{len(items)} test questions (every step served from the module cache of `--part runs`, with its recorded "
         f"cost). Full escalation (`{args.costly}`) costs {full * 1e6:.0f} µ$ of extraction per question.",
         "",
-        f"Command: `.venv/bin/python bench/routing.py --part target --stream {args.stream} --questions {args.questions}`",
+        f"Command: `.venv/bin/python bench/routing.py --part target --costly \"{args.costly}\" --stream {args.stream} "
+        f"--questions {args.questions}`",
         "",
         table(["target µ$/q", "queries", "realised µ$/q", "off target", "F1"], rows),
         "",
@@ -381,9 +456,9 @@ def _plot_target(curves: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=["runs", "classifier", "fit", "frontier", "target"], required=True)
+    p.add_argument("--part", choices=["runs", "classifier", "fit", "frontier", "target", "walltime"], required=True)
     p.add_argument("--candidates", default="low;mid;mid,summary=high;mid,filter=high;high", help="fit: candidate maps")
-    p.add_argument("--train-questions", type=int, default=30)
+    p.add_argument("--train-questions", type=int, default=30, help="fit: train questions (a quarter of each type)")
     p.add_argument("--penalty", type=float, default=0.0, help="fit: F1 lost per USD of extraction")
     p.add_argument("--cheap", default="mid")
     p.add_argument("--costly", default="high")
@@ -392,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategy", default="implementation")
     p.add_argument("--systems", default="low;mid;naive-rag;high", help="policies separated by ';'")
     p.add_argument("--questions", type=int, default=100)
+    p.add_argument("--wall-questions", type=int, default=8, help="walltime: questions per policy")
+    p.add_argument("--wall-llm", default="llamacpp:qwen2.5-coder-1.5b", help="walltime: the embedded default LLM")
+    p.add_argument("--note", default="nothing else ran", help="what else ran on the machine, for the tables")
     p.add_argument("--encoder", default="all-minilm-l6-v2")
     p.add_argument("--answer-llm", default="llamacpp:qwen2.5-coder-0.5b")
     p.add_argument("--module-llm", default="llamacpp:qwen2.5-coder-0.5b")
@@ -405,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         write_section(DOC, "routing-classifier", classifier(args))
     elif args.part == "fit":
         write_section(DOC, "routing-fit", fit(args))
+    elif args.part == "walltime":
+        write_section(DOC, f"routing-walltime-{args.strategy}", walltime(args))
     elif args.part == "frontier":
         write_section(DOC, f"routing-frontier-{args.strategy}", frontier(args))
     else:
