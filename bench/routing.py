@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -173,26 +174,43 @@ def fit(args: argparse.Namespace) -> str:
               "search": record}  # fmt: skip
     RuleTable(settings.encoder.name, {k: tuple(v) for k, v in protos.items()}, tiers, args.strategy, fitted,
               offsets).save(default_rules_path())  # fmt: skip
-    cheap = evaluate(f"escalate:{args.cheap}>{args.costly}@0", args.strategy, args, split="train", limit=n, split_file=sample)
+    # The features pass (T = 0: never escalates) names the calibration file in its identity, and
+    # the fit rewrites that file: a re-fit starts the pass afresh (every step a module-cache hit).
+    features = f"escalate:{args.cheap}>{args.costly}@0"
+    shutil.rmtree(RESULTS / args.strategy / (run_name(features) + "-train"), ignore_errors=True)
+    cheap = evaluate(features, args.strategy, args, split="train", limit=n, split_file=sample)
     costly = runs.get(args.costly) or evaluate(args.costly, args.strategy, args, split="train", limit=n, split_file=sample)
     cal = calibration_from_rows(cheap, costly)
     cal.save(default_calibration_path())
     from _report import table
 
-    rows = [[k, v["choice"], *(f"{100 * v['candidates'][c]['f1']:.1f}" if c in v["candidates"] else "-" for c in candidates)]
+    f = cal.fitted
+    rows = [[k, next(iter(v["candidates"].values()))["n"] if v["candidates"] else 0, v["choice"],
+             *(f"{100 * v['candidates'][c]['f1']:.1f}" if c in v["candidates"] else "-" for c in candidates)]
             for k, v in record["types"].items()]  # fmt: skip
     return "\n".join([
         "## Routing baselines: fitted on the train split",
         "",
         f"Rule map: per question type (as the classifier types them), train F1 of each candidate map on {n} train "
-        f"questions ({n // 4} of each LoCoMo type, spread over the split; `bench/results/routing/fit-sample.json`) and the one chosen (score F1 - {args.penalty:g} x extraction USD). Calibration: "
-        f"{cal.fitted}.",
+        f"questions ({n // 4} of each LoCoMo type, spread over the split; `bench/results/routing/fit-sample.json`) "
+        f"and the one chosen (score F1 - {args.penalty:g} x extraction USD). Escalation's calibration "
+        f"(`{args.cheap}` > `{args.costly}`): logistic weights {_weights(cal)} fitted on {f['questions']} train "
+        f"questions, on {100 * f['share_not_improved']:.0f}% of which the costly pass did not raise F1; train "
+        f"accuracy {100 * f['train_accuracy']:.0f}% (always answering 'not improved' scores "
+        f"{100 * max(f['share_not_improved'], 1 - f['share_not_improved']):.0f}%).",
         "",
         f"Command: `.venv/bin/python bench/routing.py --part fit --train-questions {args.train_questions} "
         f"--candidates \"{args.candidates}\" --costly \"{args.costly}\"`",
         "",
-        table(["type", "chosen", *candidates], rows),
+        table(["type", "questions", "chosen", *candidates], rows),
+        "",
+        "A type with fewer than 3 questions takes the best map over all of them. Read the F1 columns with their n: "
+        "a type's 5-10 questions decide its row, so the map is a cheap baseline, not a finding about the types.",
     ]) + "\n"  # fmt: skip
+
+
+def _weights(cal) -> str:  # type: ignore[no-untyped-def]
+    return ", ".join([f"bias {cal.bias:+.2f}", *(f"{k} {v:+.2f}" for k, v in cal.weights.items())])
 
 
 def _rows_by_id(run_dir: Path) -> dict[str, dict]:
@@ -389,8 +407,6 @@ def target(args: argparse.Namespace) -> str:
             store_path.unlink()  # a fresh controller per target: the stream starts from the knob's middle
         for suffix in ("-wal", "-shm"):
             Path(str(store_path) + suffix).unlink(missing_ok=True)
-        import shutil
-
         shutil.copyfile(RESULTS / "locomo_dev.db", store_path)
         costs, f1s = [], []
         with Store(store_path) as store:

@@ -109,7 +109,7 @@ def choose_tier_map(
     kinds = {i: classify(str(first[i]["question"])) for i in ids}
 
     def stats(cand: str, subset: set[str]) -> dict[str, float]:
-        rs = [rows_by[cand][i] for i in subset]
+        rs = [rows_by[cand][i] for i in sorted(subset)]  # a fixed order: the same file from the same runs
         f1 = float(np.mean([r["metrics"]["f1"] for r in rs]))
         usd = float(np.mean([r["cost"]["extraction_usd"] for r in rs]))
         return {"n": len(rs), "f1": f1, "extraction_usd": usd, "score": f1 - penalty_per_usd * usd}
