@@ -234,7 +234,9 @@ def frontier(args: argparse.Namespace) -> str:
         hit = statistics.mean(float(r["cache_hit_rate"]) for r in log_rows)
         train_rows.append([d.name, len(log_rows), f"{wall / 60:.1f}", f"{100 * hit:.0f}%",
                            f"{statistics.mean(float(r['decision_ms']) for r in log_rows):.1f}"])  # fmt: skip
-    (cfg.out / "points.json" if args.strategy != "implementation" else RESULTS / "frontier.json").write_text(json.dumps([p.__dict__ for p in points], indent=2) + "\n", encoding="utf-8")
+    # implementation keeps its points where they always were, beside the strategy's folder
+    saved = RESULTS / "frontier.json" if args.strategy == "implementation" else cfg.out / "points.json"
+    saved.write_text(json.dumps([p.__dict__ for p in points], indent=2) + "\n", encoding="utf-8")
     m = machine_info()
     return "\n".join([
         f"## Router: frontier, {args.strategy} strategy on LoCoMo dev",

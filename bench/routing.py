@@ -26,7 +26,6 @@ module cache, so a system that shares work with another pays for it once):
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -133,17 +132,19 @@ def classifier(args: argparse.Namespace) -> str:
     ]) + "\n"  # fmt: skip
 
 
-def fit_sample(items: list, n: int, path: Path) -> Path:
+def fit_sample(items: list, n: int, path: Path) -> list[str]:
     """``n`` train questions for the map search and the calibration: the same number of each
     LoCoMo type, spread evenly over the split (its first questions are one conversation's,
-    and the first 60 hold no single-hop question). Written as a split file."""
+    and the first 60 hold no single-hop question). Written to ``path`` as a split file (the
+    harness reads it); returns their ids, in the split's order."""
     per = max(1, n // 4)
     picked = []
     for kind in ("temporal", "multi-hop", "single-hop", "open-domain"):
         of = [i for i in items if i.category == kind]
         picked += [of[int(j * len(of) / per)].id for j in range(min(per, len(of)))]
-    save_json(path, {"train": sorted(picked, key=[i.id for i in items].index)})
-    return path
+    ids = sorted(picked, key=[i.id for i in items].index)
+    save_json(path, {"train": ids})
+    return ids
 
 
 def fit(args: argparse.Namespace) -> str:
@@ -164,8 +165,8 @@ def fit(args: argparse.Namespace) -> str:
     offsets = fit_offsets(train.items, enc.encode, protos, undecided=lambda q: rule_type(q) is None)
     clf = QuestionClassifier(enc, {k: __import__("numpy").asarray(v) for k, v in protos.items()}, offsets)
     candidates = [c.strip() for c in args.candidates.split(";")]
-    sample = fit_sample(list(train.items), args.train_questions, RESULTS / "fit-sample.json")
-    n = len(json.loads(sample.read_text(encoding="utf-8"))["train"])
+    sample = RESULTS / "fit-sample.json"
+    n = len(fit_sample(list(train.items), args.train_questions, sample))
     runs = {c: evaluate(c, args.strategy, args, split="train", limit=n, split_file=sample) for c in candidates}
     tiers, record = choose_tier_map(runs, lambda q: clf.classify(q).type, penalty_per_usd=args.penalty)
     fitted = {"prototypes": f"LoCoMo dev train split ({len(train.items)} questions), single- and multi-hop",
@@ -192,7 +193,8 @@ def fit(args: argparse.Namespace) -> str:
         "## Routing baselines: fitted on the train split",
         "",
         f"Rule map: per question type (as the classifier types them), train F1 of each candidate map on {n} train "
-        f"questions ({n // 4} of each LoCoMo type, spread over the split; `bench/results/routing/fit-sample.json`) "
+        f"questions ({n // 4} of each LoCoMo type, spread over the split; their ids are in "
+        "`bench/results/routing/fit-sample.json`, which the fit writes) "
         f"and the one chosen (score F1 - {args.penalty:g} x extraction USD). Escalation's calibration "
         f"(`{args.cheap}` > `{args.costly}`): logistic weights {_weights(cal)} fitted on {f['questions']} train "
         f"questions, on {100 * f['share_not_improved']:.0f}% of which the costly pass did not raise F1; train "
@@ -250,7 +252,7 @@ def frontier(args: argparse.Namespace) -> str:
     common = sorted(set.intersection(*(set(r) for r in complete)))
     points = []
     for d, rows in runs.items():
-        ids = common if len(rows) >= len(common) and set(common) <= set(rows) else sorted(rows)
+        ids = common if set(common) <= set(rows) else sorted(rows)
         f1 = [rows[i]["metrics"]["f1"] for i in ids]
         lo, hi = bootstrap_ci(f1)
         # Wall time of the first computation of each question (cache hits would flatter it):
@@ -308,7 +310,8 @@ def frontier(args: argparse.Namespace) -> str:
         "Learned router minus each baseline, paired over the questions both answered (95% bootstrap; extraction µ$ "
         "is the router's extra spend per question):",
         "",
-        table(["difference", "n", "F1 points", "extraction µ$", "reading"], paired) if paired else "(no learned router run yet)",
+        table(["difference", "n", "F1 points", "extraction µ$", "reading"], paired)
+        if paired else "(no learned router run yet)",
         "",
         f"![{args.strategy} frontier](../bench/results/routing/{args.strategy}/frontier.png)",
     ]) + "\n"  # fmt: skip
@@ -329,10 +332,11 @@ def walltime(args: argparse.Namespace) -> str:
             pipeline__cache_path=out / f"cache-{run_name(system)}.sqlite",
         )  # fmt: skip
         done = evaluate(system, args.strategy, args, limit=args.wall_questions, root=out, settings=settings)
-        walls = sorted(r["cost"]["wall_s"] for r in done)
-        rows.append([_label(out / run_name(system)), len(done), f"{statistics.median(walls):.1f}", f"{walls[-1]:.1f}",
+        walls = [r["cost"]["wall_s"] for r in done]
+        median = statistics.median(walls)
+        rows.append([_label(out / run_name(system)), len(done), f"{median:.1f}", f"{max(walls):.1f}",
                      f"{1e6 * statistics.mean(r['cost']['extraction_usd'] for r in done):.0f}",
-                     "yes" if statistics.median(walls) <= 10 else "no"])  # fmt: skip
+                     "yes" if median <= 10 else "no"])  # fmt: skip
     m = machine_info()
     from _report import table
 

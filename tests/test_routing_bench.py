@@ -20,8 +20,9 @@ def test_the_fit_sample_has_each_type_alike_and_spans_the_split(tmp_path, locomo
     data = load_eval_set("locomo", locomo_dev)
     train = list(make_split(data, "train", seed=0).items)
     assert "single-hop" not in {i.category for i in train[:30]}  # why the first N would not do
-    path = bench.fit_sample(train, 30, tmp_path / "sample.json")
-    ids = json.loads(path.read_text(encoding="utf-8"))["train"]
+    path = tmp_path / "sample.json"
+    ids = bench.fit_sample(train, 30, path)
+    assert json.loads(path.read_text(encoding="utf-8"))["train"] == ids
     kind = {i.id: i.category for i in train}
     assert Counter(kind[i] for i in ids) == {"temporal": 7, "multi-hop": 7, "single-hop": 7, "open-domain": 7}
     assert len({i.split(":")[0] for i in ids}) == len({i.history for i in train})  # every train conversation
