@@ -8,8 +8,9 @@ module cache, so a system that shares work with another pays for it once):
 * ``--part runs``: evaluate systems (fixed tiers, naive RAG, routers, the rule router,
   escalation) on the first N test questions. Cheap systems first.
 * ``--part fit``: fit the rule router's question-type prototypes and tier map, and the
-  escalation confidence calibration, on the train split (writes the JSON files the
-  package ships in ``src/budgetmem/router/data/``).
+  escalation confidence calibration, on the train split (for implementation, the JSON
+  files the package ships in ``src/budgetmem/router/data/``; for reasoning and capacity,
+  files beside that strategy's runs, which its runs then use).
 * ``--part frontier``: one table and PNG per strategy: every system's F1 and cost on the
   same questions, the escalation sweep over T, and paired bootstrap intervals for each
   learned router minus each baseline; each system's wall time per question.
@@ -48,10 +49,24 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 ROUTERS = ROOT / "bench" / "results" / "router" / "frontier"
 
 
+def fitted_files(strategy: str) -> tuple[Path, Path]:
+    """Where a strategy's rule map and escalation calibration are written by ``--part fit``
+    and read by its runs: the package's own files for implementation (the ones that ship),
+    the strategy's results folder for reasoning and capacity."""
+    from budgetmem.router.escalate import default_calibration_path
+    from budgetmem.router.rules import default_rules_path
+
+    if strategy == "implementation":
+        return default_rules_path(), default_calibration_path()
+    return RESULTS / strategy / "rules.json", RESULTS / strategy / "calibration.json"
+
+
 def settings_for(args: argparse.Namespace) -> Settings:
+    rules, calibration = fitted_files(args.strategy)
     base = Settings().replace(
         encoder__name=args.encoder, pipeline__answer_llm=args.answer_llm, pipeline__module_llm=args.module_llm,
         pipeline__cache_path=RESULTS / "module-cache.sqlite",
+        routing__rules=rules if rules.exists() else None, routing__calibration=calibration if calibration.exists() else None,
     )  # fmt: skip
     return dataset_settings(base, "locomo")
 
@@ -149,13 +164,12 @@ def fit_sample(items: list, n: int, path: Path) -> list[str]:
 
 def fit(args: argparse.Namespace) -> str:
     """Fit the rule router (prototypes, offset, tier map by a small search over candidate
-    maps) and escalation's calibration on a typed sample of the train split; write the
-    package's data files."""
+    maps) and escalation's calibration on a typed sample of the train split; write them where
+    :func:`fitted_files` says (the package's data files for implementation)."""
     from budgetmem.encoder import Encoder
     from budgetmem.eval.datasets import load_eval_set
     from budgetmem.eval.splits import make_split
-    from budgetmem.router.escalate import default_calibration_path
-    from budgetmem.router.rules import QuestionClassifier, RuleTable, default_rules_path, rule_type
+    from budgetmem.router.rules import QuestionClassifier, RuleTable, rule_type
     from budgetmem.training.rules_fit import calibration_from_rows, choose_tier_map, fit_offsets, question_prototypes
 
     settings = settings_for(args)
@@ -173,8 +187,9 @@ def fit(args: argparse.Namespace) -> str:
               "map": f"best of {', '.join(candidates)} per type on {n} train questions ({n // 4} of each type, "
                      "spread over the split)",
               "search": record}  # fmt: skip
+    rules_path, calibration_path = fitted_files(args.strategy)
     RuleTable(settings.encoder.name, {k: tuple(v) for k, v in protos.items()}, tiers, args.strategy, fitted,
-              offsets).save(default_rules_path())  # fmt: skip
+              offsets).save(rules_path)  # fmt: skip
     # The features pass (T = 0: never escalates) names the calibration file in its identity, and
     # the fit rewrites that file: a re-fit starts the pass afresh (every step a module-cache hit).
     features = f"escalate:{args.cheap}>{args.costly}@0"
@@ -182,7 +197,7 @@ def fit(args: argparse.Namespace) -> str:
     cheap = evaluate(features, args.strategy, args, split="train", limit=n, split_file=sample)
     costly = runs.get(args.costly) or evaluate(args.costly, args.strategy, args, split="train", limit=n, split_file=sample)
     cal = calibration_from_rows(cheap, costly)
-    cal.save(default_calibration_path())
+    cal.save(calibration_path)
     from _report import table
 
     f = cal.fitted
@@ -190,7 +205,7 @@ def fit(args: argparse.Namespace) -> str:
              *(f"{100 * v['candidates'][c]['f1']:.1f}" if c in v["candidates"] else "-" for c in candidates)]
             for k, v in record["types"].items()]  # fmt: skip
     return "\n".join([
-        "## Routing baselines: fitted on the train split",
+        f"## Routing baselines: fitted on the train split ({args.strategy})",
         "",
         f"Rule map: per question type (as the classifier types them), train F1 of each candidate map on {n} train "
         f"questions ({n // 4} of each LoCoMo type, spread over the split; their ids are in "
@@ -201,8 +216,9 @@ def fit(args: argparse.Namespace) -> str:
         f"accuracy {100 * f['train_accuracy']:.0f}% (always answering 'not improved' scores "
         f"{100 * max(f['share_not_improved'], 1 - f['share_not_improved']):.0f}%).",
         "",
-        f"Command: `.venv/bin/python bench/routing.py --part fit --train-questions {args.train_questions} "
-        f"--candidates \"{args.candidates}\" --costly \"{args.costly}\"`",
+        f"Command: `.venv/bin/python bench/routing.py --part fit"
+        + ("" if args.strategy == "implementation" else f" --strategy {args.strategy} --cheap \"{args.cheap}\"")
+        + f" --train-questions {args.train_questions} --candidates \"{args.candidates}\" --costly \"{args.costly}\"`",
         "",
         table(["type", "questions", "chosen", *candidates], rows),
         "",
@@ -241,10 +257,14 @@ def frontier(args: argparse.Namespace) -> str:
     from budgetmem.eval.metrics import bootstrap_ci
 
     strat = RESULTS / args.strategy
-    sweep = [float(t) for t in args.thresholds.split(",")]
-    for t in sweep:  # after the cheap and costly runs, every step of these is a module-cache hit
-        evaluate(f"escalate:{args.cheap}>{args.costly}@{t:g}", args.strategy, args)
-    runs = {d: _rows_by_id(d) for d in sorted(strat.glob("eval-*")) if not d.name.endswith(("-train",))}
+    sweep = thresholds(args)
+    swept = [f"escalate:{args.cheap}>{args.costly}@{t:g}" for t in sweep]
+    for system in swept:  # after the cheap and costly runs, every step of these is a module-cache hit
+        evaluate(system, args.strategy, args)
+    # Escalation runs of other sweeps (other thresholds or pairs) stay on disk but off this frontier.
+    current = {run_name(x) for x in swept}
+    runs = {d: _rows_by_id(d) for d in sorted(strat.glob("eval-*"))
+            if not d.name.endswith("-train") and (not d.name.startswith("eval-escalate") or d.name in current)}  # fmt: skip
     runs = {d: r for d, r in runs.items() if r}
     complete = [r for r in runs.values() if len(r) >= args.questions] or list(runs.values())
     if not complete:
@@ -274,9 +294,10 @@ def frontier(args: argparse.Namespace) -> str:
     from _report import table
 
     paired = []
+    middle = _label(strat / run_name(swept[len(swept) // 2]))  # the sweep's middle point is the paired baseline
     for r in (p for p in order if p["label"].startswith("router")):
         for b in order:
-            if b["label"].startswith("router") or (b["label"].startswith("escalate") and not b["label"].endswith("@0.5")):
+            if b["label"].startswith("router") or (b["label"].startswith("escalate") and b["label"] != middle):
                 continue
             ids = sorted(set(r["ids"]) & set(b["ids"]))
             if not ids:
@@ -299,11 +320,13 @@ def frontier(args: argparse.Namespace) -> str:
         f"test split (seed 0), on which the rows with that n are compared; a row with a smaller n is a system still "
         f"short of them (it resumes), read on its own questions. Answer and module LLM `{args.answer_llm}`, encoder "
         f"`{args.encoder}`. Routers: the implementation routers of the learned-router benchmark, evaluated here. "
-        f"Escalation: `{args.cheap}` first, `{args.costly}` when the confidence is below T. Wall s/q: median over "
+        f"Escalation: `{args.cheap}` first, `{args.costly}` when the confidence is below T; the sweep's T "
+        f"({', '.join(f'{t:g}' for t in sweep)}) are `{args.thresholds}` (qP: the P-th percentile of the cheap pass's "
+        "confidence on these questions, so about P% escalate). Wall s/q: median over "
         "questions computed (not served from the module cache) in this run.",
         "",
-        f"Command: `.venv/bin/python bench/routing.py --part frontier --strategy {args.strategy} --costly \"{args.costly}\" "
-        f"--thresholds {args.thresholds}` (after `--part runs`)",
+        f"Command: `.venv/bin/python bench/routing.py --part frontier --strategy {args.strategy} --questions {args.questions} "
+        f"--cheap \"{args.cheap}\" --costly \"{args.costly}\" --thresholds {args.thresholds}` (after `--part runs`)",
         "",
         table(["system", "n", "F1 [95% CI]", "extraction µ$/q", "total µ$/q", "escalated", "wall s/q"], rows),
         "",
@@ -315,6 +338,28 @@ def frontier(args: argparse.Namespace) -> str:
         "",
         f"![{args.strategy} frontier](../bench/results/routing/{args.strategy}/frontier.png)",
     ]) + "\n"  # fmt: skip
+
+
+def thresholds(args: argparse.Namespace) -> list[float]:
+    """The escalation sweep's thresholds. ``qP`` is the P-th percentile of the cheap pass's
+    confidence on the test questions (read from the T = 0 run, which never escalates and,
+    after the cheap run, costs only cache hits): the calibrated confidences bunch in a narrow
+    band, so fixed thresholds give all-or-nothing escalation, while percentiles place the
+    points at about P% of questions escalated and trace the frontier between the two passes."""
+    import numpy as np
+
+    wanted = [t.strip() for t in args.thresholds.split(",") if t.strip()]
+    fixed = [float(t) for t in wanted if not t.lower().startswith("q")]
+    shares = [float(t[1:]) / 100 for t in wanted if t.lower().startswith("q")]
+    if not shares:
+        return sorted(fixed)
+    if not all(0 < q < 1 for q in shares):
+        raise SystemExit(f"--thresholds: percentiles must lie in q1..q99, got {args.thresholds}")
+    rows = evaluate(f"escalate:{args.cheap}>{args.costly}@0", args.strategy, args)
+    conf = np.asarray([r["trace"]["context"]["escalation"]["confidence"] for r in rows], dtype=float)
+    # Rounded up at the third decimal, so the P% below it stay below the printed threshold.
+    picked = {float(np.ceil(np.round(1000 * np.quantile(conf, q), 6)) / 1000) for q in shares}
+    return sorted(picked | set(fixed))
 
 
 def walltime(args: argparse.Namespace) -> str:
@@ -482,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--penalty", type=float, default=0.0, help="fit: F1 lost per USD of extraction")
     p.add_argument("--cheap", default="mid")
     p.add_argument("--costly", default="high")
-    p.add_argument("--thresholds", default="0.1,0.3,0.5,0.7,0.9")
+    p.add_argument("--thresholds", default="q10,q30,q50,q70,q90",
+                   help="escalation sweep: thresholds in [0, 1], or qP for the P-th percentile of the cheap pass's confidence")
     p.add_argument("--stream", type=int, default=120, help="target: queries in the stream")
     p.add_argument("--strategy", default="implementation")
     p.add_argument("--systems", default="low;mid;naive-rag;high", help="policies separated by ';'")
@@ -502,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.part == "classifier":
         write_section(DOC, "routing-classifier", classifier(args))
     elif args.part == "fit":
-        write_section(DOC, "routing-fit", fit(args))
+        write_section(DOC, "routing-fit" + ("" if args.strategy == "implementation" else f"-{args.strategy}"), fit(args))
     elif args.part == "walltime":
         write_section(DOC, f"routing-walltime-{args.strategy}", walltime(args))
     elif args.part == "frontier":

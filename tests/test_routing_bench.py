@@ -3,10 +3,12 @@ train split, not on its first questions (one conversation's, with no single-hop 
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import Counter
 
+import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -31,3 +33,34 @@ def test_the_fit_sample_has_each_type_alike_and_spans_the_split(tmp_path, locomo
     # The file is an ordinary split file: the harness reads it, and it holds train questions only.
     sample = make_split(data, "train", seed=0, split_file=path)
     assert [i.id for i in sample.items] == ids
+
+
+def test_percentile_thresholds_escalate_about_that_share_of_questions(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    conf = [i / 100 for i in range(100)]  # the cheap pass's confidences: 0.00 ... 0.99
+    rows = [{"trace": {"context": {"escalation": {"confidence": c}}}} for c in reversed(conf)]
+    asked = []
+    monkeypatch.setattr(bench, "evaluate", lambda system, strategy, args, **kw: asked.append(system) or rows)
+    args = argparse.Namespace(thresholds="q10, q50,0.95,q90", cheap="mid", costly="mid,summary=high", strategy="x")
+    ts = bench.thresholds(args)
+    assert asked == ["escalate:mid>mid,summary=high@0"]  # confidences from the pass that never escalates
+    assert ts == sorted(ts) and 0.95 in ts
+    # Escalation happens below T: by hand, 10, 50 and 90 of the 100 questions, and 95 at T = 0.95.
+    assert [sum(c < t for c in conf) for t in ts] == [10, 50, 90, 95]
+
+
+def test_fixed_thresholds_need_no_run_and_bad_percentiles_are_refused(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(bench, "evaluate", lambda *a, **kw: pytest.fail("no run is needed for fixed thresholds"))
+    args = argparse.Namespace(thresholds="0.7,0.1", cheap="low", costly="mid", strategy="reasoning")
+    assert bench.thresholds(args) == [0.1, 0.7]
+    with pytest.raises(SystemExit, match="percentiles"):
+        bench.thresholds(argparse.Namespace(thresholds="q0,q50", cheap="low", costly="mid", strategy="reasoning"))
+
+
+def test_only_implementation_writes_the_packaged_fitted_files() -> None:
+    from budgetmem.router.escalate import default_calibration_path
+    from budgetmem.router.rules import default_rules_path
+
+    assert bench.fitted_files("implementation") == (default_rules_path(), default_calibration_path())
+    rules, cal = bench.fitted_files("reasoning")
+    assert rules.parent == cal.parent == bench.RESULTS / "reasoning"
+    assert {rules, cal}.isdisjoint({default_rules_path(), default_calibration_path()})
