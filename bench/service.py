@@ -189,25 +189,15 @@ def main() -> int:
         print("\n".join(lines))
         return 0
     conv_id, sessions, questions = _conversation()
-    tmp = Path(tempfile.mkdtemp(prefix="budgetmem-service-bench-"))
-    store = tmp / "store.db"
-    (tmp / "server.toml").write_text(CONFIG.format(cache=tmp / "server-cache.sqlite"))
-    (tmp / "library.toml").write_text(CONFIG.format(cache=tmp / "library-cache.sqlite"))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    key = json.loads(_cli("keys", "create", "--store", str(store), "--namespace", "bench", "--scope", "read,query,write,metrics", "--json", env=env))["key"]
+    tmp, store, headers, env = _workspace("budgetmem-service-bench-", "read,query,write,metrics")
     server, url = _start_server(tmp, "server", store, args.clients, env)
-    headers = {"Authorization": f"Bearer {key}"}
     results: dict[str, Any] = {"conversation": conv_id, "sessions": len(sessions), "questions": len(questions)}
     results["query_precision"] = Encoder(load_settings(tmp / "server.toml").encoder).query_precision
     try:
         ns = f"{url}/v1/namespaces/bench/locomo"
         with httpx.Client(headers=headers, timeout=300) as http:
             t0 = time.perf_counter()
-            chunks = 0
-            for body in sessions:
-                r = http.post(f"{ns}/memories", json=body)
-                r.raise_for_status()
-                chunks += r.json()["chunks_added"]
+            chunks = _add_sessions(http, ns, sessions)
             results["ingest"] = {"seconds": time.perf_counter() - t0, "chunks": chunks}
             log(f"added {len(sessions)} sessions ({chunks} chunks) in {results['ingest']['seconds']:.1f} s")
             http.post(f"{ns}/search", json={"query": "warm-up"}).raise_for_status()
@@ -246,7 +236,6 @@ def main() -> int:
         log(f"waited {results['query_drain_s']:.0f} s for the query pool to drain")
         _stop(server)
         results["overhead"] = _overhead(tmp, store, headers, env, args, questions)
-        _stop(server)
         # Baselines and scaling, each a fresh server on the same store (its indexes are on
         # disk): float32 queries, one process; then the service on two processes.
         variants = {"search_processes": ("processes", ["--processes", str(args.processes)])}
@@ -523,6 +512,28 @@ def _batching_lines(b: dict[str, Any]) -> list[str]:
     ]
 
 
+def _workspace(prefix: str, scope: str) -> tuple[Path, Path, dict[str, str], dict[str, str]]:
+    """A fresh folder with the store, the server's and the library's configs (each its own
+    module cache) and a key for the ``bench`` namespace: (folder, store, headers, env)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    store = tmp / "store.db"
+    for name in ("server", "library"):
+        (tmp / f"{name}.toml").write_text(CONFIG.format(cache=tmp / f"{name}-cache.sqlite"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    key = json.loads(_cli("keys", "create", "--store", str(store), "--namespace", "bench", "--scope", scope, "--json", env=env))["key"]
+    return tmp, store, {"Authorization": f"Bearer {key}"}, env
+
+
+def _add_sessions(http: httpx.Client, ns: str, sessions: list[dict[str, Any]]) -> int:
+    """Adds the sessions one by one over HTTP; returns the chunks stored."""
+    chunks = 0
+    for body in sessions:
+        r = http.post(f"{ns}/memories", json=body)
+        r.raise_for_status()
+        chunks += r.json()["chunks_added"]
+    return chunks
+
+
 def _overhead(tmp: Path, store: Path, headers: dict[str, str], env: dict[str, str], args: argparse.Namespace,
               questions: list[str]) -> dict[str, Any]:
     """The server's overhead on a MID query against the library called directly in this
@@ -582,18 +593,11 @@ def _overhead_only(args: argparse.Namespace, saved: Path) -> None:
     """``--overhead``: the conversation added to a fresh store over HTTP, then :func:`_overhead`;
     writes the ``overhead`` entry of bench/results/service.json (the other rows stay)."""
     _, sessions, questions = _conversation()
-    tmp = Path(tempfile.mkdtemp(prefix="budgetmem-service-overhead-"))
-    store = tmp / "store.db"
-    for name in ("server", "library"):
-        (tmp / f"{name}.toml").write_text(CONFIG.format(cache=tmp / f"{name}-cache.sqlite"))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    key = json.loads(_cli("keys", "create", "--store", str(store), "--namespace", "bench", "--scope", "read,query,write", "--json", env=env))["key"]
-    headers = {"Authorization": f"Bearer {key}"}
+    tmp, store, headers, env = _workspace("budgetmem-service-overhead-", "read,query,write")
     server, url = _start_server(tmp, "server", store, args.clients, env)
     try:
         with httpx.Client(headers=headers, timeout=300) as http:
-            for body in sessions:
-                http.post(f"{url}/v1/namespaces/bench/locomo/memories", json=body).raise_for_status()
+            _add_sessions(http, f"{url}/v1/namespaces/bench/locomo", sessions)
     finally:
         _stop(server)
     data = json.loads(saved.read_text(encoding="utf-8"))
