@@ -218,3 +218,54 @@ def test_policies():
     for bad in ("medium", "filter=high", "mid,foo=low", "low,high"):
         with pytest.raises(ConfigError):
             parse_policy(bad)
+
+
+def _module_prompts(llms) -> int:
+    return sum(_module_of(p) is not None for p in llms[MODEL].prompts)
+
+
+def test_one_computation_is_paid_once_across_strategies(tmp_path, settings, make_mem):
+    # With the ladder's medium rung on the module LLM, implementation HIGH, reasoning LOW and
+    # capacity MID are one direct prompt on one model: the cache serves them from one entry.
+    s = settings.replace(pipeline__ladder=("fake:s", MODEL, "fake:l"))
+    llms = _fakes()
+    q = "What did Tomasz name his bakery?"
+    with make_mem(s, llms, strategy="implementation", policy="high") as mem:
+        first = mem.query(q)
+    paid = _module_prompts(llms)
+    assert paid >= 5 and first.cache == {"hits": 0, "misses": 6}
+    for strategy, policy in (("reasoning", "low"), ("capacity", "mid")):
+        with make_mem(s, llms, strategy=strategy, policy=policy) as mem:
+            again = mem.query(q)
+        assert again.cache == {"hits": 6, "misses": 0}, strategy
+        assert _module_prompts(llms) == paid
+        assert [st.strategy for st in again.steps] == [strategy] * 5  # the ledger names the tier that ran
+        assert again.memory == first.memory and again.extraction_usd == pytest.approx(first.extraction_usd)
+    with make_mem(s, llms, strategy="reasoning", policy="mid") as mem:  # chain of thought: a new computation
+        cot = mem.query(q)
+    assert not any(st.cache_hit for st in cot.steps) and _module_prompts(llms) > paid
+
+
+def test_cache_entries_under_labelled_keys_still_serve(tmp_path, settings, make_mem, monkeypatch):
+    # Cache files written when the key held the strategy and tier (before 2026-12-01) serve
+    # every label of the same computation.
+    from budgetmem.pipeline import executor
+
+    def labelled(stage, spec, model, inp, ctx):
+        return executor.cache_key([spec.strategy, spec.module, spec.tier.name,
+                                   *executor._computation(stage, spec, model, inp, ctx)])  # fmt: skip
+
+    s = settings.replace(pipeline__ladder=("fake:s", MODEL, "fake:l"))
+    llms = _fakes()
+    q = "What did Tomasz name his bakery?"
+    with monkeypatch.context() as m:
+        m.setattr(executor, "_step_key", labelled)
+        with make_mem(s, llms, strategy="implementation", policy="high") as mem:
+            mem.query(q)
+    paid = _module_prompts(llms)
+    with make_mem(s, llms, strategy="capacity", policy="mid") as mem:
+        again = mem.query(q)
+    assert again.cache == {"hits": 6, "misses": 0} and _module_prompts(llms) == paid
+    with make_mem(s, llms, strategy="capacity", policy="high") as mem:  # another model: not served
+        big = mem.query(q)
+    assert not any(st.cache_hit for st in big.steps)

@@ -1,7 +1,9 @@
 """A content-addressed, on-disk cache of module results (SQLite, WAL).
 
-Key: sha256 of (strategy, module, tier, model, prompt version, exact input). Repeated
-evaluation and router training never pay twice for the same call. A cached entry keeps
+Key: sha256 of what a step computes (module, method, reasoning behaviour, model, prompt
+version, settings, exact input), not of the tier label that chose it, so strategies that
+share a computation share its entry. Repeated evaluation and router training never pay
+twice for the same call. A cached entry keeps
 the cost the computation had, so a ledger can show both what it is worth and what was
 paid now (nothing).
 
@@ -70,9 +72,15 @@ class ModuleCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, *older: str) -> dict[str, Any] | None:
+        """The entry under ``key``, else under the first of ``older`` (keys an earlier
+        version wrote the same computation under); one hit or miss either way."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM results WHERE key=?", (key,)).fetchone()
+            row = None
+            for k in (key, *older):
+                row = self._db.execute("SELECT value FROM results WHERE key=?", (k,)).fetchone()
+                if row is not None:
+                    break
             if row is None:
                 self.misses += 1
                 return None

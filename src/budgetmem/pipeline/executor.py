@@ -16,8 +16,8 @@ from typing import Any
 from budgetmem.pipeline.cache import ModuleCache, cache_key, source_tags
 from budgetmem.pipeline.context import RunContext
 from budgetmem.pipeline.stages import Stage
-from budgetmem.pipeline.tiers import TierSpec
-from budgetmem.pipeline.types import CallRecord, ModuleInput, ModuleResult, StepRecord
+from budgetmem.pipeline.tiers import TierSpec, provider_of, tier_spec
+from budgetmem.pipeline.types import STRATEGIES, CallRecord, ModuleInput, ModuleResult, StepRecord, Tier
 
 __all__ = ["run_step", "step_key", "IMPLEMENTATION_VERSION"]
 
@@ -43,12 +43,31 @@ def step_key(stage: Stage, spec: TierSpec, inp: ModuleInput, ctx: RunContext) ->
 
 
 def _step_key(stage: Stage, spec: TierSpec, model: str | None, inp: ModuleInput, ctx: RunContext) -> str:
+    # What is computed, not which tier label chose it: on the embedded ladder implementation
+    # HIGH, reasoning LOW and capacity MID are one direct prompt on one model (routing paper
+    # §4.2), and a cache shared by the three strategies pays for it once.
+    return cache_key(["step", spec.module, *_computation(stage, spec, model, inp, ctx)])
+
+
+def _labelled_keys(stage: Stage, spec: TierSpec, model: str | None, inp: ModuleInput, ctx: RunContext) -> list[str]:
+    """The keys cache files written before the step key dropped the tier label hold this
+    computation under: one per (strategy, tier) that runs it, so those files keep serving."""
+    s = ctx.settings
+    provider = provider_of(spec, s.module_llm, s.ladder) if spec.method == "llm" else None
+    rest = _computation(stage, spec, model, inp, ctx)
+    return [
+        cache_key([o.strategy, o.module, o.tier.name, *rest])
+        for o in (tier_spec(strategy, spec.module, tier) for strategy in STRATEGIES for tier in Tier)
+        if (o.method, o.behaviour) == (spec.method, spec.behaviour)
+        and (provider is None or provider_of(o, s.module_llm, s.ladder) == provider)
+    ]
+
+
+def _computation(stage: Stage, spec: TierSpec, model: str | None, inp: ModuleInput, ctx: RunContext) -> list[Any]:
     s = ctx.settings
     version = stage.version if spec.method == "llm" else IMPLEMENTATION_VERSION
-    return cache_key(
-        [spec.strategy, spec.module, spec.tier.name, spec.method, spec.behaviour, model, version,
-         s.layout, s.filter_keep, s.filter_tokens, s.max_facts, _input_key(inp)]
-    )  # fmt: skip
+    return [spec.method, spec.behaviour, model, version, s.layout, s.filter_keep, s.filter_tokens, s.max_facts,
+            _input_key(inp)]  # fmt: skip
 
 
 def _model_of(spec: TierSpec, ctx: RunContext) -> str | None:
@@ -69,7 +88,7 @@ def run_step(
     key = _step_key(stage, spec, model, inp, ctx) if cache is not None else None
     wall0, cpu0 = time.perf_counter(), time.process_time()
 
-    cached = cache.get(key) if cache is not None and key is not None else None
+    cached = cache.get(key, *_labelled_keys(stage, spec, model, inp, ctx)) if cache is not None and key is not None else None
     if cached is not None:
         result = stage.output.load(cached["result"], inp)
         saved = cached["record"]

@@ -35,7 +35,7 @@ from budgetmem.pipeline.executor import run_step, step_key
 from budgetmem.pipeline.outputs import FACT_LIST, SCORES, TEXT
 from budgetmem.pipeline.policy import Policy, PolicyState
 from budgetmem.pipeline.stages import STAGES, Stage
-from budgetmem.pipeline.tiers import TierSpec, tier_spec
+from budgetmem.pipeline.tiers import TierSpec, provider_of, tier_spec
 from budgetmem.pipeline.trace import QueryResult
 from budgetmem.pipeline.types import (
     CallRecord,
@@ -126,10 +126,7 @@ class Pipeline:
         self.ctx = RunContext(encoder=encoder, settings=settings, llm_for=self._llm_for)
 
     def _llm_for(self, spec: TierSpec) -> LLM:
-        s = self.settings
-        if spec.rung in ("small", "medium", "large"):
-            return self._llm(s.ladder[("small", "medium", "large").index(spec.rung)])
-        return self._llm(s.module_llm)
+        return self._llm(provider_of(spec, self.settings.module_llm, self.settings.ladder))
 
     @property
     def answer_model(self) -> LLM:

@@ -16,7 +16,7 @@ from budgetmem.errors import ConfigError
 from budgetmem.pipeline.stages import MODULES
 from budgetmem.pipeline.types import STRATEGIES, Tier
 
-__all__ = ["TierSpec", "TIERS", "tier_spec"]
+__all__ = ["TierSpec", "TIERS", "tier_spec", "provider_of"]
 
 Method = Literal["rules", "encoder", "llm"]
 Behaviour = Literal["direct", "cot", "reflect"]
@@ -53,6 +53,13 @@ def tier_spec(strategy: str, module: str, tier: Tier) -> TierSpec:
         raise ConfigError(f"unknown strategy {strategy!r}", hint=f"use one of: {', '.join(STRATEGIES)}")
     method, behaviour, rung = _PATTERN[strategy][Tier(tier)]
     return TierSpec(strategy, module, Tier(tier), method, behaviour, rung)
+
+
+def provider_of(spec: TierSpec, module_llm: str, ladder: tuple[str, str, str]) -> str:
+    """The provider string an LLM tier runs on: its rung of the ladder, else the module LLM."""
+    if spec.rung in ("small", "medium", "large"):
+        return ladder[("small", "medium", "large").index(spec.rung)]
+    return module_llm
 
 
 TIERS: dict[tuple[str, str, Tier], TierSpec] = {

@@ -29,9 +29,15 @@ class PostgresModuleCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, *older: str) -> dict[str, Any] | None:
+        """The entry under ``key``, else under the first of ``older`` (keys an earlier
+        version wrote the same computation under); one hit or miss either way."""
         with self._pg._read() as conn:
-            row = conn.execute("SELECT value FROM module_cache WHERE key=%s", (key,)).fetchone()
+            row = None
+            for k in (key, *older):
+                row = conn.execute("SELECT value FROM module_cache WHERE key=%s", (k,)).fetchone()
+                if row is not None:
+                    break
         with self._lock:
             if row is None:
                 self.misses += 1
