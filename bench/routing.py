@@ -209,7 +209,7 @@ def fit(args: argparse.Namespace) -> str:
         "",
         f"Rule map: per question type (as the classifier types them), train F1 of each candidate map on {n} train "
         f"questions ({n // 4} of each LoCoMo type, spread over the split; their ids are in "
-        "`bench/results/routing/fit-sample.json`, which the fit writes) "
+        f"`{sample.relative_to(ROOT)}`, which the fit writes) "
         f"and the one chosen (score F1 - {args.penalty:g} x extraction USD). Escalation's calibration "
         f"(`{args.cheap}` > `{args.costly}`): logistic weights {_weights(cal)} fitted on {f['questions']} train "
         f"questions, on {100 * f['share_not_improved']:.0f}% of which the costly pass did not raise F1; train "
@@ -223,8 +223,19 @@ def fit(args: argparse.Namespace) -> str:
         table(["type", "questions", "chosen", *candidates], rows),
         "",
         "A type with fewer than 3 questions takes the best map over all of them. Read the F1 columns with their n: "
-        "a type's 5-10 questions decide its row, so the map is a cheap baseline, not a finding about the types.",
+        "a handful of questions decides each row, so the map is a cheap baseline, not a finding about the types.",
     ]) + "\n"  # fmt: skip
+
+
+def _steps(trace: dict) -> list[dict]:
+    """Every ledger line of a question: each pass's module steps and answer step."""
+    return [s for t in (trace, *trace.get("passes", [])) for s in (*t["steps"], t.get("answer_step")) if s]
+
+
+def _llm_seconds(trace: dict) -> float:
+    """Seconds of LLM calls the question took when first computed. Steps reused from an
+    earlier pass carry no calls, so nothing is counted twice."""
+    return sum(c["latency_s"] for s in _steps(trace) for c in s["calls"])
 
 
 def _weights(cal) -> str:  # type: ignore[no-untyped-def]
@@ -275,9 +286,9 @@ def frontier(args: argparse.Namespace) -> str:
         ids = common if set(common) <= set(rows) else sorted(rows)
         f1 = [rows[i]["metrics"]["f1"] for i in ids]
         lo, hi = bootstrap_ci(f1)
-        # Wall time of the first computation of each question (cache hits would flatter it):
-        # rows whose every step was a cache hit are left out.
-        walls = [rows[i]["cost"]["wall_s"] for i in ids if rows[i]["trace"].get("cache", {}).get("misses", 1)]
+        # Wall time of questions this run computed: a row with any step served from the cache
+        # (module, answer, or an earlier pass) would flatter it and is left out.
+        walls = [rows[i]["cost"]["wall_s"] for i in ids if not any(s.get("cache_hit") for s in _steps(rows[i]["trace"]))]
         esc = [rows[i]["trace"]["context"].get("escalation") for i in ids]
         points.append({
             "label": _label(d), "dir": d, "n": len(ids), "ids": ids, "f1": 100 * statistics.mean(f1),
@@ -285,12 +296,13 @@ def frontier(args: argparse.Namespace) -> str:
             "ext": 1e6 * statistics.mean(rows[i]["cost"]["extraction_usd"] for i in ids),
             "tot": 1e6 * statistics.mean(rows[i]["cost"]["total_usd"] for i in ids),
             "wall": statistics.median(walls) if walls else None,
+            "llm_s": statistics.median(_llm_seconds(rows[i]["trace"]) for i in ids),
             "escalated": sum(bool(e and e["escalated"]) for e in esc) / len(ids) if any(esc) else None,
         })  # fmt: skip
     order = sorted(points, key=lambda p: (p["n"] < len(common), p["label"].startswith("escalate"), p["ext"]))
     rows = [[p["label"], p["n"], f"{p['f1']:.1f} [{p['lo']:.1f}, {p['hi']:.1f}]", f"{p['ext']:.0f}", f"{p['tot']:.0f}",
              "-" if p["escalated"] is None else f"{100 * p['escalated']:.0f}%",
-             "-" if p["wall"] is None else f"{p['wall']:.1f}"] for p in order]  # fmt: skip
+             f"{p['llm_s']:.1f}", "-" if p["wall"] is None else f"{p['wall']:.1f}"] for p in order]  # fmt: skip
     from _report import table
 
     paired = []
@@ -319,16 +331,18 @@ def frontier(args: argparse.Namespace) -> str:
         f"{os.getloadavg()[0]:.1f} at the end ({args.note}). The first {len(common)} questions of the conversation-level "
         f"test split (seed 0), on which the rows with that n are compared; a row with a smaller n is a system still "
         f"short of them (it resumes), read on its own questions. Answer and module LLM `{args.answer_llm}`, encoder "
-        f"`{args.encoder}`. Routers: the implementation routers of the learned-router benchmark, evaluated here. "
+        f"`{args.encoder}`. Routers: the {args.strategy} routers of the learned-router benchmark, evaluated here. "
         f"Escalation: `{args.cheap}` first, `{args.costly}` when the confidence is below T; the sweep's T "
         f"({', '.join(f'{t:g}' for t in sweep)}) are `{args.thresholds}` (qP: the P-th percentile of the cheap pass's "
-        "confidence on these questions, so about P% escalate). Wall s/q: median over "
-        "questions computed (not served from the module cache) in this run.",
+        "confidence on these questions, so about P% escalate). LLM s/q: median over the questions of the "
+        "seconds their LLM calls took when first computed (a cached call keeps its recorded latency; escalation "
+        "counts both passes), so every row has it however much of it this run found in the module cache. Wall "
+        "s/q: median over the questions this run computed with no step served from the cache ('-': none).",
         "",
         f"Command: `.venv/bin/python bench/routing.py --part frontier --strategy {args.strategy} --questions {args.questions} "
         f"--cheap \"{args.cheap}\" --costly \"{args.costly}\" --thresholds {args.thresholds}` (after `--part runs`)",
         "",
-        table(["system", "n", "F1 [95% CI]", "extraction µ$/q", "total µ$/q", "escalated", "wall s/q"], rows),
+        table(["system", "n", "F1 [95% CI]", "extraction µ$/q", "total µ$/q", "escalated", "LLM s/q", "wall s/q"], rows),
         "",
         "Learned router minus each baseline, paired over the questions both answered (95% bootstrap; extraction µ$ "
         "is the router's extra spend per question):",

@@ -64,3 +64,18 @@ def test_only_implementation_writes_the_packaged_fitted_files() -> None:
     rules, cal = bench.fitted_files("reasoning")
     assert rules.parent == cal.parent == bench.RESULTS / "reasoning"
     assert {rules, cal}.isdisjoint({default_rules_path(), default_calibration_path()})
+
+
+def test_llm_seconds_count_every_pass_once_and_cached_calls_keep_their_latency() -> None:
+    def step(*latencies: float, hit: bool = False) -> dict:
+        return {"cache_hit": hit, "calls": [{"latency_s": x} for x in latencies]}
+
+    # Pass 1 (cheap): two module calls and an answer; pass 2 reuses the first step (no calls,
+    # marked a hit), computes one more, and answers again; a cached call still counts.
+    first = {"steps": [step(1.5), step(2.0, 0.25)], "answer_step": step(0.5)}
+    final = {"steps": [step(hit=True), step(3.0, hit=True)], "answer_step": step(0.75), "passes": [first]}
+    assert bench._llm_seconds(final) == pytest.approx(1.5 + 2.25 + 0.5 + 3.0 + 0.75)
+    assert len(bench._steps(final)) == 6
+    assert any(s["cache_hit"] for s in bench._steps(final))  # so the wall column leaves this row out
+    naive = {"steps": [], "answer_step": step(15.3, hit=True)}  # naive RAG: no module steps at all
+    assert [s["cache_hit"] for s in bench._steps(naive)] == [True]
