@@ -23,6 +23,7 @@ import json
 import sqlite3
 import threading
 import time
+from itertools import chain
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,12 +73,13 @@ class ModuleCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str, *older: str) -> dict[str, Any] | None:
+    def get(self, key: str, older: Iterable[str] = ()) -> dict[str, Any] | None:
         """The entry under ``key``, else under the first of ``older`` (keys an earlier
-        version wrote the same computation under); one hit or miss either way."""
+        version wrote the same computation under; drawn only while nothing is found, so a
+        generator costs nothing on a hit); one hit or miss either way."""
         with self._lock:
             row = None
-            for k in (key, *older):
+            for k in chain((key,), older):
                 row = self._db.execute("SELECT value FROM results WHERE key=?", (k,)).fetchone()
                 if row is not None:
                     break

@@ -10,6 +10,7 @@ text. A failed parse never turns into a silent empty result.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -49,18 +50,18 @@ def _step_key(stage: Stage, spec: TierSpec, model: str | None, inp: ModuleInput,
     return cache_key(["step", spec.module, *_computation(stage, spec, model, inp, ctx)])
 
 
-def _labelled_keys(stage: Stage, spec: TierSpec, model: str | None, inp: ModuleInput, ctx: RunContext) -> list[str]:
+def _labelled_keys(stage: Stage, spec: TierSpec, model: str | None, inp: ModuleInput, ctx: RunContext) -> Iterator[str]:
     """The keys cache files written before the step key dropped the tier label hold this
-    computation under: one per (strategy, tier) that runs it, so those files keep serving."""
+    computation under: one per (strategy, tier) that runs it, so those files keep serving.
+    A generator: the cache draws on it only after the step key missed."""
     s = ctx.settings
     provider = provider_of(spec, s.module_llm, s.ladder) if spec.method == "llm" else None
     rest = _computation(stage, spec, model, inp, ctx)
-    return [
-        cache_key([o.strategy, o.module, o.tier.name, *rest])
-        for o in (tier_spec(strategy, spec.module, tier) for strategy in STRATEGIES for tier in Tier)
-        if (o.method, o.behaviour) == (spec.method, spec.behaviour)
-        and (provider is None or provider_of(o, s.module_llm, s.ladder) == provider)
-    ]
+    for o in (tier_spec(strategy, spec.module, tier) for strategy in STRATEGIES for tier in Tier):
+        if (o.method, o.behaviour) == (spec.method, spec.behaviour) and (
+            provider is None or provider_of(o, s.module_llm, s.ladder) == provider
+        ):
+            yield cache_key([o.strategy, o.module, o.tier.name, *rest])
 
 
 def _computation(stage: Stage, spec: TierSpec, model: str | None, inp: ModuleInput, ctx: RunContext) -> list[Any]:
@@ -88,7 +89,7 @@ def run_step(
     key = _step_key(stage, spec, model, inp, ctx) if cache is not None else None
     wall0, cpu0 = time.perf_counter(), time.process_time()
 
-    cached = cache.get(key, *_labelled_keys(stage, spec, model, inp, ctx)) if cache is not None and key is not None else None
+    cached = cache.get(key, _labelled_keys(stage, spec, model, inp, ctx)) if cache is not None and key is not None else None
     if cached is not None:
         result = stage.output.load(cached["result"], inp)
         saved = cached["record"]

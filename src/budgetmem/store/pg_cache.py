@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Collection
+from itertools import chain
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from budgetmem.store.base import Store
@@ -29,12 +30,13 @@ class PostgresModuleCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str, *older: str) -> dict[str, Any] | None:
+    def get(self, key: str, older: Iterable[str] = ()) -> dict[str, Any] | None:
         """The entry under ``key``, else under the first of ``older`` (keys an earlier
-        version wrote the same computation under); one hit or miss either way."""
+        version wrote the same computation under; drawn only while nothing is found, so a
+        generator costs nothing on a hit); one hit or miss either way."""
         with self._pg._read() as conn:
             row = None
-            for k in (key, *older):
+            for k in chain((key,), older):
                 row = conn.execute("SELECT value FROM module_cache WHERE key=%s", (k,)).fetchone()
                 if row is not None:
                     break
