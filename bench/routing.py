@@ -232,6 +232,45 @@ def _steps(trace: dict) -> list[dict]:
     return [s for t in (trace, *trace.get("passes", [])) for s in (*t["steps"], t.get("answer_step")) if s]
 
 
+def _fixed(label: str) -> bool:
+    """Whether a frontier row is a fixed tier map (``mid``, ``mid,summary=high``): not a
+    router, the rule router, an escalation point or naive RAG."""
+    return not label.startswith(("router", "rules", "escalate", "naive-rag"))
+
+
+def oracle(runs: dict[str, dict[str, dict]], ids: list[str]) -> dict:
+    """The hindsight oracle over fixed tier maps: for each question, the map that scored the
+    best F1 there, the cheapest on a tie. It reads the gold answer, so it is no system; its
+    gap to the best fixed map bounds what routing between those maps, question by question,
+    could gain on these questions. ``runs``: label -> question id -> result row."""
+    import statistics
+
+    picks = [min(runs, key=lambda s: (-runs[s][i]["metrics"]["f1"], runs[s][i]["cost"]["extraction_usd"])) for i in ids]
+    return {
+        "f1": 100 * statistics.mean(runs[s][i]["metrics"]["f1"] for s, i in zip(picks, ids, strict=True)),
+        "ext": 1e6 * statistics.mean(runs[s][i]["cost"]["extraction_usd"] for s, i in zip(picks, ids, strict=True)),
+        "picked": {s: sum(p == s for p in picks) / len(ids) for s in runs},
+        "n": len(ids),
+    }
+
+
+def _oracle_line(points: list[dict], runs: dict[Path, dict], common: list[str]) -> str:
+    fixed = {p["label"]: runs[p["dir"]] for p in points if _fixed(p["label"]) and p["n"] == len(common)}
+    if len(fixed) < 2:
+        return ""
+    o = oracle(fixed, common)
+    best = max((p for p in points if p["label"] in fixed), key=lambda p: p["f1"])
+    shares = ", ".join(f"{s} {100 * v:.0f}%" for s, v in o["picked"].items())
+    return (
+        f"Headroom: a hindsight oracle that takes, for each question, the best-scoring of the fixed maps "
+        f"({', '.join(f'`{s}`' for s in fixed)}; the cheapest on a tie) would score {o['f1']:.1f} F1 at "
+        f"{o['ext']:.0f} µ$ of extraction on these {o['n']} questions ({shares}), against the best fixed map's "
+        f"{best['f1']:.1f} (`{best['label']}`). It reads the gold answers, so it is no system: the gap bounds what "
+        "choosing one of these maps per question could gain (a router that mixes tiers module by module has more "
+        "choices), and it is what a router's training has to find."
+    )
+
+
 def _llm_seconds(trace: dict) -> float:
     """Seconds of LLM calls the question took when first computed. Steps reused from an
     earlier pass carry no calls, so nothing is counted twice."""
@@ -321,6 +360,7 @@ def frontier(args: argparse.Namespace) -> str:
                                   for i in ids)  # fmt: skip
             paired.append([f"{r['label']} - {b['label']}", len(ids), f"{100 * statistics.mean(diffs):+.1f} "
                            f"[{100 * lo:.1f}, {100 * hi:.1f}]", f"{1e6 * ext:+.0f}", verdict])  # fmt: skip
+    headroom = _oracle_line(order, runs, common)
     _plot([p for p in order if p["n"] == len(common)], strat / "frontier.png", args)
     save_json(strat / "frontier.json", [{k: v for k, v in p.items() if k not in ("dir", "ids")} for p in order])
     m = machine_info()
@@ -351,6 +391,7 @@ def frontier(args: argparse.Namespace) -> str:
         if paired else "(no learned router run yet)",
         "",
         f"![{args.strategy} frontier](../bench/results/routing/{args.strategy}/frontier.png)",
+        *(["", headroom] if headroom else []),
     ]) + "\n"  # fmt: skip
 
 

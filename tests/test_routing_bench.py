@@ -79,3 +79,22 @@ def test_llm_seconds_count_every_pass_once_and_cached_calls_keep_their_latency()
     assert any(s["cache_hit"] for s in bench._steps(final))  # so the wall column leaves this row out
     naive = {"steps": [], "answer_step": step(15.3, hit=True)}  # naive RAG: no module steps at all
     assert [s["cache_hit"] for s in bench._steps(naive)] == [True]
+
+
+def test_the_hindsight_oracle_takes_each_questions_best_map_and_the_cheapest_on_a_tie() -> None:
+    def row(f1: float, usd: float) -> dict:
+        return {"metrics": {"f1": f1}, "cost": {"extraction_usd": usd}}
+
+    runs = {
+        "low": {"a": row(0.0, 0.0), "b": row(0.5, 0.0), "c": row(1.0, 0.0)},
+        "mid": {"a": row(1.0, 0.0), "b": row(0.5, 0.0), "c": row(0.0, 0.0)},
+        "high": {"a": row(1.0, 4e-4), "b": row(1.0, 2e-4), "c": row(1.0, 1e-4)},
+    }
+    o = bench.oracle(runs, ["a", "b", "c"])
+    # By hand: a -> mid (ties high at 1.0, costs less), b -> high (1.0 against 0.5), c -> low
+    # (ties high, free). F1 mean (1 + 1 + 1) / 3; extraction (0 + 200 + 0) / 3 µ$.
+    assert o["f1"] == pytest.approx(100.0)
+    assert o["ext"] == pytest.approx(200 / 3)
+    assert o["picked"] == pytest.approx({"low": 1 / 3, "mid": 1 / 3, "high": 1 / 3})
+    assert [bench._fixed(x) for x in ("mid,summary=high", "router λ=0", "rules", "naive-rag", "escalate-mid>high@0.5")] == [
+        True, False, False, False, False]  # fmt: skip
