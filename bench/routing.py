@@ -238,14 +238,18 @@ def _fixed(label: str) -> bool:
     return not label.startswith(("router", "rules", "escalate", "naive-rag"))
 
 
-def oracle(runs: dict[str, dict[str, dict]], ids: list[str]) -> dict:
+def oracle(runs: dict[str, dict[str, dict]], ids: list[str], prefer: str | None = None) -> dict:
     """The hindsight oracle over fixed tier maps: for each question, the map that scored the
-    best F1 there, the cheapest on a tie. It reads the gold answer, so it is no system; its
+    best F1 there; on a tie ``prefer`` (the best map overall), then the cheapest, so its picks
+    show where it departs from that map. It reads the gold answer, so it is no system; its
     gap to the best fixed map bounds what routing between those maps, question by question,
     could gain on these questions. ``runs``: label -> question id -> result row."""
     import statistics
 
-    picks = [min(runs, key=lambda s: (-runs[s][i]["metrics"]["f1"], runs[s][i]["cost"]["extraction_usd"])) for i in ids]
+    def rank(s: str, i: str) -> tuple:
+        return -runs[s][i]["metrics"]["f1"], s != prefer, runs[s][i]["cost"]["extraction_usd"]
+
+    picks = [min(runs, key=lambda s: rank(s, i)) for i in ids]
     return {
         "f1": 100 * statistics.mean(runs[s][i]["metrics"]["f1"] for s, i in zip(picks, ids, strict=True)),
         "ext": 1e6 * statistics.mean(runs[s][i]["cost"]["extraction_usd"] for s, i in zip(picks, ids, strict=True)),
@@ -258,14 +262,15 @@ def _oracle_line(points: list[dict], runs: dict[Path, dict], common: list[str]) 
     fixed = {p["label"]: runs[p["dir"]] for p in points if _fixed(p["label"]) and p["n"] == len(common)}
     if len(fixed) < 2:
         return ""
-    o = oracle(fixed, common)
     best = max((p for p in points if p["label"] in fixed), key=lambda p: p["f1"])
-    shares = ", ".join(f"{s} {100 * v:.0f}%" for s, v in o["picked"].items())
+    o = oracle(fixed, common, prefer=best["label"])
+    shares = ", ".join(f"`{s}` on {100 * v:.0f}%" for s, v in o["picked"].items() if s != best["label"] and v)
     return (
         f"Headroom: a hindsight oracle that takes, for each question, the best-scoring of the fixed maps "
-        f"({', '.join(f'`{s}`' for s in fixed)}; the cheapest on a tie) would score {o['f1']:.1f} F1 at "
-        f"{o['ext']:.0f} µ$ of extraction on these {o['n']} questions ({shares}), against the best fixed map's "
-        f"{best['f1']:.1f} (`{best['label']}`). It reads the gold answers, so it is no system: the gap bounds what "
+        f"({', '.join(f'`{s}`' for s in fixed)}; on a tie the best map overall, then the cheapest) would score "
+        f"{o['f1']:.1f} F1 at {o['ext']:.0f} µ$ of extraction on these {o['n']} questions, against the best fixed "
+        f"map's {best['f1']:.1f} (`{best['label']}`); it departs from `{best['label']}` for {shares or 'none'} of "
+        f"them. It reads the gold answers, so it is no system: the gap bounds what "
         "choosing one of these maps per question could gain (a router that mixes tiers module by module has more "
         "choices), and it is what a router's training has to find."
     )

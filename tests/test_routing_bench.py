@@ -96,5 +96,9 @@ def test_the_hindsight_oracle_takes_each_questions_best_map_and_the_cheapest_on_
     assert o["f1"] == pytest.approx(100.0)
     assert o["ext"] == pytest.approx(200 / 3)
     assert o["picked"] == pytest.approx({"low": 1 / 3, "mid": 1 / 3, "high": 1 / 3})
+    # Preferring the best map overall on a tie: c -> high (ties low at 1.0), extraction (0 + 200 + 100) / 3.
+    o = bench.oracle(runs, ["a", "b", "c"], prefer="high")
+    assert o["f1"] == pytest.approx(100.0) and o["ext"] == pytest.approx(100 * (4 + 2 + 1) / 3)
+    assert o["picked"] == pytest.approx({"low": 0, "mid": 0, "high": 1})
     assert [bench._fixed(x) for x in ("mid,summary=high", "router λ=0", "rules", "naive-rag", "escalate-mid>high@0.5")] == [
         True, False, False, False, False]  # fmt: skip
