@@ -17,7 +17,7 @@ from fakes import ScriptedFakeLLM
 from test_pipeline import ANSWER, MODEL, smart_script
 
 from budgetmem import BudgetMem, Settings
-from budgetmem.errors import ConfigError
+from budgetmem.errors import ConfigError, NotFoundError
 from budgetmem.llm.base import Completion, Message
 from budgetmem.pipeline.policy import parse_policy
 from budgetmem.pipeline.stages import MODULES
@@ -340,6 +340,19 @@ def test_target_cost_state_survives_a_restart(settings, make_mem, tmp_path) -> N
         r2 = mem.query(QUESTIONS[1], policy=family, target_usd=0.004)  # type: ignore[arg-type]
         assert r2.context["budget"]["queries"] == 1 and r2.context["budget"]["target_usd"] == 0.004
         assert mem.reset_budget() and mem.budget() is None
+
+
+def test_forgetting_a_namespace_forgets_its_target_cost_state(settings, make_mem, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    family = PolicyFamily({0.0: parse_policy("high"), 1.0: parse_policy("low")})
+    with make_mem(settings, _llms(tokens=(1000, 100))) as mem:
+        _controlled_run(mem, family, 0.002, 3, QUESTIONS)
+        ControlStore(mem.store).put("other", CONTROL_NAME, {"knob": 0.9})  # another namespace's state
+        assert mem.budget() is not None
+        report = mem.forget()
+        assert report.namespace_removed and mem.budget() is None
+        assert ControlStore(mem.store).get("other", CONTROL_NAME) == {"knob": 0.9}  # untouched
+        with pytest.raises(NotFoundError):
+            mem.forget()  # nothing left to forget: the store's own error, raised before anything changes
 
 
 def test_controller_dual_ascent_by_hand(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -460,7 +460,11 @@ class BudgetMem:
 
     def forget(self, *, vacuum: bool = True) -> ForgetReport:
         """Forget the whole namespace, as :meth:`delete` does for each chunk, and the namespace
-        itself (its encoder binding and write policy). Adding to it again starts afresh."""
+        itself (its encoder binding, write policy and target-cost state). Adding to it again
+        starts afresh."""
+        self.store.require_namespace(self.namespace, counts=False)
+        # Before the store forgets, so its wipe covers the control row as well.
+        self.reset_budget()
         return self._forgotten(self.store.forget_namespace(self.namespace, vacuum=vacuum), vacuum)
 
     def _forgotten(self, removed: Removed, vacuum: bool) -> ForgetReport:
