@@ -250,9 +250,10 @@ def oracle(runs: dict[str, dict[str, dict]], ids: list[str], prefer: str | None 
         return -runs[s][i]["metrics"]["f1"], s != prefer, runs[s][i]["cost"]["extraction_usd"]
 
     picks = [min(runs, key=lambda s: rank(s, i)) for i in ids]
+    chosen = [runs[s][i] for s, i in zip(picks, ids, strict=True)]
     return {
-        "f1": 100 * statistics.mean(runs[s][i]["metrics"]["f1"] for s, i in zip(picks, ids, strict=True)),
-        "ext": 1e6 * statistics.mean(runs[s][i]["cost"]["extraction_usd"] for s, i in zip(picks, ids, strict=True)),
+        "f1": 100 * statistics.mean(r["metrics"]["f1"] for r in chosen),
+        "ext": 1e6 * statistics.mean(r["cost"]["extraction_usd"] for r in chosen),
         "picked": {s: sum(p == s for p in picks) / len(ids) for s in runs},
         "n": len(ids),
     }

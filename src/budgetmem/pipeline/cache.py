@@ -23,8 +23,8 @@ import json
 import sqlite3
 import threading
 import time
-from itertools import chain
 from collections.abc import Collection, Iterable
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from itertools import chain
 from collections.abc import Collection, Iterable
+from itertools import chain
 from typing import Any
 
 from budgetmem.store.base import Store
